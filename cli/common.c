@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+/* common.c - options, archive opening, exit codes, audit, output helpers. */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/log.h"
+#include "../lib/util.h"
+
+void cli_init(mv_cli *c, const char *cmd)
+{
+    memset(c, 0, sizeof *c);
+    c->cmd = cmd;
+    c->archive = getenv("MAILVAULT_ARCHIVE");
+    c->keys.key_file = getenv("MAILVAULT_KEY_FILE");
+    c->keys.passphrase_file = getenv("MAILVAULT_PASSPHRASE_FILE");
+    if (c->keys.key_file && !*c->keys.key_file)
+        c->keys.key_file = NULL;
+    if (c->keys.passphrase_file && !*c->keys.passphrase_file)
+        c->keys.passphrase_file = NULL;
+    /* An explicit option of one kind overrides an environment of the other. */
+    if (!c->archive || !*c->archive)
+        c->archive = "./archive";
+}
+
+void cli_free(mv_cli *c)
+{
+    mv_buf_free(&c->detail);
+}
+
+int cli_global_opt(mv_cli *c, int opt, const char *arg)
+{
+    switch (opt) {
+    case 'A':
+        c->archive = arg;
+        return 1;
+    case 'K':
+        c->keys.key_file = arg;
+        c->keys.passphrase_file = NULL;
+        return 1;
+    case 'P':
+        c->keys.passphrase_file = arg;
+        c->keys.key_file = NULL;
+        return 1;
+    case 'F':
+        if (strcmp(arg, "json") == 0)
+            c->json = 1;
+        else if (strcmp(arg, "text") == 0 || strcmp(arg, "table") == 0)
+            c->json = 0;
+        else {
+            fprintf(stderr, "mailvault %s: --format must be text or json\n", c->cmd);
+            return -1;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+mv_status cli_open(mv_cli *c, mv_store **out, mv_err *err)
+{
+    mv_status st = mv_store_open(c->archive, &c->keys, out, err);
+    if (st == MV_OK)
+        return st;
+    /* A refused open is audited nowhere (no archive to write to) but is
+     * still reported clearly. */
+    return st;
+}
+
+int cli_exit_code(mv_status st)
+{
+    switch (st) {
+    case MV_OK:
+        return EXIT_OK;
+    case MV_EUSAGE:
+        return EXIT_USAGE;
+    case MV_EMALFORMED:
+    case MV_ECRYPTO:
+        return EXIT_DATAERR;
+    case MV_ENOTFOUND:
+        return EXIT_NOINPUT;
+    case MV_EEXIST:
+        return EXIT_CANTCREAT;
+    case MV_EIO:
+    case MV_ESTORE:
+    case MV_EINDEX:
+        return EXIT_IOERR;
+    case MV_ETEMP:
+        return EXIT_TEMPFAIL;
+    case MV_EPERM:
+    case MV_ENOKEY:
+        return EXIT_NOPERM;
+    case MV_ELIMIT:
+        return EXIT_DATAERR;
+    default:
+        return EXIT_SOFTWARE;
+    }
+}
+
+void cli_detail(mv_cli *c, const char *fmt, ...)
+{
+    va_list ap;
+    char tmp[1024];
+    va_start(ap, fmt);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (c->detail.len)
+        mv_buf_append_byte(&c->detail, ' ');
+    mv_buf_append_str(&c->detail, tmp);
+}
+
+int cli_finish(mv_cli *c, mv_store *s, mv_status st, const mv_err *err)
+{
+    const char *msg = st ? (err && err->msg[0] ? err->msg : mv_status_str(st)) : "ok";
+    if (s) {
+        mv_err aerr = {0};
+        if (mv_store_audit(s, mv_current_user(), c->cmd, c->detail.len ? (char *)c->detail.data : "",
+                           st, msg, &aerr) != MV_OK) {
+            fprintf(stderr, "mailvault %s: cannot write the audit record: %s\n", c->cmd, aerr.msg);
+            if (!st)
+                st = aerr.code ? aerr.code : MV_ESTORE, msg = aerr.msg;
+        }
+        mv_store_close(s);
+    }
+    if (st)
+        fprintf(stderr, "mailvault %s: %s\n", c->cmd, msg);
+    cli_free(c);
+    return cli_exit_code(st);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "mailvault %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(see: mailvault %s --help)\n", cmd);
+    return EXIT_USAGE;
+}
+
+int cli_parse_u64(const char *s, uint64_t *v)
+{
+    char *end;
+    if (!s || !*s || *s == '-' || *s == '+')
+        return -1;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (errno || *end)
+        return -1;
+    *v = x;
+    return 0;
+}
+
+/* utf8_len - length of the valid UTF-8 sequence at p, 0 if invalid. */
+static size_t utf8_len(const unsigned char *p)
+{
+    if (p[0] < 0x80)
+        return 1;
+    size_t n = (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
+    if (!n || (n == 2 && p[0] < 0xc2))
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+void json_str(FILE *f, const char *s)
+{
+    if (!s) {
+        fputs("null", f);
+        return;
+    }
+    fputc('"', f);
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        if (*p == '"' || *p == '\\') {
+            fputc('\\', f);
+            fputc(*p++, f);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            fprintf(f, "\\u%04x", *p++);
+        } else {
+            size_t n = utf8_len(p);
+            if (!n) {
+                fputs("\\ufffd", f);
+                p++;
+            } else {
+                fwrite(p, 1, n, f);
+                p += n;
+            }
+        }
+    }
+    fputc('"', f);
+}
+
+void json_kv_str(FILE *f, const char *k, const char *v, int comma)
+{
+    fprintf(f, "%s\"%s\":", comma ? "," : "", k);
+    json_str(f, v);
+}
+
+void json_kv_u64(FILE *f, const char *k, uint64_t v, int comma)
+{
+    fprintf(f, "%s\"%s\":%llu", comma ? "," : "", k, (unsigned long long)v);
+}
+
+void text_safe(FILE *f, const char *s)
+{
+    if (!s)
+        return;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, f);
+}
+
+int cli_getopt(mv_cli *c, int argc, char **argv, const struct option *extra, cli_opt_fn fn,
+               void *ctx, void (*help)(void))
+{
+    static const struct option global[] = {CLI_GLOBAL_OPTS};
+    size_t ng = sizeof global / sizeof *global, ne = 0;
+    while (extra && extra[ne].name)
+        ne++;
+    struct option *all = mv_xcalloc(ng + ne + 1, sizeof *all);
+    memcpy(all, global, sizeof global);
+    if (ne)
+        memcpy(all + ng, extra, ne * sizeof *extra);
+    int opt, rc = 0;
+    optind = 1;
+    opterr = 0;
+    while (!rc && (opt = getopt_long(argc, argv, "h", all, NULL)) != -1) {
+        if (opt == 'h') {
+            help();
+            rc = 1;
+            break;
+        }
+        if (opt == '?') {
+            rc = -1;
+            cli_usage_error(c->cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+            break;
+        }
+        int g = cli_global_opt(c, opt, optarg);
+        if (g < 0 || (!g && fn(ctx, opt, optarg) < 0))
+            rc = -1;
+    }
+    free(all);
+    return rc;
+}
+
+int cli_no_opt(void *ctx, int opt, const char *arg)
+{
+    (void)ctx, (void)opt, (void)arg;
+    return -1;
+}

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/* import.h - `mailvault import`: files into the one pipeline.
+ *
+ * Every message found under the paths is spooled (synced, in batches) and
+ * handed to the pipeline.  An arrival is known by its origin and the
+ * SHA-256 of its bytes (a keyed hash of both), so importing the same file
+ * again adds nothing, and an import interrupted at any point (Ctrl-C,
+ * kill -9) and run again loses nothing and doubles nothing: arrivals left
+ * in the spool are replayed first. */
+#ifndef MV_INGEST_IMPORT_H
+#define MV_INGEST_IMPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../lib/err.h"
+#include "../store/store.h"
+
+typedef struct mv_import_opts {
+    unsigned workers; /* 0 = CPUs */
+    int progress;     /* draw a progress bar when stderr is a terminal */
+    int quiet;        /* no per-file warnings on stderr */
+} mv_import_opts;
+
+typedef struct mv_import_result {
+    uint64_t found;        /* messages found in the files */
+    uint64_t imported;     /* new messages */
+    uint64_t duplicates;   /* arrivals merged into an existing message as a copy */
+    uint64_t already;      /* arrivals imported before (nothing added) */
+    uint64_t replayed;     /* arrivals left in the spool by an earlier run */
+    uint64_t defective;    /* new messages archived with recorded defects */
+    uint64_t failed;       /* messages that could not be read or processed (kept in the spool when read) */
+    uint64_t skipped_files;/* files that are not mail */
+    uint64_t bytes;        /* bytes of the messages found */
+    uint64_t stored_bytes; /* sealed bytes written */
+    double seconds;
+} mv_import_result;
+
+MV_NODISCARD mv_status mv_import(mv_store *s, char *const *paths, size_t npaths,
+                                 const mv_import_opts *o, mv_import_result *r, mv_err *err);
+
+#endif

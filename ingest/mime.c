@@ -1,0 +1,973 @@
+/* SPDX-License-Identifier: MIT */
+/* mime.c - summarise one message through GMime: decoded headers, parts,
+ * defects, the content hash and the dedup digest (docs/dedup.md).
+ *
+ * Thread safety: every call builds its own GMimeParserOptions and
+ * GMimeFormatOptions and touches no mutable global state of ours; GMime's
+ * shared state (charset tables, iconv cache) is initialised once by
+ * g_mime_init and is internally locked.
+ *
+ * LIMITS: the raw bytes are scanned before GMime sees them, so a header
+ * block over max_header_bytes, a message over max_parse_bytes or one with
+ * more boundary-like lines than max_parts is never given whole to GMime
+ * (GMime builds every part in memory before we can count them).  Only its
+ * header block is parsed and the defect MV_DEFECT_NOT_PARSED is set. */
+#include "mime.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gmime/gmime.h>
+#include <openssl/evp.h>
+
+#include "../lib/buf.h"
+
+#define DEDUP_TAG "mailvault-dedup-v1"
+#define DEDUP_RAW_TAG "mailvault-dedup-raw-v1"
+#define MAX_LINE 998 /* RFC 5322 2.1.1 */
+
+void mv_mime_limits_default(mv_mime_limits *l)
+{
+    l->max_depth = 64;
+    l->max_parts = 10000;
+    l->max_header_bytes = (size_t)1 << 20;
+    l->max_names = 1000;
+    l->max_parse_bytes = (size_t)256 << 20;
+}
+
+static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
+
+static void gmime_init_once(void)
+{
+    g_mime_init();
+}
+
+void mv_mime_init(void)
+{
+    pthread_once(&gmime_once, gmime_init_once);
+}
+
+/* A growable array of malloc'd strings. */
+typedef struct strvec {
+    char **v;
+    size_t n, cap;
+} strvec;
+
+static void strvec_push(strvec *s, char *str)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 8;
+        s->v = mv_xrealloc(s->v, s->cap * sizeof *s->v);
+    }
+    s->v[s->n++] = str;
+}
+
+static void strvec_free(strvec *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+    s->v = NULL;
+    s->n = s->cap = 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* strvec_sort_unique - sort bytewise and drop repeats. */
+static void strvec_sort_unique(strvec *s)
+{
+    if (s->n < 2)
+        return;
+    qsort(s->v, s->n, sizeof *s->v, cmp_str);
+    size_t w = 1;
+    for (size_t i = 1; i < s->n; i++) {
+        if (strcmp(s->v[i], s->v[w - 1]) == 0)
+            free(s->v[i]);
+        else
+            s->v[w++] = s->v[i];
+    }
+    s->n = w;
+}
+
+/* Per-call state of one summary. */
+typedef struct walk {
+    mv_mime_limits lim;
+    mv_msginfo *mi;
+    GMimeFormatOptions *fmt;
+    EVP_MD_CTX *body;  /* body hash: every body text part, length-prefixed */
+    strvec content;    /* hex SHA-256 of every other leaf and attached message */
+    strvec names;      /* attachment names kept */
+    mv_buf tmp;        /* scratch for decoding */
+    mv_buf norm;       /* scratch for normalising */
+    unsigned nodes;    /* objects walked, for max_parts */
+} walk;
+
+static void sha256_hex(const void *p, size_t n, char out[65])
+{
+    uint8_t md[32];
+    unsigned len = 0;
+    /* EVP_Digest cannot fail for SHA-256 short of an OpenSSL bug */
+    if (!EVP_Digest(p, n, md, &len, EVP_sha256(), NULL))
+        mv_assert_fail("EVP_Digest", __FILE__, __LINE__);
+    mv_hex(md, 32, out);
+}
+
+static void ascii_lower(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s - 'A' + 'a');
+}
+
+/* dup_g - copy a GLib string into malloc'd memory (callers free() it) and
+ * release the original. */
+static char *dup_g(char *g)
+{
+    if (!g)
+        return NULL;
+    char *s = mv_xstrdup(g);
+    g_free(g);
+    return s;
+}
+
+static void on_warning(gint64 offset, GMimeParserWarning code, const gchar *item, gpointer user)
+{
+    (void)offset;
+    (void)item;
+    uint32_t *d = user;
+    switch (code) {
+    case GMIME_WARN_DUPLICATED_HEADER:
+    case GMIME_CRIT_CONFLICTING_HEADER:
+        *d |= MV_DEFECT_DUP_HEADER;
+        break;
+    case GMIME_WARN_UNENCODED_8BIT_HEADER:
+        *d |= MV_DEFECT_8BIT_HEADER;
+        break;
+    case GMIME_WARN_INVALID_RFC2047_HEADER_VALUE:
+        *d |= MV_DEFECT_BAD_ENCODING;
+        break;
+    case GMIME_WARN_MALFORMED_MULTIPART:
+    case GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY:
+    case GMIME_WARN_PART_WITHOUT_CONTENT:
+    case GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT:
+        *d |= MV_DEFECT_BAD_BOUNDARY;
+        break;
+    case GMIME_CRIT_NESTING_OVERFLOW:
+        *d |= MV_DEFECT_DEPTH_LIMIT;
+        break;
+    default:
+        /* the rest (invalid parameters, address lists, header names, a
+         * message that ends inside its header block) are visible in the
+         * summary itself; no bit of their own */
+        break;
+    }
+}
+
+/* Raw-byte facts found by one pass over the message. */
+typedef struct rawscan {
+    size_t header_bytes; /* offset of the body */
+    size_t header_end;   /* end of the last header line (before the blank line) */
+    size_t boundaries;   /* lines starting with "--": an upper bound on MIME parts */
+    uint32_t defects;
+} rawscan;
+
+/* scan_raw - line endings, NULs, 8-bit header bytes, long lines and where
+ * the header block ends, in one pass. */
+static void scan_raw(const uint8_t *p, size_t n, rawscan *r)
+{
+    size_t crlf = 0, lf = 0, i = 0;
+    int in_header = 1;
+    memset(r, 0, sizeof *r);
+    r->header_bytes = n;
+    r->header_end = n;
+    while (i < n) {
+        const uint8_t *nl = memchr(p + i, '\n', n - i);
+        size_t end = nl ? (size_t)(nl - p) : n; /* index of LF or n */
+        size_t cont = end;                      /* end of the line's content */
+        if (nl) {
+            if (end > i && p[end - 1] == '\r') {
+                crlf++;
+                cont = end - 1;
+            } else {
+                lf++;
+            }
+        }
+        if (cont - i > MAX_LINE)
+            r->defects |= MV_DEFECT_LONG_LINE;
+        if (memchr(p + i, '\0', cont - i))
+            r->defects |= MV_DEFECT_NUL;
+        if (memchr(p + i, '\r', cont - i))
+            r->defects |= MV_DEFECT_BARE_CR;
+        if (cont - i >= 2 && p[i] == '-' && p[i + 1] == '-')
+            r->boundaries++;
+        if (in_header) {
+            if (cont == i && nl) {
+                /* the blank line ends the header block */
+                in_header = 0;
+                r->header_end = i;
+                r->header_bytes = end + 1;
+            } else {
+                for (size_t k = i; k < cont; k++)
+                    if (p[k] & 0x80) {
+                        r->defects |= MV_DEFECT_8BIT_HEADER;
+                        break;
+                    }
+            }
+        }
+        i = nl ? end + 1 : n;
+    }
+    if (crlf && lf)
+        r->defects |= MV_DEFECT_BARE_LF;
+}
+
+/* trim_ws - bounds of s without surrounding ASCII whitespace. */
+static void trim_ws(const char **s, size_t *n)
+{
+    const char *a = *s;
+    size_t len = *n;
+    while (len && isspace((unsigned char)a[0]))
+        a++, len--;
+    while (len && isspace((unsigned char)a[len - 1]))
+        len--;
+    *s = a;
+    *n = len;
+}
+
+/* collect_addrs - add the lower-cased addr-specs of list to v, expanding
+ * groups (depth-bounded: GMime accepts nested groups). */
+static void collect_addrs(InternetAddressList *list, strvec *v, int depth)
+{
+    if (!list || depth > 8)
+        return;
+    int len = internet_address_list_length(list);
+    for (int i = 0; i < len; i++) {
+        InternetAddress *ia = internet_address_list_get_address(list, i);
+        if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
+            const char *a = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
+            if (a && *a) {
+                char *s = mv_xstrdup(a);
+                ascii_lower(s);
+                strvec_push(v, s);
+            }
+        } else if (INTERNET_ADDRESS_IS_GROUP(ia)) {
+            collect_addrs(internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia)), v,
+                          depth + 1);
+        }
+    }
+}
+
+/* first_mailbox - first addr-spec in list, groups expanded. */
+static const char *first_mailbox(InternetAddressList *list, int depth)
+{
+    if (!list || depth > 8)
+        return NULL;
+    int len = internet_address_list_length(list);
+    for (int i = 0; i < len; i++) {
+        InternetAddress *ia = internet_address_list_get_address(list, i);
+        if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
+            const char *a = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
+            if (a && *a)
+                return a;
+        } else if (INTERNET_ADDRESS_IS_GROUP(ia)) {
+            const char *a = first_mailbox(
+                internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia)), depth + 1);
+            if (a)
+                return a;
+        }
+    }
+    return NULL;
+}
+
+/* format_addrs - "Name <addr>, addr, Group: a, b;" in UTF-8.  Our own,
+ * because internet_address_list_to_string converts every domain through
+ * IDNA, which was a tenth of the whole summary's time. */
+static void format_addrs(InternetAddressList *list, mv_buf *b, int depth)
+{
+    int len = internet_address_list_length(list);
+    for (int i = 0; i < len; i++) {
+        InternetAddress *ia = internet_address_list_get_address(list, i);
+        const char *name = internet_address_get_name(ia);
+        if (b->len && b->data[b->len - 1] != ' ')
+            mv_buf_append_str(b, ", ");
+        if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
+            const char *a = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
+            if (name && *name)
+                mv_buf_printf(b, "%s <%s>", name, a ? a : "");
+            else
+                mv_buf_append_str(b, a ? a : "");
+        } else if (INTERNET_ADDRESS_IS_GROUP(ia)) {
+            mv_buf_printf(b, "%s: ", name ? name : "");
+            if (depth < 8)
+                format_addrs(internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia)), b,
+                             depth + 1);
+            while (b->len && (b->data[b->len - 1] == ' ' || b->data[b->len - 1] == ','))
+                b->data[--b->len] = '\0';
+            mv_buf_append_byte(b, ';');
+        }
+    }
+}
+
+/* addr_field - the decoded display form of an address header: from the
+ * parsed list, or the decoded text when GMime found no address in it. */
+static char *addr_field(GMimeMessage *msg, GMimeParserOptions *opts, const char *name,
+                        InternetAddressList *list)
+{
+    const char *raw = g_mime_object_get_header(GMIME_OBJECT(msg), name);
+    if (!raw)
+        return NULL;
+    if (list && internet_address_list_length(list) > 0) {
+        mv_buf b = MV_BUF_INIT;
+        format_addrs(list, &b, 0);
+        mv_buf_append(&b, "", 0);
+        return (char *)mv_buf_steal(&b, NULL);
+    }
+    return dup_g(g_mime_utils_header_decode_text(opts, raw));
+}
+
+/* normalise_text - the body normalisation of docs/dedup.md: CRLF -> LF,
+ * trailing SP/HT of each line removed, trailing empty lines removed. */
+static void normalise_text(const uint8_t *p, size_t n, mv_buf *out)
+{
+    size_t i = 0, keep = 0; /* keep = out length up to the last non-empty line */
+    mv_buf_reset(out);
+    while (i < n) {
+        const uint8_t *nl = memchr(p + i, '\n', n - i);
+        size_t end = nl ? (size_t)(nl - p) : n;
+        size_t cont = end;
+        if (nl && cont > i && p[cont - 1] == '\r')
+            cont--;
+        while (cont > i && (p[cont - 1] == ' ' || p[cont - 1] == '\t'))
+            cont--;
+        if (out->len)
+            mv_buf_append_byte(out, '\n');
+        mv_buf_append(out, p + i, cont - i);
+        if (cont > i)
+            keep = out->len;
+        i = nl ? end + 1 : n;
+    }
+    out->len = keep;
+    if (out->data)
+        out->data[keep] = '\0';
+}
+
+/* crlf_to_lf - copy with every CRLF turned into LF. */
+static void crlf_to_lf(const uint8_t *p, size_t n, mv_buf *out)
+{
+    mv_buf_reset(out);
+    mv_buf_reserve(out, n);
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
+            continue;
+        out->data[w++] = p[i];
+    }
+    out->len = w;
+    out->data[w] = '\0';
+}
+
+/* check_encoded - look at a part's transfer-encoded bytes for characters
+ * the decoder silently drops (base64) or escapes that mean nothing (QP). */
+static int encoded_ok(GMimeContentEncoding enc, const uint8_t *p, size_t n)
+{
+    if (enc == GMIME_CONTENT_ENCODING_BASE64) {
+        for (size_t i = 0; i < n; i++) {
+            uint8_t c = p[i];
+            if (!(isalnum(c) || c == '+' || c == '/' || c == '=' || c == '\r' || c == '\n' ||
+                  c == ' ' || c == '\t'))
+                return 0;
+        }
+    } else if (enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE) {
+        for (size_t i = 0; i < n; i++) {
+            if (p[i] != '=')
+                continue;
+            if (i + 2 < n + 0 && isxdigit(p[i + 1]) && isxdigit(p[i + 2]))
+                continue;
+            /* a soft line break: '=' then optional blanks then the line end */
+            size_t k = i + 1;
+            while (k < n && (p[k] == ' ' || p[k] == '\t'))
+                k++;
+            if (k == n || p[k] == '\n' || (p[k] == '\r' && k + 1 < n && p[k + 1] == '\n'))
+                continue;
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* stream_bytes - the whole of a GMime stream into out (reset first). */
+static void stream_bytes(GMimeStream *s, mv_buf *out)
+{
+    mv_buf_reset(out);
+    if (!s)
+        return;
+    if (g_mime_stream_reset(s) < 0)
+        return;
+    for (;;) {
+        mv_buf_reserve(out, 8192);
+        ssize_t r = g_mime_stream_read(s, (char *)out->data + out->len, 8192);
+        if (r <= 0)
+            break;
+        out->len += (size_t)r;
+    }
+    out->data[out->len] = '\0';
+    g_mime_stream_reset(s);
+}
+
+/* decode_part - a leaf's content with the transfer encoding undone. */
+static void decode_part(walk *w, GMimePart *part, mv_buf *out)
+{
+    mv_buf_reset(out);
+    GMimeDataWrapper *dw = g_mime_part_get_content(part);
+    if (!dw)
+        return;
+    GMimeContentEncoding enc = g_mime_data_wrapper_get_encoding(dw);
+    if (enc == GMIME_CONTENT_ENCODING_BASE64 || enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE) {
+        stream_bytes(g_mime_data_wrapper_get_stream(dw), out);
+        if (!encoded_ok(enc, out->data, out->len))
+            w->mi->defects |= MV_DEFECT_BAD_ENCODING;
+    }
+    GByteArray *ba = g_byte_array_new();
+    GMimeStream *ms = g_mime_stream_mem_new_with_byte_array(ba); /* owns ba */
+    if (g_mime_data_wrapper_write_to_stream(dw, ms) < 0)
+        w->mi->defects |= MV_DEFECT_BAD_ENCODING;
+    mv_buf_reset(out);
+    mv_buf_append(out, ba->data, ba->len);
+    g_object_unref(ms);
+}
+
+/* check_charset - a body part whose charset nobody can convert, or that
+ * claims UTF-8 and is not, cannot be read as text. */
+static void check_charset(walk *w, GMimeObject *obj, const mv_buf *content)
+{
+    const char *cs = g_mime_object_get_content_type_parameter(obj, "charset");
+    if (!cs)
+        return;
+    const char *canon = g_mime_charset_canon_name(cs);
+    if (!canon)
+        canon = cs;
+    if (!g_ascii_strcasecmp(canon, "utf-8")) {
+        if (!g_utf8_validate((const char *)content->data, (gssize)content->len, NULL))
+            w->mi->defects |= MV_DEFECT_BAD_ENCODING;
+        return;
+    }
+    if (!g_ascii_strcasecmp(canon, "us-ascii") || !g_ascii_strcasecmp(canon, "iso-8859-1"))
+        return;
+    iconv_t cd = g_mime_iconv_open("UTF-8", cs);
+    if (cd == (iconv_t)-1)
+        w->mi->defects |= MV_DEFECT_BAD_ENCODING;
+    else
+        g_mime_iconv_close(cd);
+}
+
+static void keep_name(walk *w, const char *name)
+{
+    if (name && *name && w->names.n < w->lim.max_names)
+        strvec_push(&w->names, mv_xstrdup(name));
+}
+
+static void add_content_hash(walk *w, const void *p, size_t n)
+{
+    char hex[65];
+    sha256_hex(p, n, hex);
+    strvec_push(&w->content, mv_xstrdup(hex));
+}
+
+/* is_plain_or_html - body text types: only these make up the body hash. */
+static int is_plain_or_html(GMimeContentType *ct)
+{
+    return ct && (g_mime_content_type_is_type(ct, "text", "plain") ||
+                  g_mime_content_type_is_type(ct, "text", "html"));
+}
+
+static void walk_object(walk *w, GMimeObject *obj, unsigned depth, int attached);
+
+/* hash_body_text - one body text part into the body hash, normalised and
+ * length-prefixed. */
+static void hash_body_text(walk *w, const uint8_t *p, size_t n)
+{
+    normalise_text(p, n, &w->norm);
+    uint8_t len[4];
+    mv_assert(w->norm.len <= UINT32_MAX);
+    mv_be32_put(len, (uint32_t)w->norm.len);
+    if (!EVP_DigestUpdate(w->body, len, 4) ||
+        (w->norm.len && !EVP_DigestUpdate(w->body, w->norm.data, w->norm.len)))
+        mv_assert_fail("EVP_DigestUpdate", __FILE__, __LINE__);
+}
+
+/* walk_leaf - classify one leaf part: body text, attachment or other
+ * content; hash it for the dedup digest unless it sits inside an attached
+ * message (whose own hash covers it). */
+static void walk_leaf(walk *w, GMimePart *part, int attached)
+{
+    GMimeObject *obj = GMIME_OBJECT(part);
+    GMimeContentType *ct = g_mime_object_get_content_type(obj);
+    const char *fname = g_mime_part_get_filename(part);
+    int is_text = ct && g_mime_content_type_is_type(ct, "text", "*");
+    int is_att = g_mime_part_is_attachment(part) || (!is_text && fname && *fname);
+    int is_body = !is_att && is_plain_or_html(ct);
+
+    w->mi->n_parts++;
+    if (is_att) {
+        w->mi->n_attachments++;
+        keep_name(w, fname);
+    }
+    if (attached)
+        return;
+    decode_part(w, part, &w->tmp);
+    if (is_body) {
+        check_charset(w, obj, &w->tmp);
+        hash_body_text(w, w->tmp.data ? w->tmp.data : (const uint8_t *)"", w->tmp.len);
+        return;
+    }
+    /* Line ends of content sent as text (7bit, 8bit, binary, QP) belong to
+     * the transport, so CRLF and LF copies must hash alike; base64 and
+     * uuencode carry the exact bytes. */
+    GMimeContentEncoding enc = g_mime_part_get_content_encoding(part);
+    if (enc == GMIME_CONTENT_ENCODING_BASE64 || enc == GMIME_CONTENT_ENCODING_UUENCODE) {
+        add_content_hash(w, w->tmp.data ? w->tmp.data : (const uint8_t *)"", w->tmp.len);
+    } else {
+        crlf_to_lf(w->tmp.data ? w->tmp.data : (const uint8_t *)"", w->tmp.len, &w->norm);
+        add_content_hash(w, w->norm.data, w->norm.len);
+    }
+}
+
+/* walk_message_part - an attached message: one attachment, hashed as
+ * GMime writes it back out (CRLF -> LF), and walked for its own parts. */
+static void walk_message_part(walk *w, GMimeMessagePart *mp, unsigned depth, int attached)
+{
+    GMimeObject *obj = GMIME_OBJECT(mp);
+    GMimeMessage *inner = g_mime_message_part_get_message(mp);
+    w->mi->n_attachments++;
+    const char *name = g_mime_object_get_content_disposition_parameter(obj, "filename");
+    if (!name)
+        name = g_mime_object_get_content_type_parameter(obj, "name");
+    keep_name(w, name);
+    if (!attached) {
+        GByteArray *ba = g_byte_array_new();
+        GMimeStream *ms = g_mime_stream_mem_new_with_byte_array(ba);
+        if (inner)
+            g_mime_object_write_to_stream(GMIME_OBJECT(inner), w->fmt, ms);
+        crlf_to_lf(ba->data ? ba->data : (const uint8_t *)"", ba->len, &w->norm);
+        add_content_hash(w, w->norm.data, w->norm.len);
+        g_object_unref(ms);
+    }
+    if (inner) {
+        GMimeObject *body = g_mime_message_get_mime_part(inner);
+        if (body)
+            walk_object(w, body, depth + 1, 1);
+    }
+}
+
+static void walk_object(walk *w, GMimeObject *obj, unsigned depth, int attached)
+{
+    if (depth > w->lim.max_depth) {
+        w->mi->defects |= MV_DEFECT_DEPTH_LIMIT;
+        return;
+    }
+    if (w->nodes >= w->lim.max_parts) {
+        w->mi->defects |= MV_DEFECT_PARTS_LIMIT;
+        return;
+    }
+    w->nodes++;
+    if (GMIME_IS_MULTIPART(obj)) {
+        GMimeMultipart *mp = GMIME_MULTIPART(obj);
+        if (!g_mime_multipart_get_boundary(mp) || !mp->write_end_boundary)
+            w->mi->defects |= MV_DEFECT_BAD_BOUNDARY;
+        int count = g_mime_multipart_get_count(mp);
+        const char *pro = g_mime_multipart_get_prologue(mp);
+        if (count == 0 && pro && !attached) {
+            /* No part was found (no boundary, or it never occurs): GMime left
+             * the whole content in the prologue, and it must still count. */
+            w->mi->defects |= MV_DEFECT_BAD_BOUNDARY;
+            hash_body_text(w, (const uint8_t *)pro, strlen(pro));
+        }
+        for (int i = 0; i < count; i++)
+            walk_object(w, g_mime_multipart_get_part(mp, i), depth + 1, attached);
+    } else if (GMIME_IS_MESSAGE_PART(obj)) {
+        walk_message_part(w, GMIME_MESSAGE_PART(obj), depth, attached);
+    } else if (GMIME_IS_PART(obj)) {
+        walk_leaf(w, GMIME_PART(obj), attached);
+    }
+}
+
+/* normalise_subject - NFC, whitespace trimmed and collapsed (docs/dedup.md). */
+static void normalise_subject(const char *s, mv_buf *out)
+{
+    mv_buf_reset(out);
+    if (!s)
+        return;
+    char *nfc = NULL;
+    if (g_utf8_validate(s, -1, NULL))
+        nfc = g_utf8_normalize(s, -1, G_NORMALIZE_NFC);
+    const char *src = nfc ? nfc : s;
+    int space = 0;
+    for (const char *c = src; *c; c++) {
+        if (isspace((unsigned char)*c)) {
+            space = 1;
+            continue;
+        }
+        if (space && out->len)
+            mv_buf_append_byte(out, ' ');
+        space = 0;
+        mv_buf_append_byte(out, (uint8_t)*c);
+    }
+    g_free(nfc);
+}
+
+static void put_lp(EVP_MD_CTX *md, const void *p, size_t n)
+{
+    uint8_t len[4];
+    mv_be32_put(len, (uint32_t)n);
+    if (!EVP_DigestUpdate(md, len, 4) || (n && !EVP_DigestUpdate(md, p, n)))
+        mv_assert_fail("EVP_DigestUpdate", __FILE__, __LINE__);
+}
+
+static void put_str(EVP_MD_CTX *md, const char *s)
+{
+    put_lp(md, s ? s : "", s ? strlen(s) : 0);
+}
+
+static void digest_final(EVP_MD_CTX *md, uint8_t out[32])
+{
+    unsigned len = 0;
+    if (!EVP_DigestFinal_ex(md, out, &len))
+        mv_assert_fail("EVP_DigestFinal_ex", __FILE__, __LINE__);
+}
+
+static void dedup_raw(const uint8_t *p, size_t n, uint8_t out[32])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+        mv_assert_fail("EVP_DigestInit_ex", __FILE__, __LINE__);
+    put_lp(md, DEDUP_RAW_TAG, strlen(DEDUP_RAW_TAG));
+    /* a message over 4 GiB cannot occur (source limit 512 MiB); the length
+     * is still written as the 64-bit-safe low word plus the bytes */
+    put_lp(md, p, n > UINT32_MAX ? UINT32_MAX : n);
+    digest_final(md, out);
+    EVP_MD_CTX_free(md);
+}
+
+/* dedup_fields - the dedup digest of a parsed message (docs/dedup.md). */
+static void dedup_fields(walk *w, const char *raw_date)
+{
+    mv_msginfo *mi = w->mi;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+        mv_assert_fail("EVP_DigestInit_ex", __FILE__, __LINE__);
+    mv_buf b = MV_BUF_INIT;
+
+    put_str(md, DEDUP_TAG);
+    char *mid = mi->message_id ? mv_xstrdup(mi->message_id) : NULL;
+    if (mid)
+        ascii_lower(mid);
+    put_str(md, mid);
+    free(mid);
+
+    if (mi->date_t != INT64_MIN) {
+        char num[32];
+        snprintf(num, sizeof num, "%lld", (long long)mi->date_t);
+        put_str(md, num);
+        put_str(md, "");
+    } else {
+        put_str(md, "");
+        /* unfolded: folding is a transport change, not a different date */
+        mv_buf_reset(&b);
+        for (const char *c = raw_date ? raw_date : ""; *c; c++)
+            if (*c != '\r' && *c != '\n')
+                mv_buf_append_byte(&b, (uint8_t)*c);
+        const char *s = b.data ? (const char *)b.data : "";
+        size_t n = b.len;
+        trim_ws(&s, &n);
+        put_lp(md, s, n);
+    }
+
+    put_str(md, mi->from_addr);
+
+    mv_buf_reset(&b);
+    for (size_t i = 0; i < mi->n_recipients; i++) {
+        if (i)
+            mv_buf_append_byte(&b, '\n');
+        mv_buf_append_str(&b, mi->recipients[i]);
+    }
+    put_lp(md, b.data, b.len);
+
+    normalise_subject(mi->subject, &b);
+    put_lp(md, b.data, b.len);
+
+    uint8_t body[32];
+    char hex[65];
+    digest_final(w->body, body);
+    mv_hex(body, 32, hex);
+    put_str(md, hex);
+
+    strvec_sort_unique(&w->content);
+    mv_buf_reset(&b);
+    for (size_t i = 0; i < w->content.n; i++) {
+        if (i)
+            mv_buf_append_byte(&b, '\n');
+        mv_buf_append_str(&b, w->content.v[i]);
+    }
+    put_lp(md, b.data, b.len);
+
+    digest_final(md, mi->dedup);
+    EVP_MD_CTX_free(md);
+    mv_buf_free(&b);
+}
+
+/* fill_headers - the decoded header fields of a parsed message. */
+static void fill_headers(walk *w, GMimeMessage *msg, GMimeParserOptions *opts,
+                         const char **raw_date)
+{
+    mv_msginfo *mi = w->mi;
+    GMimeObject *obj = GMIME_OBJECT(msg);
+
+    InternetAddressList *from = g_mime_message_get_from(msg);
+    mi->from = addr_field(msg, opts, "From", from);
+    const char *fa = first_mailbox(from, 0);
+    if (fa) {
+        mi->from_addr = mv_xstrdup(fa);
+        ascii_lower(mi->from_addr);
+    } else {
+        mi->defects |= MV_DEFECT_NO_FROM;
+    }
+    InternetAddressList *to = g_mime_message_get_to(msg);
+    InternetAddressList *cc = g_mime_message_get_cc(msg);
+    mi->to = addr_field(msg, opts, "To", to);
+    mi->cc = addr_field(msg, opts, "Cc", cc);
+    mi->bcc = addr_field(msg, opts, "Bcc", g_mime_message_get_bcc(msg));
+
+    strvec r = {0};
+    collect_addrs(to, &r, 0);
+    collect_addrs(cc, &r, 0);
+    strvec_sort_unique(&r);
+    mi->recipients = r.v;
+    mi->n_recipients = r.n;
+
+    const char *subj = g_mime_message_get_subject(msg);
+    if (subj)
+        mi->subject = mv_xstrdup(subj);
+
+    GMimeHeader *dh = g_mime_header_list_get_header(g_mime_object_get_header_list(obj), "Date");
+    mi->date_t = INT64_MIN;
+    if (!dh) {
+        mi->defects |= MV_DEFECT_NO_DATE;
+    } else {
+        const char *v = g_mime_header_get_value(dh);
+        *raw_date = g_mime_header_get_raw_value(dh);
+        mi->date = mv_xstrdup(v ? v : "");
+        const char *s = mi->date;
+        size_t n = strlen(s);
+        trim_ws(&s, &n);
+        GDateTime *dt = g_mime_message_get_date(msg);
+        if (dt)
+            mi->date_t = g_date_time_to_unix(dt);
+        else
+            mi->defects |= n ? MV_DEFECT_BAD_DATE : MV_DEFECT_NO_DATE;
+    }
+
+    const char *mid = g_mime_message_get_message_id(msg);
+    if (mid && *mid) {
+        mi->message_id = mv_xstrdup(mid);
+    } else {
+        /* GMime gives nothing for an id without '@'; keep what was written */
+        const char *raw = g_mime_object_get_header(obj, "Message-ID");
+        const char *s = raw ? raw : "";
+        size_t n = strlen(s);
+        trim_ws(&s, &n);
+        if (n >= 2 && s[0] == '<' && s[n - 1] == '>')
+            s++, n -= 2;
+        if (n)
+            mi->message_id = mv_xstrndup(s, n);
+        else
+            mi->defects |= MV_DEFECT_NO_MSGID;
+    }
+    const char *irt = g_mime_object_get_header(obj, "In-Reply-To");
+    if (irt)
+        mi->in_reply_to = dup_g(g_mime_utils_decode_message_id(irt));
+}
+
+/* parse - run GMime over p[0..n); NULL when it finds no message at all. */
+static GMimeMessage *parse(const uint8_t *p, size_t n, GMimeParserOptions *opts)
+{
+    GMimeStream *stream = g_mime_stream_mem_new_with_buffer((const char *)p, n);
+    GMimeParser *parser = g_mime_parser_new_with_stream(stream);
+    g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+    /* Content-Length is attacker-controlled and never trusted (STANDARDS 5.1) */
+    g_mime_parser_set_respect_content_length(parser, FALSE);
+    GMimeMessage *msg = g_mime_parser_construct_message(parser, opts);
+    g_object_unref(parser);
+    g_object_unref(stream);
+    if (msg && g_mime_header_list_get_count(g_mime_object_get_header_list(GMIME_OBJECT(msg))) == 0) {
+        g_object_unref(msg);
+        msg = NULL;
+    }
+    return msg;
+}
+
+static size_t lim_or(size_t v, size_t dflt)
+{
+    return v ? v : dflt;
+}
+
+mv_status mv_mime_summarize(const uint8_t *p, size_t n, const mv_mime_limits *lim,
+                            mv_msginfo **out, mv_err *err)
+{
+    (void)err;
+    mv_mime_limits dl;
+    mv_mime_limits_default(&dl);
+    walk w;
+    memset(&w, 0, sizeof w);
+    /* zero fields mean "default", so a zeroed struct is a valid request */
+    w.lim.max_depth = lim && lim->max_depth ? lim->max_depth : dl.max_depth;
+    w.lim.max_parts = lim && lim->max_parts ? lim->max_parts : dl.max_parts;
+    w.lim.max_header_bytes = lim_or(lim ? lim->max_header_bytes : 0, dl.max_header_bytes);
+    w.lim.max_names = lim_or(lim ? lim->max_names : 0, dl.max_names);
+    w.lim.max_parse_bytes = lim_or(lim ? lim->max_parse_bytes : 0, dl.max_parse_bytes);
+
+    GMimeParserOptions *opts = NULL;
+    GMimeMessage *msg = NULL;
+    const char *raw_date = NULL;
+    mv_msginfo *mi = mv_xcalloc(1, sizeof *mi);
+    w.mi = mi;
+    mi->date_t = INT64_MIN;
+    if (!p)
+        p = (const uint8_t *)"";
+
+    mv_mime_init();
+    {
+        unsigned len = 0;
+        if (!EVP_Digest(p, n, mi->sha256, &len, EVP_sha256(), NULL))
+            mv_assert_fail("EVP_Digest", __FILE__, __LINE__);
+    }
+    rawscan rs;
+    scan_raw(p, n, &rs);
+    mi->defects |= rs.defects;
+    mi->header_bytes = rs.header_bytes;
+    mi->body_bytes = n - rs.header_bytes;
+
+    size_t parse_len = n;
+    int headers_only = 0;
+    if (rs.header_end > w.lim.max_header_bytes) {
+        mi->defects |= MV_DEFECT_HEADER_LIMIT | MV_DEFECT_NOT_PARSED;
+        headers_only = 1;
+        /* cut at the last complete line within the limit */
+        size_t cut = w.lim.max_header_bytes;
+        while (cut > 0 && p[cut - 1] != '\n')
+            cut--;
+        parse_len = cut;
+    } else if (n > w.lim.max_parse_bytes || n > G_MAXUINT ||
+               rs.boundaries > (size_t)w.lim.max_parts * 2 + 16) {
+        mi->defects |= MV_DEFECT_NOT_PARSED;
+        if (rs.boundaries > (size_t)w.lim.max_parts * 2 + 16)
+            mi->defects |= MV_DEFECT_PARTS_LIMIT;
+        headers_only = 1;
+        parse_len = rs.header_bytes;
+    }
+
+    opts = g_mime_parser_options_new();
+    g_mime_parser_options_set_warning_callback(opts, on_warning, &mi->defects);
+    w.fmt = g_mime_format_options_new();
+    g_mime_format_options_set_newline_format(w.fmt, GMIME_NEWLINE_FORMAT_UNIX);
+
+    msg = parse(p, parse_len, opts);
+    if (!msg) {
+        mi->defects |= MV_DEFECT_UNPARSEABLE | MV_DEFECT_NO_FROM | MV_DEFECT_NO_DATE |
+                       MV_DEFECT_NO_MSGID;
+        dedup_raw(p, n, mi->dedup);
+        goto out;
+    }
+    fill_headers(&w, msg, opts, &raw_date);
+    if (headers_only) {
+        /* the body was not read, so only identical bytes may merge */
+        dedup_raw(p, n, mi->dedup);
+        goto out;
+    }
+
+    w.body = EVP_MD_CTX_new();
+    if (!w.body || !EVP_DigestInit_ex(w.body, EVP_sha256(), NULL))
+        mv_assert_fail("EVP_DigestInit_ex", __FILE__, __LINE__);
+    GMimeObject *top = g_mime_message_get_mime_part(msg);
+    if (top)
+        walk_object(&w, top, 0, 0);
+    dedup_fields(&w, raw_date);
+
+out:
+    if (w.names.n) {
+        strvec_push(&w.names, NULL); /* NULL-terminated as well */
+        mi->attachments = w.names.v;
+        mi->n_attachment_names = w.names.n - 1;
+        w.names.v = NULL;
+        w.names.n = w.names.cap = 0;
+    }
+    strvec_free(&w.names);
+    strvec_free(&w.content);
+    mv_buf_free(&w.tmp);
+    mv_buf_free(&w.norm);
+    EVP_MD_CTX_free(w.body);
+    if (msg)
+        g_object_unref(msg);
+    g_mime_format_options_free(w.fmt);
+    if (opts)
+        g_mime_parser_options_free(opts);
+    *out = mi;
+    return MV_OK;
+}
+
+void mv_msginfo_free(mv_msginfo *m)
+{
+    if (!m)
+        return;
+    free(m->from);
+    free(m->from_addr);
+    free(m->to);
+    free(m->cc);
+    free(m->bcc);
+    free(m->subject);
+    free(m->date);
+    free(m->message_id);
+    free(m->in_reply_to);
+    for (size_t i = 0; i < m->n_recipients; i++)
+        free(m->recipients[i]);
+    free(m->recipients);
+    for (size_t i = 0; i < m->n_attachment_names; i++)
+        free(m->attachments[i]);
+    free(m->attachments);
+    free(m);
+}
+
+/* Names in bit order; stable: they appear in exports and logs. */
+static const char *const defect_names[] = {
+    "unparseable", "no-from",      "no-date",     "bad-date",     "no-msgid",   "bare-lf",
+    "bare-cr",     "nul",          "8bit-header", "depth-limit",  "parts-limit", "bad-boundary",
+    "bad-encoding", "header-limit", "long-line",  "dup-header",   "not-parsed",
+};
+
+char *mv_defects_str(uint32_t defects, char *out, size_t n)
+{
+    size_t len = 0;
+    if (!out || n == 0)
+        return out;
+    out[0] = '\0';
+    for (unsigned bit = 0; bit < 32; bit++) {
+        if (!(defects & (1u << bit)))
+            continue;
+        char unknown[16];
+        const char *name = unknown;
+        if (bit < sizeof defect_names / sizeof defect_names[0])
+            name = defect_names[bit];
+        else
+            snprintf(unknown, sizeof unknown, "bit%u", bit);
+        int w = snprintf(out + len, n - len, "%s%s", len ? "," : "", name);
+        if (w < 0 || (size_t)w >= n - len) {
+            /* truncated: snprintf has NUL-terminated what fits */
+            break;
+        }
+        len += (size_t)w;
+    }
+    return out;
+}

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/* mime.h - what the pipeline learns from a message's bytes, through GMime.
+ *
+ * mv_mime_summarize is a pure function over (bytes, length): no I/O, no
+ * global state beyond GMime's one-time initialisation, safe to call from
+ * several threads at once on different inputs.  It never fails on bad mail:
+ * whatever cannot be read is recorded as a defect bit and the summary holds
+ * what could be read.  GMime objects never leave ingest/. */
+#ifndef MV_INGEST_MIME_H
+#define MV_INGEST_MIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../lib/err.h"
+
+/* Defect bits: recorded with the message, never a reason to refuse it. */
+enum {
+    MV_DEFECT_UNPARSEABLE = 1u << 0,   /* no header block GMime could read */
+    MV_DEFECT_NO_FROM = 1u << 1,
+    MV_DEFECT_NO_DATE = 1u << 2,
+    MV_DEFECT_BAD_DATE = 1u << 3,      /* Date present but not parseable */
+    MV_DEFECT_NO_MSGID = 1u << 4,
+    MV_DEFECT_BARE_LF = 1u << 5,       /* LF without CR in a CRLF message, or mixed */
+    MV_DEFECT_BARE_CR = 1u << 6,       /* CR not followed by LF */
+    MV_DEFECT_NUL = 1u << 7,           /* NUL bytes */
+    MV_DEFECT_8BIT_HEADER = 1u << 8,   /* raw 8-bit bytes in header fields */
+    MV_DEFECT_DEPTH_LIMIT = 1u << 9,   /* MIME nesting over the limit: deeper parts not walked */
+    MV_DEFECT_PARTS_LIMIT = 1u << 10,  /* more parts than the limit: the rest not walked */
+    MV_DEFECT_BAD_BOUNDARY = 1u << 11, /* multipart without boundary or end boundary */
+    MV_DEFECT_BAD_ENCODING = 1u << 12, /* undecodable base64 / quoted-printable / charset */
+    MV_DEFECT_HEADER_LIMIT = 1u << 13, /* header block over the limit */
+    MV_DEFECT_LONG_LINE = 1u << 14,    /* a line over 998 octets (RFC 5322 2.1.1) */
+    MV_DEFECT_DUP_HEADER = 1u << 15,   /* a header that must be unique appears twice */
+    MV_DEFECT_NOT_PARSED = 1u << 16,   /* over the in-memory parse limit: headers only */
+};
+
+typedef struct mv_mime_limits {
+    unsigned max_depth;      /* MIME nesting walked, default 64 */
+    unsigned max_parts;      /* parts walked, default 10000 */
+    size_t max_header_bytes; /* header block, default 1 MiB */
+    size_t max_names;        /* attachment names kept, default 1000 */
+    size_t max_parse_bytes;  /* larger messages: header block only (NOT_PARSED), default 256 MiB */
+} mv_mime_limits; /* a field left 0 means its default */
+
+void mv_mime_limits_default(mv_mime_limits *l);
+
+typedef struct mv_msginfo {
+    /* Decoded header values as UTF-8 (RFC 2047 decoded, charset converted),
+     * each NULL when absent. */
+    char *from;        /* full From field, e.g. "Alice <alice@example.com>" */
+    char *from_addr;   /* first addr-spec of From, lower-cased */
+    char *to;          /* full To field */
+    char *cc;
+    char *bcc;         /* a Bcc header, when the message carries one */
+    char *subject;
+    char *date;        /* the Date field as written */
+    int64_t date_t;    /* seconds since the epoch (UTC); INT64_MIN when absent or unparseable */
+    char *message_id;  /* without angle brackets */
+    char *in_reply_to; /* without angle brackets */
+    char **recipients; /* sorted unique lower-cased addr-specs of To and Cc */
+    size_t n_recipients;
+    char **attachments; /* attachment file names (RFC 2231 / 2047 decoded), in order;
+                         * NULL-terminated, NULL when there are none */
+    size_t n_attachment_names; /* entries in attachments (<= n_attachments, <= max_names) */
+    size_t n_attachments;  /* count of attachment parts, even those without a name */
+    size_t header_bytes;   /* bytes of the top-level header block, including the blank line */
+    size_t body_bytes;     /* total - header_bytes */
+    unsigned n_parts;      /* MIME leaf parts walked */
+    uint32_t defects;      /* MV_DEFECT_* */
+    uint8_t sha256[32];    /* SHA-256 of the exact bytes */
+    uint8_t dedup[32];     /* dedup digest: docs/dedup.md */
+} mv_msginfo;
+
+/* mv_mime_init - initialise GMime once per process (thread-safe, idempotent). */
+void mv_mime_init(void);
+
+/* mv_mime_summarize - parse p[0..n) and fill a new summary.
+ * On MV_OK *out is owned by the caller (free with mv_msginfo_free).
+ * @retval MV_OK      always for any input, even garbage (defects say what failed)
+ * @retval MV_ENOMEM  never (allocation aborts); listed for completeness */
+MV_NODISCARD mv_status mv_mime_summarize(const uint8_t *p, size_t n, const mv_mime_limits *lim,
+                                         mv_msginfo **out, mv_err *err);
+void mv_msginfo_free(mv_msginfo *m);
+
+/* mv_defects_str - comma-separated names of the bits ("no-date,bare-lf"),
+ * written into out (always NUL-terminated); returns out. */
+char *mv_defects_str(uint32_t defects, char *out, size_t n);
+
+#endif

@@ -1,0 +1,362 @@
+/* SPDX-License-Identifier: MIT */
+/* pipeline.c - workers and the single committer (see pipeline.h). */
+#include "pipeline.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "../lib/log.h"
+#include "mime.h"
+
+#define MAX_SLOTS 4096u   /* arrivals in flight */
+#define COMMIT_BATCH 512u /* arrivals per write batch */
+
+typedef struct item {
+    uint64_t idx; /* submission order: serials follow it */
+    mv_spool_item it;
+    char **strs; /* owned copies behind it.arr */
+    size_t nstrs;
+    uint8_t *data, *raw;
+    struct item *next;
+} item;
+
+typedef struct slot {
+    int state; /* 0 empty, 1 prepared, 2 failed */
+    mv_prepared *prep;
+    int defective;
+    size_t bytes;
+} slot;
+
+struct mv_pipeline {
+    mv_store *s;
+    mv_pipeline_opts o;
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv, done_cv, space_cv;
+    item *head, *tail; /* work queue */
+    slot slots[MAX_SLOTS];
+    uint64_t next_idx;   /* next submission index */
+    uint64_t commit_idx; /* next index to commit */
+    size_t inflight_bytes;
+    int stopping;
+    mv_status fatal;
+    mv_err fatal_err;
+    mv_pipeline_stats st;
+    pthread_t *workers;
+    unsigned nworkers;
+    pthread_t committer;
+};
+
+static char *own(item *w, const char *s)
+{
+    if (!s)
+        return NULL;
+    char *c = mv_xstrdup(s);
+    w->strs = mv_xrealloc(w->strs, (w->nstrs + 1) * sizeof *w->strs);
+    w->strs[w->nstrs++] = c;
+    return c;
+}
+
+static item *item_new(const mv_spool_item *src)
+{
+    item *w = mv_xcalloc(1, sizeof *w);
+    w->it = *src;
+    w->data = mv_xmalloc(src->len ? src->len : 1);
+    memcpy(w->data, src->data, src->len);
+    w->it.data = w->data;
+    if (src->raw) {
+        w->raw = mv_xmalloc(src->raw_len ? src->raw_len : 1);
+        memcpy(w->raw, src->raw, src->raw_len);
+        w->it.raw = w->raw;
+    }
+    mv_arrival *a = &w->it.arr;
+    a->source = own(w, src->arr.source);
+    a->origin = own(w, src->arr.origin);
+    a->mail_from = own(w, src->arr.mail_from);
+    a->facts = own(w, src->arr.facts);
+    a->note = own(w, src->arr.note);
+    char **r = mv_xcalloc(src->arr.n_rcpt ? src->arr.n_rcpt : 1, sizeof *r);
+    for (size_t i = 0; i < src->arr.n_rcpt; i++)
+        r[i] = own(w, src->arr.rcpt[i]);
+    a->rcpt = r;
+    return w;
+}
+
+static void item_free(item *w)
+{
+    if (!w)
+        return;
+    for (size_t i = 0; i < w->nstrs; i++)
+        free(w->strs[i]);
+    free(w->strs);
+    free((void *)w->it.arr.rcpt);
+    if (w->data)
+        OPENSSL_cleanse(w->data, w->it.len);
+    if (w->raw)
+        OPENSSL_cleanse(w->raw, w->it.raw_len);
+    free(w->data);
+    free(w->raw);
+    free(w);
+}
+
+static size_t item_bytes(const item *w)
+{
+    return w->it.len + (w->raw ? w->it.raw_len : 0);
+}
+
+static void set_fatal(mv_pipeline *p, mv_status st, const mv_err *e)
+{
+    if (!p->fatal) {
+        p->fatal = st;
+        if (e)
+            p->fatal_err = *e;
+    }
+    p->stopping = 1;
+    pthread_cond_broadcast(&p->work_cv);
+    pthread_cond_broadcast(&p->space_cv);
+    pthread_cond_broadcast(&p->done_cv);
+}
+
+/* process - parse, digest and seal one arrival. */
+static mv_status process(mv_pipeline *p, item *w, mv_prepared **out, int *defective, mv_err *err)
+{
+    mv_mime_limits lim;
+    mv_msginfo *mi = NULL;
+    mv_mime_limits_default(&lim);
+    mv_status st = mv_mime_summarize(w->it.data, w->it.len, &lim, &mi, err);
+    if (st)
+        return st;
+    mv_msgmeta m = {
+        .from = mi->from, .from_addr = mi->from_addr, .to = mi->to, .cc = mi->cc, .bcc = mi->bcc,
+        .subject = mi->subject, .date = mi->date, .message_id = mi->message_id,
+        .in_reply_to = mi->in_reply_to, .date_t = mi->date_t, .attachments = mi->attachments,
+.n_attachments = (uint32_t)mi->n_attachments,
+        .header_bytes = mi->header_bytes, .n_parts = mi->n_parts, .defects = mi->defects,
+    };
+    /* attachments[] holds the names that were found (some parts have none) */
+    size_t names = 0;
+    while (mi->attachments && names < mi->n_attachments && mi->attachments[names])
+        names++;
+    m.n_names = names;
+    memcpy(m.sha256, mi->sha256, 32);
+    memcpy(m.dedup, mi->dedup, 32);
+    *defective = mi->defects != 0;
+    st = mv_store_prepare(p->s, &w->it, &m, out, err);
+    mv_msginfo_free(mi);
+    return st;
+}
+
+static void *worker_main(void *arg)
+{
+    mv_pipeline *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (!p->head && !p->stopping)
+            pthread_cond_wait(&p->work_cv, &p->mu);
+        item *w = p->head;
+        if (!w) {
+            pthread_mutex_unlock(&p->mu);
+            return NULL;
+        }
+        p->head = w->next;
+        if (!p->head)
+            p->tail = NULL;
+        pthread_mutex_unlock(&p->mu);
+
+        mv_err err = {0};
+        mv_prepared *prep = NULL;
+        int defective = 0;
+        mv_status st = process(p, w, &prep, &defective, &err);
+        if (st)
+            /* Left in the spool: replayed by the next run or reprocess. */
+            mv_log_err("spool=%llu status=deferred reason=\"%s\"", (unsigned long long)w->it.seq,
+                       err.msg);
+        pthread_mutex_lock(&p->mu);
+        slot *sl = &p->slots[w->idx % MAX_SLOTS];
+        sl->state = st ? 2 : 1;
+        sl->prep = prep;
+        sl->defective = defective;
+        sl->bytes = item_bytes(w);
+        if (w->idx == p->commit_idx)
+            pthread_cond_broadcast(&p->done_cv);
+        pthread_mutex_unlock(&p->mu);
+        item_free(w);
+    }
+}
+
+static void *committer_main(void *arg)
+{
+    mv_pipeline *p = arg;
+    mv_prepared **batch = mv_xcalloc(COMMIT_BATCH, sizeof *batch);
+    mv_commit_result *res = mv_xcalloc(COMMIT_BATCH, sizeof *res);
+    int *defect = mv_xcalloc(COMMIT_BATCH, sizeof *defect);
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->stopping && (p->commit_idx == p->next_idx ||
+                                p->slots[p->commit_idx % MAX_SLOTS].state == 0))
+            pthread_cond_wait(&p->done_cv, &p->mu);
+        if (p->fatal || (p->stopping && p->commit_idx == p->next_idx))
+            break;
+        /* Take the contiguous run of finished arrivals, in order. */
+        size_t n = 0, failed = 0;
+        while (n < COMMIT_BATCH && p->commit_idx < p->next_idx) {
+            slot *sl = &p->slots[p->commit_idx % MAX_SLOTS];
+            if (sl->state == 0)
+                break;
+            if (sl->state == 2) {
+                failed++;
+            } else {
+                defect[n] = sl->defective;
+                batch[n++] = sl->prep;
+            }
+            sl->state = 0;
+            sl->prep = NULL;
+            p->inflight_bytes -= sl->bytes;
+            p->commit_idx++;
+        }
+        if (!n && !failed) {
+            if (p->stopping)
+                break;
+            continue;
+        }
+        pthread_mutex_unlock(&p->mu);
+        mv_err err = {0};
+        mv_status st = n ? mv_store_commit(p->s, batch, n, res, &err) : MV_OK;
+        pthread_mutex_lock(&p->mu);
+        if (st) {
+            set_fatal(p, st, &err);
+            break;
+        }
+        p->st.failed += failed;
+        for (size_t i = 0; i < n; i++) {
+            p->st.committed++;
+            p->st.stored_bytes += res[i].stored_bytes;
+            if (res[i].kind == MV_COMMIT_NEW)
+                p->st.new_messages++, p->st.defective += defect[i] != 0;
+            else if (res[i].kind == MV_COMMIT_MERGED)
+                p->st.merged++;
+            else
+                p->st.already++;
+        }
+        pthread_cond_broadcast(&p->space_cv);
+    }
+    pthread_cond_broadcast(&p->space_cv);
+    pthread_mutex_unlock(&p->mu);
+    free(batch);
+    free(res);
+    free(defect);
+    return NULL;
+}
+
+mv_status mv_pipeline_start(mv_store *s, const mv_pipeline_opts *o, mv_pipeline **out, mv_err *err)
+{
+    mv_mime_init();
+    mv_pipeline *p = mv_xcalloc(1, sizeof *p);
+    p->s = s;
+    if (o)
+        p->o = *o;
+    if (!p->o.workers) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        p->o.workers = n > 0 ? (unsigned)n : 1;
+    }
+    if (!p->o.max_inflight_bytes)
+        p->o.max_inflight_bytes = 64u << 20;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->work_cv, NULL);
+    pthread_cond_init(&p->done_cv, NULL);
+    pthread_cond_init(&p->space_cv, NULL);
+    p->workers = mv_xcalloc(p->o.workers, sizeof *p->workers);
+    for (unsigned i = 0; i < p->o.workers; i++) {
+        if (pthread_create(&p->workers[i], NULL, worker_main, p) != 0)
+            break;
+        p->nworkers++;
+    }
+    if (!p->nworkers || pthread_create(&p->committer, NULL, committer_main, p) != 0) {
+        pthread_mutex_lock(&p->mu);
+        set_fatal(p, MV_EINTERNAL, NULL);
+        pthread_mutex_unlock(&p->mu);
+        for (unsigned i = 0; i < p->nworkers; i++)
+            pthread_join(p->workers[i], NULL);
+        p->nworkers = 0;
+        free(p->workers);
+        free(p);
+        return mv_err_set(err, MV_EINTERNAL, "cannot start pipeline threads");
+    }
+    *out = p;
+    return MV_OK;
+}
+
+mv_status mv_pipeline_submit(mv_pipeline *p, const mv_spool_item *it, mv_err *err)
+{
+    item *w = item_new(it);
+    size_t nb = item_bytes(w);
+    pthread_mutex_lock(&p->mu);
+    /* Bounded memory: wait while the ring is full or too many bytes are in
+     * flight (one message larger than the budget still passes alone). */
+    while (!p->fatal && (p->next_idx - p->commit_idx >= MAX_SLOTS ||
+                         (p->inflight_bytes && p->inflight_bytes + nb > p->o.max_inflight_bytes)))
+        pthread_cond_wait(&p->space_cv, &p->mu);
+    if (p->fatal) {
+        mv_status st = p->fatal;
+        if (err)
+            *err = p->fatal_err;
+        pthread_mutex_unlock(&p->mu);
+        item_free(w);
+        return st;
+    }
+    w->idx = p->next_idx++;
+    p->st.submitted++;
+    p->st.bytes += it->len;
+    p->inflight_bytes += nb;
+    if (p->tail)
+        p->tail->next = w;
+    else
+        p->head = w;
+    p->tail = w;
+    pthread_cond_signal(&p->work_cv);
+    pthread_mutex_unlock(&p->mu);
+    return MV_OK;
+}
+
+void mv_pipeline_get_stats(mv_pipeline *p, mv_pipeline_stats *st)
+{
+    pthread_mutex_lock(&p->mu);
+    *st = p->st;
+    pthread_mutex_unlock(&p->mu);
+}
+
+mv_status mv_pipeline_finish(mv_pipeline *p, mv_pipeline_stats *st, mv_err *err)
+{
+    pthread_mutex_lock(&p->mu);
+    while (!p->fatal && p->commit_idx < p->next_idx)
+        pthread_cond_wait(&p->space_cv, &p->mu);
+    p->stopping = 1;
+    pthread_cond_broadcast(&p->work_cv);
+    pthread_cond_broadcast(&p->done_cv);
+    pthread_mutex_unlock(&p->mu);
+    for (unsigned i = 0; i < p->nworkers; i++)
+        pthread_join(p->workers[i], NULL);
+    pthread_join(p->committer, NULL);
+    mv_status fatal = p->fatal;
+    if (fatal && err)
+        *err = p->fatal_err;
+    if (st)
+        *st = p->st;
+    /* Whatever a fatal stop left behind stays in the spool. */
+    for (item *w = p->head, *n; w; w = n) {
+        n = w->next;
+        item_free(w);
+    }
+    for (unsigned i = 0; i < MAX_SLOTS; i++)
+        mv_prepared_free(p->slots[i].prep);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->work_cv);
+    pthread_cond_destroy(&p->done_cv);
+    pthread_cond_destroy(&p->space_cv);
+    free(p->workers);
+    free(p);
+    return fatal;
+}

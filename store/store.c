@@ -1,0 +1,1625 @@
+/* SPDX-License-Identifier: MIT */
+/* store.c - RocksDB layout, records, spool, commit, reading, audit, keys
+ * administration.  See store.h for the layout. */
+#include "store.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <rocksdb/c.h>
+
+#include "../lib/util.h"
+#include "keys.h"
+#include "seal.h"
+
+#define FORMAT "mailvault-store-1"
+#define DEFAULT_RETENTION_DAYS 2557u
+#define ZSTD_LEVEL 3
+/* Blobs above this are written ahead of their commit batch, chunk by chunk,
+ * so a batch never holds a huge message; an orphan left by a crash between
+ * the two is harmless (content-addressed, rewritten by the retry). */
+#define BIG_BLOB (4u << 20)
+
+enum { CF_DEFAULT, CF_MSG, CF_COPY, CF_ATTR, CF_BLOB, CF_SPOOL, CF_DEDUP, CF_COPYID, CF_CHANGES,
+       CF_AUDIT, CF_COUNT };
+static const char *const cf_names[CF_COUNT] = {"default", "msg", "copy", "attr", "blob", "spool",
+                                                "dedup", "copyid", "changes", "audit"};
+
+enum { CHANGE_MESSAGE = 1, CHANGE_COPY = 2 };
+enum { ATTR_COPY_MERGED = 1 };
+
+struct mv_store {
+    char *dir;
+    mv_keys *keys;
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_options_t *cf_opts[CF_COUNT];
+    rocksdb_column_family_handle_t *cf[CF_COUNT];
+    rocksdb_writeoptions_t *wo_sync, *wo;
+    rocksdb_readoptions_t *ro;
+    unsigned retention_days;
+    pthread_mutex_t spool_mu, audit_mu;
+    uint64_t next_spool, next_audit;
+    _Atomic uint64_t spool_pending;
+    /* committer state (one thread) */
+    uint64_t last_serial, last_change;
+    mv_stats stats;
+};
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static mv_status rocks_err(mv_err *err, char *e, const char *what)
+{
+    mv_status st = mv_err_set(err, MV_ESTORE, "%s: %s", what, e ? e : "unknown error");
+    rocksdb_free(e);
+    return st;
+}
+
+static void u64key(uint8_t k[8], uint64_t v)
+{
+    mv_be64_put(k, v);
+}
+
+/* get - value of key in cf into out (reset first); MV_ENOTFOUND if absent. */
+static mv_status get(mv_store *s, int cf, const void *key, size_t klen, mv_buf *out, mv_err *err)
+{
+    char *e = NULL;
+    size_t vl = 0;
+    rocksdb_pinnableslice_t *v = rocksdb_get_pinned_cf(s->db, s->ro, s->cf[cf], key, klen, &e);
+    if (e)
+        return rocks_err(err, e, "reading the store");
+    mv_buf_reset(out);
+    if (!v)
+        return MV_ENOTFOUND;
+    const char *p = rocksdb_pinnableslice_value(v, &vl);
+    mv_buf_append(out, p, vl);
+    rocksdb_pinnableslice_destroy(v);
+    return MV_OK;
+}
+
+static int exists(mv_store *s, int cf, const void *key, size_t klen, mv_err *err, mv_status *st)
+{
+    char *e = NULL;
+    rocksdb_pinnableslice_t *v = rocksdb_get_pinned_cf(s->db, s->ro, s->cf[cf], key, klen, &e);
+    *st = MV_OK;
+    if (e) {
+        *st = rocks_err(err, e, "reading the store");
+        return 0;
+    }
+    if (!v)
+        return 0;
+    rocksdb_pinnableslice_destroy(v);
+    return 1;
+}
+
+static mv_status write_batch(mv_store *s, rocksdb_writebatch_t *b, int sync, mv_err *err)
+{
+    char *e = NULL;
+    rocksdb_write(s->db, sync ? s->wo_sync : s->wo, b, &e);
+    if (e)
+        return rocks_err(err, e, "writing to the store");
+    return MV_OK;
+}
+
+static mv_status meta_get_u64(mv_store *s, const char *name, uint64_t *v, mv_err *err)
+{
+    mv_buf b = MV_BUF_INIT;
+    mv_status st = get(s, CF_DEFAULT, name, strlen(name), &b, err);
+    *v = 0;
+    if (st == MV_ENOTFOUND)
+        st = MV_OK;
+    else if (!st && b.len == 8)
+        *v = mv_be64_get(b.data);
+    else if (!st)
+        st = mv_err_set(err, MV_EMALFORMED, "store counter %s is damaged", name);
+    mv_buf_free(&b);
+    return st;
+}
+
+static void batch_u64(rocksdb_writebatch_t *b, mv_store *s, const char *name, uint64_t v)
+{
+    uint8_t k[8];
+    u64key(k, v);
+    rocksdb_writebatch_put_cf(b, s->cf[CF_DEFAULT], name, strlen(name), (const char *)k, 8);
+}
+
+static void stats_encode(const mv_stats *st, uint8_t out[48])
+{
+    mv_be64_put(out, st->messages);
+    mv_be64_put(out + 8, st->copies);
+    mv_be64_put(out + 16, st->message_bytes);
+    mv_be64_put(out + 24, st->raw_bytes);
+    mv_be64_put(out + 32, st->stored_bytes);
+    mv_be64_put(out + 40, st->blobs);
+}
+
+const char *mv_store_dir(const mv_store *s)
+{
+    return s->dir;
+}
+
+/* ---- open / create / close ------------------------------------------------ */
+
+static void set_options(mv_store *s)
+{
+    s->opts = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(s->opts, 1);
+    rocksdb_options_set_create_missing_column_families(s->opts, 1);
+    rocksdb_options_set_max_background_jobs(s->opts, 2);
+    rocksdb_options_set_max_total_wal_size(s->opts, 256u << 20);
+    rocksdb_options_set_keep_log_file_num(s->opts, 3);
+    for (int i = 0; i < CF_COUNT; i++) {
+        rocksdb_options_t *o = rocksdb_options_create();
+        /* Values are encrypted: compression would only burn CPU. */
+        rocksdb_options_set_compression(o, rocksdb_no_compression);
+        rocksdb_options_set_write_buffer_size(o, i == CF_BLOB || i == CF_SPOOL ? 32u << 20 : 8u << 20);
+        rocksdb_options_set_max_write_buffer_number(o, 2);
+        if (i == CF_BLOB) {
+            rocksdb_options_set_enable_blob_files(o, 1);
+            rocksdb_options_set_min_blob_size(o, 2048);
+            rocksdb_options_set_blob_file_size(o, 256u << 20);
+        }
+        s->cf_opts[i] = o;
+    }
+    s->wo_sync = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(s->wo_sync, 1);
+    s->wo = rocksdb_writeoptions_create();
+    s->ro = rocksdb_readoptions_create();
+}
+
+static mv_status open_db(mv_store *s, int create, mv_err *err)
+{
+    char *path = mv_xasprintf("%s/store", s->dir), *e = NULL;
+    set_options(s);
+    if (!create)
+        rocksdb_options_set_create_if_missing(s->opts, 0);
+    s->db = rocksdb_open_column_families(s->opts, path, CF_COUNT, cf_names,
+                                         (const rocksdb_options_t *const *)s->cf_opts, s->cf, &e);
+    free(path);
+    if (e) {
+        mv_status st;
+        if (strstr(e, "lock") || strstr(e, "Resource temporarily unavailable"))
+            st = mv_err_set(err, MV_ETEMP,
+                            "archive %s is in use by another mailvault process; "
+                            "wait for it to finish (the daemon will serve requests in a later release)",
+                            s->dir);
+        else
+            st = mv_err_set(err, MV_ESTORE, "opening the store in %s: %s", s->dir, e);
+        rocksdb_free(e);
+        return st;
+    }
+    return MV_OK;
+}
+
+void mv_store_close(mv_store *s)
+{
+    if (!s)
+        return;
+    if (s->db) {
+        for (int i = 0; i < CF_COUNT; i++)
+            if (s->cf[i])
+                rocksdb_column_family_handle_destroy(s->cf[i]);
+        rocksdb_close(s->db);
+    }
+    for (int i = 0; i < CF_COUNT; i++)
+        if (s->cf_opts[i])
+            rocksdb_options_destroy(s->cf_opts[i]);
+    if (s->opts)
+        rocksdb_options_destroy(s->opts);
+    if (s->wo_sync)
+        rocksdb_writeoptions_destroy(s->wo_sync);
+    if (s->wo)
+        rocksdb_writeoptions_destroy(s->wo);
+    if (s->ro)
+        rocksdb_readoptions_destroy(s->ro);
+    mv_keys_free(s->keys);
+    pthread_mutex_destroy(&s->spool_mu);
+    pthread_mutex_destroy(&s->audit_mu);
+    free(s->dir);
+    free(s);
+}
+
+static mv_store *store_alloc(const char *dir)
+{
+    mv_store *s = mv_xcalloc(1, sizeof *s);
+    s->dir = mv_xstrdup(dir);
+    pthread_mutex_init(&s->spool_mu, NULL);
+    pthread_mutex_init(&s->audit_mu, NULL);
+    return s;
+}
+
+mv_status mv_store_create(const char *dir, const mv_keysrc *src, const mv_create_opts *o,
+                          mv_err *err)
+{
+    mv_status st;
+    mv_store *s = NULL;
+    char *kpath = mv_xasprintf("%s/keys", dir), *spath = mv_xasprintf("%s/store", dir);
+    mv_kdf_params kp = {o ? o->scrypt_n : 0};
+    rocksdb_writebatch_t *b = NULL;
+    if (access(kpath, F_OK) == 0 || access(spath, F_OK) == 0) {
+        st = mv_err_set(err, MV_EEXIST, "%s already holds an archive", dir);
+        goto out;
+    }
+    if ((st = mv_mkdir_p(dir, 0700, err)))
+        goto out;
+    s = store_alloc(dir);
+    if ((st = mv_keys_create(kpath, src, &kp, &s->keys, err)))
+        goto out;
+    if ((st = open_db(s, 1, err)))
+        goto out;
+    s->retention_days = o && o->retention_days ? o->retention_days : DEFAULT_RETENTION_DAYS;
+    b = rocksdb_writebatch_create();
+    uint8_t r[4];
+    mv_be32_put(r, s->retention_days);
+    rocksdb_writebatch_put_cf(b, s->cf[CF_DEFAULT], "format", 6, FORMAT, strlen(FORMAT));
+    rocksdb_writebatch_put_cf(b, s->cf[CF_DEFAULT], "archive_id", 10,
+                              (const char *)mv_keys_archive_id(s->keys), MV_ARCHIVE_ID_LEN);
+    rocksdb_writebatch_put_cf(b, s->cf[CF_DEFAULT], "retention_days", 14, (const char *)r, 4);
+    st = write_batch(s, b, 1, err);
+out:
+    if (b)
+        rocksdb_writebatch_destroy(b);
+    mv_store_close(s);
+    free(kpath);
+    free(spath);
+    return st;
+}
+
+static mv_status count_spool(mv_store *s, mv_err *err)
+{
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_SPOOL]);
+    uint64_t n = 0;
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl;
+        rocksdb_iter_key(it, &kl);
+        if (kl == 8)
+            n++;
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    if (e)
+        return rocks_err(err, e, "reading the spool");
+    s->spool_pending = n;
+    return MV_OK;
+}
+
+mv_status mv_store_open(const char *dir, const mv_keysrc *src, mv_store **out, mv_err *err)
+{
+    mv_status st;
+    mv_buf b = MV_BUF_INIT;
+    char *kpath = mv_xasprintf("%s/keys", dir), *spath = mv_xasprintf("%s/store", dir);
+    mv_store *s = store_alloc(dir);
+    *out = NULL;
+    if (access(spath, F_OK) != 0 && access(kpath, F_OK) != 0) {
+        st = mv_err_set(err, MV_ENOTFOUND, "no archive at %s (create one with: mailvault init --archive %s)",
+                        dir, dir);
+        goto out;
+    }
+    /* The key is checked first: a wrong key touches nothing. */
+    if ((st = mv_keys_open(kpath, src, &s->keys, err)))
+        goto out;
+    if (access(spath, F_OK) != 0) {
+        st = mv_err_set(err, MV_ENOTFOUND, "%s has a keystore but no store", dir);
+        goto out;
+    }
+    if ((st = open_db(s, 0, err)))
+        goto out;
+    if ((st = get(s, CF_DEFAULT, "format", 6, &b, err)) || b.len != strlen(FORMAT) ||
+        memcmp(b.data, FORMAT, b.len) != 0) {
+        st = mv_err_set(err, MV_EMALFORMED, "%s/store is not a mailvault store of this version", dir);
+        goto out;
+    }
+    if ((st = get(s, CF_DEFAULT, "archive_id", 10, &b, err)) || b.len != MV_ARCHIVE_ID_LEN ||
+        memcmp(b.data, mv_keys_archive_id(s->keys), MV_ARCHIVE_ID_LEN) != 0) {
+        st = mv_err_set(err, MV_ENOKEY, "the keystore in %s does not belong to its store", dir);
+        goto out;
+    }
+    if ((st = get(s, CF_DEFAULT, "retention_days", 14, &b, err)) || b.len != 4) {
+        st = mv_err_set(err, MV_EMALFORMED, "store setting retention_days is damaged");
+        goto out;
+    }
+    s->retention_days = mv_be32_get(b.data);
+    if ((st = meta_get_u64(s, "serial", &s->last_serial, err)) ||
+        (st = meta_get_u64(s, "change", &s->last_change, err)) ||
+        (st = meta_get_u64(s, "spool", &s->next_spool, err)) ||
+        (st = meta_get_u64(s, "audit", &s->next_audit, err)))
+        goto out;
+    st = get(s, CF_DEFAULT, "stats", 5, &b, err);
+    if (st == MV_OK && b.len == 48) {
+        s->stats.messages = mv_be64_get(b.data);
+        s->stats.copies = mv_be64_get(b.data + 8);
+        s->stats.message_bytes = mv_be64_get(b.data + 16);
+        s->stats.raw_bytes = mv_be64_get(b.data + 24);
+        s->stats.stored_bytes = mv_be64_get(b.data + 32);
+        s->stats.blobs = mv_be64_get(b.data + 40);
+    } else if (st == MV_OK || st != MV_ENOTFOUND) {
+        if (st == MV_OK)
+            st = mv_err_set(err, MV_EMALFORMED, "store statistics are damaged");
+        goto out;
+    }
+    if ((st = count_spool(s, err)))
+        goto out;
+    *out = s;
+    s = NULL;
+    st = MV_OK;
+out:
+    mv_buf_free(&b);
+    mv_store_close(s);
+    free(kpath);
+    free(spath);
+    return st;
+}
+
+/* ---- buckets, ids -------------------------------------------------------- */
+
+void mv_store_bucket_for(mv_store *s, int64_t received_us, char *out, size_t n)
+{
+    /* A shred bucket is (retention class, month its retention ends): every
+     * message in it can be shredded together by destroying one KEK. */
+    time_t t = (time_t)(received_us / 1000000) + (time_t)s->retention_days * 86400;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(out, n, "default/%04d-%02d", tm.tm_year + 1900, tm.tm_mon + 1);
+}
+
+static void blob_id(mv_store *s, const char *bucket, const uint8_t sha[32], uint8_t id[32])
+{
+    mv_keys_mac2(s->keys, MV_DERIVE_BLOB_ID, bucket, strlen(bucket) + 1, sha, 32, id);
+}
+
+void mv_store_copy_id(mv_store *s, const void *p, size_t n, uint8_t out[32])
+{
+    mv_keys_mac(s->keys, MV_DERIVE_COPY_ID, p, n, out);
+}
+
+mv_status mv_store_copy_id_state(mv_store *s, const uint8_t id[32], mv_copyid_state *state,
+                                 mv_err *err)
+{
+    mv_buf b = MV_BUF_INIT;
+    mv_status st = get(s, CF_COPYID, id, 32, &b, err);
+    *state = MV_COPYID_NEW;
+    if (st == MV_ENOTFOUND)
+        st = MV_OK;
+    else if (!st)
+        *state = b.len && b.data[0] == 2 ? MV_COPYID_ARCHIVED : MV_COPYID_SPOOLED;
+    mv_buf_free(&b);
+    return st;
+}
+
+static void sha256(const uint8_t *p, size_t n, uint8_t out[32])
+{
+    unsigned int l = 32;
+    mv_assert(EVP_Digest(p, n, out, &l, EVP_sha256(), NULL));
+}
+
+/* ---- spool ---------------------------------------------------------------- */
+
+static void spool_blob_id(uint64_t seq, int raw, uint8_t id[32])
+{
+    /* Spool blobs live in their own column family, so a fixed-form id
+     * cannot meet a content id. */
+    memset(id, 0, 32);
+    id[23] = (uint8_t)raw;
+    mv_be64_put(id + 24, seq);
+}
+
+static void put_arrival(mv_buf *b, const mv_arrival *a)
+{
+    mv_buf_put_u64(b, (uint64_t)a->received_us);
+    mv_buf_put_str(b, a->source);
+    mv_buf_put_str(b, a->origin);
+    mv_buf_put_u8(b, a->mail_from != NULL);
+    mv_buf_put_str(b, a->mail_from);
+    mv_buf_put_u32(b, (uint32_t)a->n_rcpt);
+    for (size_t i = 0; i < a->n_rcpt; i++)
+        mv_buf_put_str(b, a->rcpt[i]);
+    mv_buf_put_str(b, a->facts);
+    mv_buf_put_str(b, a->note);
+    mv_buf_put_u8(b, (uint8_t)a->has_copy_id);
+    mv_buf_append(b, a->copy_id, 32);
+}
+
+/* An arrival decoded from a record: strings owned here. */
+typedef struct arrival_owned {
+    mv_arrival a;
+    char *source, *origin, *mail_from, *facts, *note;
+    char **rcpt;
+} arrival_owned;
+
+static void arrival_owned_free(arrival_owned *o)
+{
+    free(o->source);
+    free(o->origin);
+    free(o->mail_from);
+    free(o->facts);
+    free(o->note);
+    for (size_t i = 0; o->rcpt && i < o->a.n_rcpt; i++)
+        free(o->rcpt[i]);
+    free(o->rcpt);
+    memset(o, 0, sizeof *o);
+}
+
+static char *nonempty(char *s)
+{
+    if (s && !*s) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static int get_arrival(mv_rd *r, arrival_owned *o)
+{
+    memset(o, 0, sizeof *o);
+    o->a.received_us = (int64_t)mv_rd_u64(r);
+    o->source = mv_rd_str(r);
+    o->origin = nonempty(mv_rd_str(r));
+    int has_from = mv_rd_u8(r);
+    o->mail_from = mv_rd_str(r);
+    if (!has_from) {
+        free(o->mail_from);
+        o->mail_from = NULL;
+    }
+    uint32_t n = mv_rd_u32(r);
+    if (r->bad || n > r->left / 4)
+        return -1;
+    o->rcpt = mv_xcalloc(n ? n : 1, sizeof *o->rcpt);
+    for (uint32_t i = 0; i < n; i++) {
+        o->rcpt[i] = mv_rd_str(r);
+        o->a.n_rcpt = i + 1;
+        if (!o->rcpt[i])
+            return -1;
+    }
+    o->facts = nonempty(mv_rd_str(r));
+    o->note = nonempty(mv_rd_str(r));
+    o->a.has_copy_id = mv_rd_u8(r);
+    const uint8_t *cid = mv_rd_bytes(r, 32);
+    if (r->bad || !o->source)
+        return -1;
+    memcpy(o->a.copy_id, cid, 32);
+    o->a.source = o->source;
+    o->a.origin = o->origin;
+    o->a.mail_from = o->mail_from;
+    o->a.rcpt = o->rcpt;
+    o->a.facts = o->facts;
+    o->a.note = o->note;
+    return 0;
+}
+
+typedef struct batch_emit {
+    mv_store *s;
+    rocksdb_writebatch_t *b;
+    int cf;
+    uint64_t bytes;
+} batch_emit;
+
+static mv_status emit_to_batch(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val,
+                               size_t vl, int is_header, mv_err *err)
+{
+    (void)is_header;
+    (void)err;
+    batch_emit *be = ctx;
+    rocksdb_writebatch_put_cf(be->b, be->s->cf[be->cf], (const char *)key, kl, (const char *)val, vl);
+    be->bytes += vl;
+    return MV_OK;
+}
+
+mv_status mv_spool_add(mv_store *s, mv_spool_item *items, size_t n, mv_err *err)
+{
+    mv_status st = MV_OK;
+    uint32_t kek;
+    mv_buf rec = MV_BUF_INIT, sealed = MV_BUF_INIT;
+    if ((st = mv_keys_active_kek(s->keys, "spool", &kek, err)))
+        return st;
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    batch_emit be = {s, b, CF_SPOOL, 0};
+    pthread_mutex_lock(&s->spool_mu);
+    uint64_t seq = s->next_spool;
+    for (size_t i = 0; i < n && !st; i++) {
+        mv_spool_item *it = &items[i];
+        uint8_t key[8], id[32];
+        it->seq = ++seq;
+        u64key(key, it->seq);
+        mv_buf_reset(&rec);
+        mv_buf_put_u8(&rec, 1);
+        put_arrival(&rec, &it->arr);
+        mv_buf_put_u64(&rec, it->len);
+        mv_buf_put_u8(&rec, it->raw != NULL);
+        mv_buf_reset(&sealed);
+        if ((st = mv_seal_record(s->keys, kek, MV_FAM_SPOOL, key, 8, rec.data, rec.len, &sealed, err)))
+            break;
+        rocksdb_writebatch_put_cf(b, s->cf[CF_SPOOL], (const char *)key, 8, (const char *)sealed.data,
+                                  sealed.len);
+        /* Spooled bytes are sealed without compression: they live briefly. */
+        spool_blob_id(it->seq, 0, id);
+        if ((st = mv_seal_blob(s->keys, kek, id, it->data, it->len, 0, emit_to_batch, &be, err)))
+            break;
+        if (it->raw) {
+            spool_blob_id(it->seq, 1, id);
+            if ((st = mv_seal_blob(s->keys, kek, id, it->raw, it->raw_len, 0, emit_to_batch, &be, err)))
+                break;
+        }
+        if (it->arr.has_copy_id) {
+            uint8_t v[9] = {1};
+            mv_be64_put(v + 1, it->seq);
+            rocksdb_writebatch_put_cf(b, s->cf[CF_COPYID], (const char *)it->arr.copy_id, 32,
+                                      (const char *)v, 9);
+        }
+    }
+    if (!st) {
+        batch_u64(b, s, "spool", seq);
+        st = write_batch(s, b, 1, err);
+        if (!st) {
+            s->next_spool = seq;
+            s->spool_pending += n;
+        }
+    }
+    pthread_mutex_unlock(&s->spool_mu);
+    rocksdb_writebatch_destroy(b);
+    mv_buf_wipe(&rec);
+    mv_buf_free(&sealed);
+    return st;
+}
+
+uint64_t mv_spool_count(mv_store *s)
+{
+    return s->spool_pending;
+}
+
+typedef struct fetch_ctx {
+    mv_store *s;
+    int cf;
+} fetch_ctx;
+
+static mv_status fetch_part(void *ctx, const uint8_t key[MV_BLOBKEY_LEN], mv_buf *out, mv_err *err)
+{
+    fetch_ctx *f = ctx;
+    mv_status st = get(f->s, f->cf, key, MV_BLOBKEY_LEN, out, err);
+    if (st == MV_ENOTFOUND)
+        mv_err_set(err, MV_ENOTFOUND, "stored blob is missing");
+    return st;
+}
+
+static mv_status sink_buf(void *ctx, const uint8_t *p, size_t n, mv_err *err)
+{
+    (void)err;
+    mv_buf_append(ctx, p, n);
+    return MV_OK;
+}
+
+mv_status mv_spool_replay(mv_store *s, mv_spool_fn fn, void *ctx, mv_err *err)
+{
+    mv_status st = MV_OK;
+    mv_buf rec = MV_BUF_INIT, data = MV_BUF_INIT, raw = MV_BUF_INIT;
+    fetch_ctx fc = {s, CF_SPOOL};
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_SPOOL]);
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it) && !st; rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        if (kl != 8)
+            continue;
+        const char *v = rocksdb_iter_value(it, &vl);
+        uint8_t id[32];
+        mv_spool_item item;
+        arrival_owned ao;
+        memset(&item, 0, sizeof item);
+        item.seq = mv_be64_get((const uint8_t *)k);
+        mv_buf_reset(&rec);
+        if ((st = mv_open_record(s->keys, MV_FAM_SPOOL, k, 8, (const uint8_t *)v, vl, &rec, err))) {
+            mv_err_prefix(err, "spool entry %llu: ", (unsigned long long)item.seq);
+            break;
+        }
+        mv_rd r;
+        mv_rd_init(&r, rec.data, rec.len);
+        if (mv_rd_u8(&r) != 1 || get_arrival(&r, &ao) < 0) {
+            arrival_owned_free(&ao);
+            st = mv_err_set(err, MV_EMALFORMED, "spool entry %llu is damaged",
+                            (unsigned long long)item.seq);
+            break;
+        }
+        uint64_t len = mv_rd_u64(&r);
+        int has_raw = mv_rd_u8(&r);
+        mv_buf_reset(&data);
+        mv_buf_reset(&raw);
+        spool_blob_id(item.seq, 0, id);
+        st = mv_open_blob(s->keys, id, fetch_part, &fc, sink_buf, &data, err);
+        if (!st && has_raw) {
+            spool_blob_id(item.seq, 1, id);
+            st = mv_open_blob(s->keys, id, fetch_part, &fc, sink_buf, &raw, err);
+        }
+        if (!st && data.len != len)
+            st = mv_err_set(err, MV_EMALFORMED, "spool entry %llu has the wrong length",
+                            (unsigned long long)item.seq);
+        if (!st) {
+            item.arr = ao.a;
+            item.data = data.data ? data.data : (const uint8_t *)"";
+            item.len = data.len;
+            item.raw = has_raw ? raw.data : NULL;
+            item.raw_len = has_raw ? raw.len : 0;
+            st = fn(ctx, &item, err);
+        } else {
+            mv_err_prefix(err, "spool entry %llu: ", (unsigned long long)item.seq);
+        }
+        arrival_owned_free(&ao);
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    if (e && !st)
+        st = rocks_err(err, e, "reading the spool");
+    else
+        rocksdb_free(e);
+    mv_buf_wipe(&rec);
+    mv_buf_wipe(&data);
+    mv_buf_wipe(&raw);
+    return st;
+}
+
+/* ---- prepare / commit ----------------------------------------------------- */
+
+typedef struct kv {
+    uint8_t key[MV_BLOBKEY_LEN];
+    uint8_t *val;
+    size_t vlen;
+} kv;
+
+typedef struct sealed_blob {
+    uint8_t id[32];
+    kv *parts; /* parts still to write with the commit (header last) */
+    size_t nparts;
+    uint64_t bytes; /* all sealed bytes, including parts written ahead */
+} sealed_blob;
+
+struct mv_prepared {
+    uint64_t seq;
+    arrival_owned arr;
+    mv_msgmeta meta;
+    char bucket[32];
+    uint64_t size, raw_size;
+    uint8_t raw_sha[32];
+    uint8_t *data, *raw; /* kept for resealing into another bucket on merge */
+    sealed_blob msg, copy;
+    int raw_differs;
+};
+
+static char *dup_or_null(const char *s)
+{
+    return s ? mv_xstrdup(s) : NULL;
+}
+
+static void meta_copy(mv_msgmeta *d, const mv_msgmeta *m)
+{
+    *d = *m;
+    d->from = dup_or_null(m->from);
+    d->from_addr = dup_or_null(m->from_addr);
+    d->to = dup_or_null(m->to);
+    d->cc = dup_or_null(m->cc);
+    d->bcc = dup_or_null(m->bcc);
+    d->subject = dup_or_null(m->subject);
+    d->date = dup_or_null(m->date);
+    d->message_id = dup_or_null(m->message_id);
+    d->in_reply_to = dup_or_null(m->in_reply_to);
+    d->attachments = mv_xcalloc(m->n_names ? m->n_names : 1, sizeof *d->attachments);
+    for (size_t i = 0; i < m->n_names; i++)
+        d->attachments[i] = mv_xstrdup(m->attachments[i] ? m->attachments[i] : "");
+}
+
+static void meta_free(mv_msgmeta *m)
+{
+    free(m->from);
+    free(m->from_addr);
+    free(m->to);
+    free(m->cc);
+    free(m->bcc);
+    free(m->subject);
+    free(m->date);
+    free(m->message_id);
+    free(m->in_reply_to);
+    for (size_t i = 0; m->attachments && i < m->n_names; i++)
+        free(m->attachments[i]);
+    free(m->attachments);
+    memset(m, 0, sizeof *m);
+}
+
+static void sealed_blob_free(sealed_blob *b)
+{
+    for (size_t i = 0; i < b->nparts; i++)
+        free(b->parts[i].val);
+    free(b->parts);
+    b->parts = NULL;
+    b->nparts = 0;
+}
+
+void mv_prepared_free(mv_prepared *p)
+{
+    if (!p)
+        return;
+    arrival_owned_free(&p->arr);
+    meta_free(&p->meta);
+    if (p->data)
+        OPENSSL_cleanse(p->data, p->size);
+    if (p->raw)
+        OPENSSL_cleanse(p->raw, p->raw_size);
+    free(p->data);
+    free(p->raw);
+    sealed_blob_free(&p->msg);
+    sealed_blob_free(&p->copy);
+    free(p);
+}
+
+typedef struct collect_ctx {
+    mv_store *s;
+    sealed_blob *sb;
+    size_t total;
+} collect_ctx;
+
+static mv_status collect_part(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val,
+                              size_t vl, int is_header, mv_err *err)
+{
+    collect_ctx *c = ctx;
+    c->sb->bytes += vl;
+    if (!is_header && c->total > BIG_BLOB) {
+        char *e = NULL;
+        rocksdb_put_cf(c->s->db, c->s->wo, c->s->cf[CF_BLOB], (const char *)key, kl,
+                       (const char *)val, vl, &e);
+        return e ? rocks_err(err, e, "writing a large blob") : MV_OK;
+    }
+    c->sb->parts = mv_xrealloc(c->sb->parts, (c->sb->nparts + 1) * sizeof *c->sb->parts);
+    kv *p = &c->sb->parts[c->sb->nparts++];
+    memcpy(p->key, key, MV_BLOBKEY_LEN);
+    p->val = mv_xmalloc(vl);
+    memcpy(p->val, val, vl);
+    p->vlen = vl;
+    return MV_OK;
+}
+
+static mv_status seal_into(mv_store *s, const char *bucket, const uint8_t sha[32],
+                           const uint8_t *p, size_t n, sealed_blob *sb, mv_err *err)
+{
+    uint32_t kek;
+    sealed_blob_free(sb);
+    sb->bytes = 0;
+    blob_id(s, bucket, sha, sb->id);
+    mv_status st = mv_keys_active_kek(s->keys, bucket, &kek, err);
+    if (st)
+        return st;
+    /* Skip the work when this bucket already holds these bytes. */
+    uint8_t hk[MV_BLOBKEY_LEN];
+    mv_blob_key(sb->id, 0, hk);
+    if (exists(s, CF_BLOB, hk, sizeof hk, err, &st) || st)
+        return st;
+    collect_ctx c = {s, sb, n};
+    return mv_seal_blob(s->keys, kek, sb->id, p, n, ZSTD_LEVEL, collect_part, &c, err);
+}
+
+mv_status mv_store_prepare(mv_store *s, const mv_spool_item *it, const mv_msgmeta *meta,
+                           mv_prepared **out, mv_err *err)
+{
+    mv_status st;
+    mv_prepared *p = mv_xcalloc(1, sizeof *p);
+    mv_buf tmp = MV_BUF_INIT;
+    *out = NULL;
+    p->seq = it->seq;
+    /* Copy the arrival through its record encoding: one definition. */
+    put_arrival(&tmp, &it->arr);
+    mv_rd r;
+    mv_rd_init(&r, tmp.data, tmp.len);
+    if (get_arrival(&r, &p->arr) < 0) {
+        st = mv_err_set(err, MV_EINTERNAL, "arrival does not round-trip");
+        goto out;
+    }
+    meta_copy(&p->meta, meta);
+    p->size = it->len;
+    p->data = mv_xmalloc(it->len ? it->len : 1);
+    memcpy(p->data, it->data, it->len);
+    p->raw_differs = it->raw && (it->raw_len != it->len || memcmp(it->raw, it->data, it->len) != 0);
+    if (p->raw_differs) {
+        p->raw_size = it->raw_len;
+        p->raw = mv_xmalloc(it->raw_len ? it->raw_len : 1);
+        memcpy(p->raw, it->raw, it->raw_len);
+        sha256(p->raw, p->raw_size, p->raw_sha);
+    } else {
+        p->raw_size = p->size;
+        memcpy(p->raw_sha, meta->sha256, 32);
+    }
+    mv_store_bucket_for(s, it->arr.received_us, p->bucket, sizeof p->bucket);
+    if ((st = seal_into(s, p->bucket, meta->sha256, p->data, p->size, &p->msg, err)))
+        goto out;
+    if (p->raw_differs && (st = seal_into(s, p->bucket, p->raw_sha, p->raw, p->raw_size, &p->copy, err)))
+        goto out;
+    *out = p;
+    p = NULL;
+out:
+    mv_buf_free(&tmp);
+    mv_prepared_free(p);
+    return st;
+}
+
+static void put_meta(mv_buf *b, const mv_msgmeta *m)
+{
+    mv_buf_put_u64(b, m->header_bytes);
+    mv_buf_put_u32(b, m->n_parts);
+    mv_buf_put_u32(b, m->defects);
+    mv_buf_append(b, m->sha256, 32);
+    mv_buf_append(b, m->dedup, 32);
+    const char *f[] = {m->from, m->from_addr, m->to, m->cc, m->bcc, m->subject, m->date,
+                       m->message_id, m->in_reply_to};
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+        mv_buf_put_u8(b, f[i] != NULL);
+        mv_buf_put_str(b, f[i]);
+    }
+    mv_buf_put_u64(b, (uint64_t)m->date_t);
+    mv_buf_put_u32(b, m->n_attachments);
+    mv_buf_put_u32(b, (uint32_t)m->n_names);
+    for (size_t i = 0; i < m->n_names; i++)
+        mv_buf_put_str(b, m->attachments[i]);
+}
+
+static int get_meta(mv_rd *r, mv_msgmeta *m)
+{
+    memset(m, 0, sizeof *m);
+    m->header_bytes = mv_rd_u64(r);
+    m->n_parts = mv_rd_u32(r);
+    m->defects = mv_rd_u32(r);
+    const uint8_t *sha = mv_rd_bytes(r, 32), *dd = mv_rd_bytes(r, 32);
+    char **f[] = {&m->from, &m->from_addr, &m->to, &m->cc, &m->bcc, &m->subject, &m->date,
+                  &m->message_id, &m->in_reply_to};
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+        int has = mv_rd_u8(r);
+        *f[i] = mv_rd_str(r);
+        if (!has) {
+            free(*f[i]);
+            *f[i] = NULL;
+        }
+    }
+    m->date_t = (int64_t)mv_rd_u64(r);
+    m->n_attachments = mv_rd_u32(r);
+    uint32_t nn = mv_rd_u32(r);
+    if (r->bad || nn > r->left / 4)
+        return -1;
+    memcpy(m->sha256, sha, 32);
+    memcpy(m->dedup, dd, 32);
+    m->attachments = mv_xcalloc(nn ? nn : 1, sizeof *m->attachments);
+    for (uint32_t i = 0; i < nn; i++) {
+        m->attachments[i] = mv_rd_str(r);
+        if (!m->attachments[i])
+            return -1;
+        m->n_names = i + 1;
+    }
+    return r->bad ? -1 : 0;
+}
+
+/* seal_put - seal plain under bucket's KEK at (cf, key) into the batch. */
+static mv_status seal_put(mv_store *s, rocksdb_writebatch_t *b, int cf, int fam, const char *kekname,
+                          const uint8_t *key, size_t kl, const mv_buf *plain, mv_buf *tmp, mv_err *err)
+{
+    uint32_t kek;
+    mv_status st = mv_keys_active_kek(s->keys, kekname, &kek, err);
+    if (st)
+        return st;
+    mv_buf_reset(tmp);
+    if ((st = mv_seal_record(s->keys, kek, fam, key, kl, plain->data, plain->len, tmp, err)))
+        return st;
+    rocksdb_writebatch_put_cf(b, s->cf[cf], (const char *)key, kl, (const char *)tmp->data, tmp->len);
+    return MV_OK;
+}
+
+/* Blobs written by this batch, so a second identical blob in the same
+ * batch is not written (nor counted) twice. */
+typedef struct idset {
+    uint8_t (*ids)[32];
+    size_t n, cap;
+} idset;
+
+static int idset_has(idset *set, const uint8_t id[32])
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (memcmp(set->ids[i], id, 32) == 0)
+            return 1;
+    return 0;
+}
+
+static void idset_add(idset *set, const uint8_t id[32])
+{
+    if (set->n == set->cap) {
+        set->cap = set->cap ? set->cap * 2 : 64;
+        set->ids = mv_xrealloc(set->ids, set->cap * sizeof *set->ids);
+    }
+    memcpy(set->ids[set->n++], id, 32);
+}
+
+/* put_blob - add a sealed blob's parts to the batch unless the bucket has it. */
+static mv_status put_blob(mv_store *s, rocksdb_writebatch_t *b, sealed_blob *sb, idset *written,
+                          uint64_t *stored, mv_err *err)
+{
+    mv_status st = MV_OK;
+    if (!sb->nparts || idset_has(written, sb->id))
+        return MV_OK;
+    uint8_t hk[MV_BLOBKEY_LEN];
+    mv_blob_key(sb->id, 0, hk);
+    if (exists(s, CF_BLOB, hk, sizeof hk, err, &st) || st)
+        return st;
+    for (size_t i = 0; i < sb->nparts; i++)
+        rocksdb_writebatch_put_cf(b, s->cf[CF_BLOB], (const char *)sb->parts[i].key, MV_BLOBKEY_LEN,
+                                  (const char *)sb->parts[i].val, sb->parts[i].vlen);
+    idset_add(written, sb->id);
+    *stored += sb->bytes;
+    return MV_OK;
+}
+
+/* Pending dedup keys and copy counts of this batch, before they are in RocksDB. */
+typedef struct pending {
+    uint8_t dkey[32];
+    uint64_t serial;
+    uint32_t copies;
+    char bucket[32];
+} pending;
+
+static mv_status last_copy_no(mv_store *s, uint64_t serial, uint32_t *no, mv_err *err)
+{
+    uint8_t lo[12], hi[12];
+    mv_be64_put(lo, serial);
+    mv_be32_put(lo + 8, 0);
+    mv_be64_put(hi, serial);
+    mv_be32_put(hi + 8, UINT32_MAX);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_COPY]);
+    rocksdb_iter_seek_for_prev(it, (const char *)hi, sizeof hi);
+    *no = 0;
+    if (rocksdb_iter_valid(it)) {
+        size_t kl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        if (kl == 12 && memcmp(k, lo, 8) == 0)
+            *no = mv_be32_get(k + 8);
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    return e ? rocks_err(err, e, "reading copies") : MV_OK;
+}
+
+static mv_status message_bucket(mv_store *s, uint64_t serial, char *out, size_t n, mv_err *err)
+{
+    mv_message *m = NULL;
+    mv_status st = mv_store_message(s, serial, &m, err);
+    if (!st) {
+        snprintf(out, n, "%s", m->bucket);
+        mv_message_free(m);
+    }
+    return st;
+}
+
+static void put_copy_record(mv_buf *rec, const mv_prepared *p, uint32_t no, const char *bucket,
+                            const uint8_t blob[32])
+{
+    mv_buf_reset(rec);
+    mv_buf_put_u8(rec, 1);
+    mv_buf_put_u32(rec, no);
+    put_arrival(rec, &p->arr.a);
+    mv_buf_put_u64(rec, p->raw_size);
+    mv_buf_append(rec, p->raw_sha, 32);
+    mv_buf_append(rec, blob, 32);
+    mv_buf_put_str(rec, bucket);
+}
+
+static void delete_spool(mv_store *s, rocksdb_writebatch_t *b, uint64_t seq)
+{
+    uint8_t k[8], lo[32], hi[MV_BLOBKEY_LEN], id[32];
+    u64key(k, seq);
+    rocksdb_writebatch_delete_cf(b, s->cf[CF_SPOOL], (const char *)k, 8);
+    for (int raw = 0; raw < 2; raw++) {
+        spool_blob_id(seq, raw, id);
+        memcpy(lo, id, 32);
+        mv_blob_key(id, UINT32_MAX, hi);
+        /* every part of the spool blob: [id, id|ffffffff] */
+        rocksdb_writebatch_delete_range_cf(b, s->cf[CF_SPOOL], (const char *)lo, 32,
+                                           (const char *)hi, sizeof hi);
+        rocksdb_writebatch_delete_cf(b, s->cf[CF_SPOOL], (const char *)hi, sizeof hi);
+    }
+}
+
+mv_status mv_store_commit(mv_store *s, mv_prepared **items, size_t n, mv_commit_result *res,
+                          mv_err *err)
+{
+    mv_status st = MV_OK;
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    mv_buf rec = MV_BUF_INIT, tmp = MV_BUF_INIT;
+    pending *pend = mv_xcalloc(n ? n : 1, sizeof *pend);
+    size_t npend = 0;
+    idset written = {0};
+    uint64_t serial = s->last_serial, change = s->last_change;
+    mv_stats stats = s->stats;
+    for (size_t i = 0; i < n && !st; i++) {
+        mv_prepared *p = items[i];
+        mv_commit_result *r = &res[i];
+        memset(r, 0, sizeof *r);
+        /* Re-import of an arrival already archived: nothing to add. */
+        if (p->arr.a.has_copy_id) {
+            mv_buf_reset(&tmp);
+            st = get(s, CF_COPYID, p->arr.a.copy_id, 32, &tmp, err);
+            if (st == MV_ENOTFOUND)
+                st = MV_OK;
+            else if (!st && tmp.len == 13 && tmp.data[0] == 2) {
+                r->kind = MV_COMMIT_ALREADY;
+                r->serial = mv_be64_get(tmp.data + 1);
+                r->copy = mv_be32_get(tmp.data + 9);
+                delete_spool(s, b, p->seq);
+                continue;
+            }
+            if (st)
+                break;
+        }
+        uint8_t dkey[32], key[12];
+        mv_keys_mac(s->keys, MV_DERIVE_DEDUP_ID, p->meta.dedup, 32, dkey);
+        pending *pd = NULL;
+        for (size_t j = 0; j < npend; j++)
+            if (memcmp(pend[j].dkey, dkey, 32) == 0)
+                pd = &pend[j];
+        uint64_t existing = pd ? pd->serial : 0;
+        if (!pd) {
+            mv_buf_reset(&tmp);
+            st = get(s, CF_DEDUP, dkey, 32, &tmp, err);
+            if (st == MV_ENOTFOUND)
+                st = MV_OK;
+            else if (!st && tmp.len == 8)
+                existing = mv_be64_get(tmp.data);
+            else if (!st)
+                st = mv_err_set(err, MV_EMALFORMED, "dedup entry is damaged");
+            if (st)
+                break;
+        }
+        const char *bucket = p->bucket;
+        uint32_t copy_no;
+        if (!existing) {
+            /* A new message: the next serial, with no gap. */
+            r->kind = MV_COMMIT_NEW;
+            r->serial = ++serial;
+            copy_no = 1;
+            pd = &pend[npend++];
+            memcpy(pd->dkey, dkey, 32);
+            pd->serial = r->serial;
+            pd->copies = 1;
+            snprintf(pd->bucket, sizeof pd->bucket, "%s", p->bucket);
+            if ((st = put_blob(s, b, &p->msg, &written, &r->stored_bytes, err)))
+                break;
+            mv_buf_reset(&rec);
+            mv_buf_put_u8(&rec, 1);
+            mv_buf_put_u64(&rec, r->serial);
+            mv_buf_put_str(&rec, p->bucket);
+            mv_buf_put_u64(&rec, (uint64_t)p->arr.a.received_us);
+            mv_buf_put_u64(&rec, p->size);
+            mv_buf_append(&rec, p->msg.id, 32);
+            put_meta(&rec, &p->meta);
+            u64key(key, r->serial);
+            if ((st = seal_put(s, b, CF_MSG, MV_FAM_MSG, p->bucket, key, 8, &rec, &tmp, err)))
+                break;
+            rocksdb_writebatch_put_cf(b, s->cf[CF_DEDUP], (const char *)dkey, 32, (const char *)key, 8);
+            stats.messages++;
+            stats.message_bytes += p->size;
+        } else {
+            r->kind = MV_COMMIT_MERGED;
+            r->serial = existing;
+            if (!pd) {
+                uint32_t last;
+                char bk[32];
+                if ((st = last_copy_no(s, existing, &last, err)) ||
+                    (st = message_bucket(s, existing, bk, sizeof bk, err)))
+                    break;
+                pd = &pend[npend++];
+                memcpy(pd->dkey, dkey, 32);
+                pd->serial = existing;
+                pd->copies = last;
+                snprintf(pd->bucket, sizeof pd->bucket, "%s", bk);
+            }
+            copy_no = ++pd->copies;
+            bucket = pd->bucket;
+        }
+        r->copy = copy_no;
+        /* The copy's bytes: the message's own unless they differ.  They must
+         * sit in the message's bucket, to be shredded with it. */
+        sealed_blob *cb = p->raw_differs ? &p->copy : &p->msg;
+        if (strcmp(bucket, p->bucket) != 0) {
+            const uint8_t *bytes = p->raw_differs ? p->raw : p->data;
+            if ((st = seal_into(s, bucket, p->raw_sha, bytes, p->raw_size, cb, err)))
+                break;
+        }
+        if (r->kind == MV_COMMIT_MERGED || p->raw_differs)
+            if ((st = put_blob(s, b, cb, &written, &r->stored_bytes, err)))
+                break;
+        uint8_t cid[32];
+        blob_id(s, bucket, p->raw_sha, cid);
+        put_copy_record(&rec, p, copy_no, bucket, cid);
+        mv_be64_put(key, r->serial);
+        mv_be32_put(key + 8, copy_no);
+        if ((st = seal_put(s, b, CF_COPY, MV_FAM_COPY, bucket, key, 12, &rec, &tmp, err)))
+            break;
+        if (r->kind == MV_COMMIT_MERGED) {
+            /* The merge is a fact learnt later: an attribute record. */
+            mv_buf_reset(&rec);
+            mv_buf_put_u8(&rec, 1);
+            mv_buf_put_u8(&rec, ATTR_COPY_MERGED);
+            mv_buf_put_u64(&rec, (uint64_t)mv_now_us());
+            mv_buf_put_u32(&rec, copy_no);
+            if ((st = seal_put(s, b, CF_ATTR, MV_FAM_ATTR, bucket, key, 12, &rec, &tmp, err)))
+                break;
+        }
+        uint8_t ck[8], cv[13];
+        u64key(ck, ++change);
+        cv[0] = r->kind == MV_COMMIT_NEW ? CHANGE_MESSAGE : CHANGE_COPY;
+        mv_be64_put(cv + 1, r->serial);
+        mv_be32_put(cv + 9, copy_no);
+        rocksdb_writebatch_put_cf(b, s->cf[CF_CHANGES], (const char *)ck, 8, (const char *)cv, 13);
+        if (p->arr.a.has_copy_id) {
+            uint8_t v[13] = {2};
+            mv_be64_put(v + 1, r->serial);
+            mv_be32_put(v + 9, copy_no);
+            rocksdb_writebatch_put_cf(b, s->cf[CF_COPYID], (const char *)p->arr.a.copy_id, 32,
+                                      (const char *)v, 13);
+        }
+        delete_spool(s, b, p->seq);
+        stats.copies++;
+        stats.raw_bytes += p->raw_size;
+        stats.stored_bytes += r->stored_bytes;
+    }
+    if (!st) {
+        uint8_t sv[48];
+        stats.blobs += written.n;
+        stats_encode(&stats, sv);
+        rocksdb_writebatch_put_cf(b, s->cf[CF_DEFAULT], "stats", 5, (const char *)sv, sizeof sv);
+        batch_u64(b, s, "serial", serial);
+        batch_u64(b, s, "change", change);
+        /* Not synced: the spool entries this batch deletes are in the same
+         * WAL, so a batch lost to a crash leaves them to be replayed. */
+        st = write_batch(s, b, 0, err);
+    }
+    if (!st) {
+        s->last_serial = serial;
+        s->last_change = change;
+        s->stats = stats;
+        s->spool_pending -= n;
+    }
+    for (size_t i = 0; i < n; i++)
+        mv_prepared_free(items[i]);
+    free(pend);
+    free(written.ids);
+    mv_buf_wipe(&rec);
+    mv_buf_free(&tmp);
+    rocksdb_writebatch_destroy(b);
+    return st;
+}
+
+/* ---- reading --------------------------------------------------------------- */
+
+void mv_message_free(mv_message *m)
+{
+    if (!m)
+        return;
+    free(m->bucket);
+    meta_free(&m->meta);
+    free(m);
+}
+
+mv_status mv_store_message(mv_store *s, uint64_t serial, mv_message **out, mv_err *err)
+{
+    uint8_t key[8];
+    mv_buf v = MV_BUF_INIT, plain = MV_BUF_INIT;
+    mv_message *m = NULL;
+    *out = NULL;
+    u64key(key, serial);
+    mv_status st = get(s, CF_MSG, key, 8, &v, err);
+    if (st == MV_ENOTFOUND) {
+        st = mv_err_set(err, MV_ENOTFOUND, "no message with serial %llu", (unsigned long long)serial);
+        goto out;
+    }
+    if (st || (st = mv_open_record(s->keys, MV_FAM_MSG, key, 8, v.data, v.len, &plain, err)))
+        goto out;
+    mv_rd r;
+    mv_rd_init(&r, plain.data, plain.len);
+    m = mv_xcalloc(1, sizeof *m);
+    uint8_t ver = mv_rd_u8(&r);
+    m->serial = mv_rd_u64(&r);
+    m->bucket = mv_rd_str(&r);
+    m->received_us = (int64_t)mv_rd_u64(&r);
+    m->size = mv_rd_u64(&r);
+    const uint8_t *bid = mv_rd_bytes(&r, 32);
+    if (ver != 1 || r.bad || !m->bucket || m->serial != serial || get_meta(&r, &m->meta) < 0 ||
+        r.left) {
+        st = mv_err_set(err, MV_EMALFORMED, "message record %llu is damaged",
+                        (unsigned long long)serial);
+        goto out;
+    }
+    memcpy(m->blob, bid, 32);
+    if ((st = last_copy_no(s, serial, &m->n_copies, err)))
+        goto out;
+    *out = m;
+    m = NULL;
+out:
+    mv_message_free(m);
+    mv_buf_free(&v);
+    mv_buf_wipe(&plain);
+    return st;
+}
+
+void mv_copies_free(mv_copy **c, size_t n)
+{
+    for (size_t i = 0; c && i < n; i++) {
+        if (!c[i])
+            continue;
+        free(c[i]->source);
+        free(c[i]->origin);
+        free(c[i]->mail_from);
+        free(c[i]->facts);
+        free(c[i]->note);
+        for (size_t j = 0; j < c[i]->n_rcpt; j++)
+            free(c[i]->rcpt[j]);
+        free(c[i]->rcpt);
+        free(c[i]);
+    }
+    free(c);
+}
+
+static mv_status decode_copy(mv_store *s, const uint8_t *key, const uint8_t *v, size_t vl,
+                             mv_copy **out, mv_err *err)
+{
+    mv_buf plain = MV_BUF_INIT;
+    arrival_owned ao;
+    memset(&ao, 0, sizeof ao);
+    mv_status st = mv_open_record(s->keys, MV_FAM_COPY, key, 12, v, vl, &plain, err);
+    if (st)
+        goto out;
+    mv_rd r;
+    mv_rd_init(&r, plain.data, plain.len);
+    uint8_t ver = mv_rd_u8(&r);
+    uint32_t no = mv_rd_u32(&r);
+    if (ver != 1 || get_arrival(&r, &ao) < 0) {
+        st = mv_err_set(err, MV_EMALFORMED, "copy record is damaged");
+        goto out;
+    }
+    mv_copy *c = mv_xcalloc(1, sizeof *c);
+    c->no = no;
+    c->received_us = ao.a.received_us;
+    c->source = ao.source;
+    c->origin = ao.origin;
+    c->mail_from = ao.mail_from;
+    c->facts = ao.facts;
+    c->note = ao.note;
+    c->rcpt = ao.rcpt;
+    c->n_rcpt = ao.a.n_rcpt;
+    memset(&ao, 0, sizeof ao);
+    c->size = mv_rd_u64(&r);
+    const uint8_t *sha = mv_rd_bytes(&r, 32), *bid = mv_rd_bytes(&r, 32);
+    char *bucket = mv_rd_str(&r);
+    free(bucket);
+    if (r.bad || no != mv_be32_get(key + 8)) {
+        mv_copy **one = mv_xmalloc(sizeof *one);
+        one[0] = c;
+        mv_copies_free(one, 1);
+        st = mv_err_set(err, MV_EMALFORMED, "copy record is damaged");
+        goto out;
+    }
+    memcpy(c->sha256, sha, 32);
+    memcpy(c->blob, bid, 32);
+    *out = c;
+out:
+    arrival_owned_free(&ao);
+    mv_buf_wipe(&plain);
+    return st;
+}
+
+mv_status mv_store_copies(mv_store *s, uint64_t serial, mv_copy ***out, size_t *n, mv_err *err)
+{
+    mv_status st = MV_OK;
+    uint8_t lo[8];
+    mv_copy **v = NULL;
+    size_t cnt = 0;
+    *out = NULL;
+    *n = 0;
+    u64key(lo, serial);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_COPY]);
+    for (rocksdb_iter_seek(it, (const char *)lo, 8); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        if (kl != 12 || memcmp(k, lo, 8) != 0)
+            break;
+        const uint8_t *val = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        mv_copy *c = NULL;
+        if ((st = decode_copy(s, k, val, vl, &c, err)))
+            break;
+        v = mv_xrealloc(v, (cnt + 1) * sizeof *v);
+        v[cnt++] = c;
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    if (e && !st)
+        st = rocks_err(err, e, "reading copies");
+    else
+        rocksdb_free(e);
+    if (st) {
+        mv_copies_free(v, cnt);
+        return st;
+    }
+    *out = v;
+    *n = cnt;
+    return MV_OK;
+}
+
+typedef struct verify_sink {
+    EVP_MD_CTX *md;
+    mv_bytes_fn fn;
+    void *ctx;
+} verify_sink;
+
+static mv_status sink_verify(void *ctx, const uint8_t *p, size_t n, mv_err *err)
+{
+    verify_sink *v = ctx;
+    EVP_DigestUpdate(v->md, p, n);
+    return v->fn(v->ctx, p, n, err);
+}
+
+mv_status mv_store_read(mv_store *s, uint64_t serial, uint32_t copy, mv_bytes_fn fn, void *ctx,
+                        mv_err *err)
+{
+    mv_message *m = NULL;
+    mv_copy **cs = NULL;
+    size_t nc = 0;
+    uint8_t want[32], got[32];
+    const uint8_t *bid;
+    mv_status st = mv_store_message(s, serial, &m, err);
+    if (st)
+        return st;
+    if (copy == 0) {
+        bid = m->blob;
+        memcpy(want, m->meta.sha256, 32);
+    } else {
+        if ((st = mv_store_copies(s, serial, &cs, &nc, err)))
+            goto out;
+        if (copy > nc) {
+            st = mv_err_set(err, MV_ENOTFOUND, "message %llu has %zu cop%s, not %u",
+                            (unsigned long long)serial, nc, nc == 1 ? "y" : "ies", copy);
+            goto out;
+        }
+        bid = cs[copy - 1]->blob;
+        memcpy(want, cs[copy - 1]->sha256, 32);
+    }
+    verify_sink vs = {EVP_MD_CTX_new(), fn, ctx};
+    fetch_ctx fc = {s, CF_BLOB};
+    mv_assert(vs.md && EVP_DigestInit_ex(vs.md, EVP_sha256(), NULL));
+    st = mv_open_blob(s->keys, bid, fetch_part, &fc, sink_verify, &vs, err);
+    EVP_DigestFinal_ex(vs.md, got, NULL);
+    EVP_MD_CTX_free(vs.md);
+    if (!st && CRYPTO_memcmp(want, got, 32) != 0)
+        st = mv_err_set(err, MV_ECRYPTO, "message %llu: bytes do not match the recorded SHA-256",
+                        (unsigned long long)serial);
+    if (st)
+        mv_err_prefix(err, "message %llu: ", (unsigned long long)serial);
+out:
+    mv_copies_free(cs, nc);
+    mv_message_free(m);
+    return st;
+}
+
+uint64_t mv_store_last_serial(mv_store *s)
+{
+    return s->last_serial;
+}
+
+static _Thread_local uint64_t du_total;
+static int du_fn(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)path;
+    (void)ftw;
+    if (flag == FTW_F)
+        du_total += (uint64_t)sb->st_blocks * 512;
+    return 0;
+}
+
+mv_status mv_store_stats(mv_store *s, mv_stats *out, mv_err *err)
+{
+    (void)err;
+    *out = s->stats;
+    out->spool = s->spool_pending;
+    out->changes = s->last_change;
+    char *path = mv_xasprintf("%s/store", s->dir);
+    du_total = 0;
+    nftw(path, du_fn, 16, FTW_PHYS);
+    out->disk_bytes = du_total;
+    free(path);
+    return MV_OK;
+}
+
+/* ---- audit ------------------------------------------------------------------ */
+
+mv_status mv_store_audit(mv_store *s, const char *user, const char *command, const char *detail,
+                         mv_status result, const char *result_msg, mv_err *err)
+{
+    mv_buf rec = MV_BUF_INIT, tmp = MV_BUF_INIT;
+    uint8_t key[8];
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    pthread_mutex_lock(&s->audit_mu);
+    uint64_t seq = s->next_audit + 1;
+    u64key(key, seq);
+    mv_buf_put_u8(&rec, 1);
+    mv_buf_put_u64(&rec, (uint64_t)mv_now_us());
+    mv_buf_put_str(&rec, user);
+    mv_buf_put_str(&rec, command);
+    mv_buf_put_str(&rec, detail);
+    mv_buf_put_u32(&rec, (uint32_t)result);
+    mv_buf_put_str(&rec, result_msg ? result_msg : mv_status_str(result));
+    mv_status st = seal_put(s, b, CF_AUDIT, MV_FAM_AUDIT, "audit", key, 8, &rec, &tmp, err);
+    if (!st) {
+        batch_u64(b, s, "audit", seq);
+        st = write_batch(s, b, 1, err);
+    }
+    if (!st)
+        s->next_audit = seq;
+    pthread_mutex_unlock(&s->audit_mu);
+    rocksdb_writebatch_destroy(b);
+    mv_buf_wipe(&rec);
+    mv_buf_free(&tmp);
+    return st;
+}
+
+mv_status mv_store_audit_list(mv_store *s, uint64_t limit, mv_audit_fn fn, void *ctx, mv_err *err)
+{
+    mv_status st = MV_OK;
+    uint8_t start[8];
+    mv_buf plain = MV_BUF_INIT;
+    uint64_t first = limit && s->next_audit > limit ? s->next_audit - limit + 1 : 1;
+    u64key(start, first);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_AUDIT]);
+    for (rocksdb_iter_seek(it, (const char *)start, 8); rocksdb_iter_valid(it) && !st;
+         rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const char *v = rocksdb_iter_value(it, &vl);
+        mv_buf_reset(&plain);
+        if (kl != 8 || (st = mv_open_record(s->keys, MV_FAM_AUDIT, k, 8, (const uint8_t *)v, vl,
+                                            &plain, err)))
+            break;
+        mv_rd r;
+        mv_rd_init(&r, plain.data, plain.len);
+        mv_audit_rec a = {0};
+        uint8_t ver = mv_rd_u8(&r);
+        a.seq = mv_be64_get((const uint8_t *)k);
+        a.time_us = (int64_t)mv_rd_u64(&r);
+        char *user = mv_rd_str(&r), *cmd = mv_rd_str(&r), *detail = mv_rd_str(&r);
+        a.status = (int)mv_rd_u32(&r);
+        char *res = mv_rd_str(&r);
+        if (ver != 1 || r.bad || !res) {
+            st = mv_err_set(err, MV_EMALFORMED, "audit record %llu is damaged",
+                            (unsigned long long)a.seq);
+        } else {
+            a.user = user, a.command = cmd, a.detail = detail, a.result = res;
+            fn(ctx, &a);
+        }
+        free(user);
+        free(cmd);
+        free(detail);
+        free(res);
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    if (e && !st)
+        st = rocks_err(err, e, "reading the audit log");
+    else
+        rocksdb_free(e);
+    mv_buf_wipe(&plain);
+    return st;
+}
+
+/* ---- keys administration ------------------------------------------------------ */
+
+typedef struct list_ctx {
+    mv_keyinfo_fn fn;
+    void *ctx;
+} list_ctx;
+
+static void list_one(void *ctx, const mv_kek_info *ki)
+{
+    list_ctx *l = ctx;
+    mv_keyinfo k = {ki->no, ki->name, ki->version, ki->created, ki->active, 0};
+    l->fn(l->ctx, &k);
+}
+
+mv_status mv_store_keys_list(mv_store *s, mv_keys_summary *sum, mv_keyinfo_fn fn, void *ctx,
+                             mv_err *err)
+{
+    (void)err;
+    uint8_t pub[32], fpr[32];
+    unsigned int l = 32;
+    sum->unlock = mv_keys_kdf_name(s->keys);
+    sum->created = mv_keys_created(s->keys);
+    sum->retention_days = s->retention_days;
+    mv_hex(mv_keys_archive_id(s->keys), MV_ARCHIVE_ID_LEN, sum->archive_id);
+    mv_keys_signing_public(s->keys, pub);
+    mv_assert(EVP_Digest(pub, 32, fpr, &l, EVP_sha256(), NULL));
+    mv_hex(fpr, 32, sum->signing_fpr);
+    list_ctx lc = {fn, ctx};
+    if (fn)
+        mv_keys_list(s->keys, list_one, &lc);
+    return MV_OK;
+}
+
+/* rewrap_cf - rewrap every sealed value of a family whose KEK is retired. */
+static mv_status rewrap_cf(mv_store *s, int cf, uint64_t *count, mv_err *err)
+{
+    mv_status st = MV_OK;
+    mv_buf out = MV_BUF_INIT;
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[cf]);
+    size_t inbatch = 0;
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it) && !st; rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        /* Blob chunk parts carry no key; only part 0 (the header) does. */
+        if ((cf == CF_BLOB || cf == CF_SPOOL) && kl == MV_BLOBKEY_LEN &&
+            mv_be32_get((const uint8_t *)k + 32) != 0)
+            continue;
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        uint32_t from = mv_sealed_kek(v, vl), to;
+        if (!from)
+            continue;
+        if ((st = mv_keys_active_for(s->keys, from, &to, err)))
+            break;
+        if (to == from)
+            continue;
+        mv_buf_reset(&out);
+        if ((st = mv_sealed_rewrap(s->keys, v, vl, to, &out, err)))
+            break;
+        rocksdb_writebatch_put_cf(b, s->cf[cf], k, kl, (const char *)out.data, out.len);
+        (*count)++;
+        if (++inbatch == 1000) {
+            st = write_batch(s, b, 0, err);
+            rocksdb_writebatch_clear(b);
+            inbatch = 0;
+        }
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    if (e && !st)
+        st = rocks_err(err, e, "rewrapping");
+    else
+        rocksdb_free(e);
+    if (!st)
+        st = write_batch(s, b, 1, err);
+    rocksdb_writebatch_destroy(b);
+    mv_buf_free(&out);
+    return st;
+}
+
+mv_status mv_store_keys_rotate(mv_store *s, int rewrap_existing, unsigned *rotated,
+                               uint64_t *rewrapped, mv_err *err)
+{
+    *rewrapped = 0;
+    mv_status st = mv_keys_rotate(s->keys, rotated, err);
+    if (st || !rewrap_existing)
+        return st;
+    static const int cfs[] = {CF_MSG, CF_COPY, CF_ATTR, CF_BLOB, CF_SPOOL, CF_AUDIT};
+    for (size_t i = 0; i < sizeof cfs / sizeof *cfs && !st; i++)
+        st = rewrap_cf(s, cfs[i], rewrapped, err);
+    if (!st) {
+        /* Every DEK is now under an active KEK (the last batch was synced):
+         * the retired ones can go. */
+        unsigned dropped;
+        st = mv_keys_drop_retired(s->keys, &dropped, err);
+    }
+    return st;
+}
+
+mv_status mv_store_keys_rewrap(mv_store *s, const mv_keysrc *src, uint64_t scrypt_n, mv_err *err)
+{
+    mv_kdf_params kp = {scrypt_n};
+    return mv_keys_rewrap_master(s->keys, src, &kp, err);
+}

@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: MIT */
+/* store.h - the encrypted archive store: RocksDB under ARCHIVE/store, the
+ * keystore ARCHIVE/keys, records, blobs, spool, change sequence, audit.
+ *
+ * Layout (column families; every value carrying content or identities is
+ * sealed, see store/seal.h; lookup keys that would reveal content are
+ * keyed hashes):
+ *   default  meta: format, archive id, counters (plain: no content)
+ *   msg      u64 serial -> sealed message record (immutable)
+ *   copy     u64 serial | u32 copy -> sealed copy record
+ *   attr     u64 serial | u32 n -> sealed attribute record (append-only)
+ *   blob     blob id | u32 part -> sealed blob parts; blob id =
+ *            HMAC(blob-id key, bucket | SHA-256(bytes))
+ *   spool    u64 seq -> sealed arrival; spool blob id | part -> its bytes
+ *   dedup    HMAC(dedup key, dedup digest) -> u64 serial
+ *   copyid   HMAC(copy key, arrival identity) -> state (spooled/archived)
+ *   changes  u64 seq -> u8 kind | u64 serial | u32 copy (no content)
+ *   audit    u64 seq -> sealed audit record
+ *
+ * One process owns an archive (RocksDB's lock): a second opener gets a
+ * clear MV_ETEMP error.  Functions of one mv_store may be called from
+ * several threads except where a function says it is for the committer
+ * (one thread) only. */
+#ifndef MV_STORE_STORE_H
+#define MV_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../lib/buf.h"
+#include "../lib/err.h"
+
+typedef struct mv_store mv_store;
+
+/* Master key source: paths only, never the secret itself. */
+typedef struct mv_keysrc {
+    const char *key_file;        /* 32 raw bytes, or 64 hex digits (+ newline); mode not o+rw */
+    const char *passphrase_file; /* passphrase (trailing newline dropped), through scrypt */
+} mv_keysrc;
+
+typedef struct mv_create_opts {
+    unsigned retention_days; /* default retention, 0 = 2557 (7 years) */
+    uint64_t scrypt_n;       /* 0 = 2^17 */
+} mv_create_opts;
+
+/* mv_store_create - make a new archive in dir (created if missing; must
+ * not already hold one).
+ * @retval MV_EEXIST   an archive is already there
+ * @retval MV_EPERM / MV_ENOKEY / MV_ENOTFOUND  key source problems */
+MV_NODISCARD mv_status mv_store_create(const char *dir, const mv_keysrc *src,
+                                       const mv_create_opts *o, mv_err *err);
+/* mv_store_open - unlock the keystore (wrong key: MV_ENOKEY, before the
+ * store is touched), then open the store.
+ * @retval MV_ETEMP   another process has the archive open */
+MV_NODISCARD mv_status mv_store_open(const char *dir, const mv_keysrc *src, mv_store **out,
+                                     mv_err *err);
+void mv_store_close(mv_store *s);
+const char *mv_store_dir(const mv_store *s);
+
+/* ---- arrivals, spool ---------------------------------------------------- */
+
+/* One arrival's envelope: borrowed strings, copied when stored. */
+typedef struct mv_arrival {
+    int64_t received_us;      /* trusted receipt time (archive clock) */
+    const char *source;       /* "import", "smtp", "lmtp" */
+    const char *origin;       /* import: where it came from; smtp: listener */
+    const char *mail_from;    /* envelope sender, NULL when unknown */
+    char *const *rcpt;        /* envelope recipients */
+    size_t n_rcpt;
+    const char *facts;        /* "key=value; ..." transport facts, or NULL */
+    const char *note;         /* a remark kept with the copy, or NULL */
+    uint8_t copy_id[32];      /* identity of this arrival (see mv_store_copy_id) */
+    int has_copy_id;
+} mv_arrival;
+
+/* mv_store_copy_id - the keyed identity of an arrival described by text
+ * (import: origin and SHA-256 of the bytes), for idempotent re-imports. */
+void mv_store_copy_id(mv_store *s, const void *p, size_t n, uint8_t out[32]);
+
+typedef enum { MV_COPYID_NEW = 0, MV_COPYID_SPOOLED, MV_COPYID_ARCHIVED } mv_copyid_state;
+MV_NODISCARD mv_status mv_store_copy_id_state(mv_store *s, const uint8_t id[32],
+                                              mv_copyid_state *state, mv_err *err);
+
+typedef struct mv_spool_item {
+    mv_arrival arr;
+    const uint8_t *data; /* the message bytes */
+    size_t len;
+    const uint8_t *raw;  /* the copy's own bytes when they differ (mbox quoting, journal report), else NULL */
+    size_t raw_len;
+    uint64_t seq;        /* out: the spool sequence number */
+} mv_spool_item;
+
+/* mv_spool_add - make n arrivals durable: one synced write.  This is the
+ * point after which an arrival is never lost. */
+MV_NODISCARD mv_status mv_spool_add(mv_store *s, mv_spool_item *items, size_t n, mv_err *err);
+
+/* mv_spool_count - arrivals accepted and not yet archived. */
+uint64_t mv_spool_count(mv_store *s);
+
+/* Visit every pending arrival in spool order (crash recovery).  The
+ * pointers in *it are valid during the call only. */
+typedef mv_status (*mv_spool_fn)(void *ctx, const mv_spool_item *it, mv_err *err);
+MV_NODISCARD mv_status mv_spool_replay(mv_store *s, mv_spool_fn fn, void *ctx, mv_err *err);
+
+/* ---- messages ------------------------------------------------------------ */
+
+/* The header summary kept with a message (strings UTF-8, NULL if absent). */
+typedef struct mv_msgmeta {
+    char *from, *from_addr, *to, *cc, *bcc, *subject, *date, *message_id, *in_reply_to;
+    int64_t date_t; /* INT64_MIN when unknown */
+    char **attachments;
+    size_t n_names;
+    uint32_t n_attachments;
+    uint64_t header_bytes;
+    uint32_t n_parts;
+    uint32_t defects;
+    uint8_t sha256[32];
+    uint8_t dedup[32];
+} mv_msgmeta;
+
+typedef struct mv_prepared mv_prepared;
+
+/* mv_store_prepare - seal an arrival's bytes into its shred bucket (the
+ * expensive part: compression and encryption), ready for commit.  Worker
+ * threads call this in parallel.  meta is copied; data/raw are copied.
+ * *out owned by the caller until handed to mv_store_commit. */
+MV_NODISCARD mv_status mv_store_prepare(mv_store *s, const mv_spool_item *it,
+                                        const mv_msgmeta *meta, mv_prepared **out, mv_err *err);
+void mv_prepared_free(mv_prepared *p);
+
+typedef enum {
+    MV_COMMIT_NEW = 1, /* a new message (and its first copy) */
+    MV_COMMIT_MERGED,  /* a new copy of an existing message (dedup) */
+    MV_COMMIT_ALREADY, /* this very arrival was archived before (re-import) */
+} mv_commit_kind;
+
+typedef struct mv_commit_result {
+    mv_commit_kind kind;
+    uint64_t serial;
+    uint32_t copy;
+    uint64_t stored_bytes; /* sealed bytes newly written */
+} mv_commit_result;
+
+/* mv_store_commit - for the single committer thread: dedup, assign serials
+ * in the given order, write records, blobs, change records, counters and
+ * the removal of the spool entries in one atomic write batch.  Takes
+ * ownership of items (freed).  res has n entries. */
+MV_NODISCARD mv_status mv_store_commit(mv_store *s, mv_prepared **items, size_t n,
+                                       mv_commit_result *res, mv_err *err);
+
+typedef struct mv_message {
+    uint64_t serial;
+    char *bucket;
+    int64_t received_us; /* first copy's receipt time */
+    uint64_t size;
+    uint32_t n_copies;
+    uint8_t blob[32];
+    mv_msgmeta meta;
+} mv_message;
+
+typedef struct mv_copy {
+    uint32_t no; /* 1-based */
+    int64_t received_us;
+    char *source, *origin, *mail_from, *facts, *note;
+    char **rcpt;
+    size_t n_rcpt;
+    uint64_t size;
+    uint8_t sha256[32];
+    uint8_t blob[32];
+} mv_copy;
+
+/* @retval MV_ENOTFOUND no such serial */
+MV_NODISCARD mv_status mv_store_message(mv_store *s, uint64_t serial, mv_message **out,
+                                        mv_err *err);
+void mv_message_free(mv_message *m);
+/* mv_store_copies - every copy of a message, in order (*out array of n). */
+MV_NODISCARD mv_status mv_store_copies(mv_store *s, uint64_t serial, mv_copy ***out, size_t *n,
+                                       mv_err *err);
+void mv_copies_free(mv_copy **c, size_t n);
+
+typedef mv_status (*mv_bytes_fn)(void *ctx, const uint8_t *p, size_t n, mv_err *err);
+/* mv_store_read_message - stream the message's bytes (copy 0) or the
+ * bytes of copy N (1-based) to fn, verified against the recorded SHA-256
+ * at the end (MV_ECRYPTO if they differ). */
+MV_NODISCARD mv_status mv_store_read(mv_store *s, uint64_t serial, uint32_t copy, mv_bytes_fn fn,
+                                     void *ctx, mv_err *err);
+
+uint64_t mv_store_last_serial(mv_store *s);
+
+typedef struct mv_stats {
+    uint64_t messages, copies;
+    uint64_t message_bytes; /* bytes of the distinct messages */
+    uint64_t raw_bytes;     /* bytes of every arrival */
+    uint64_t stored_bytes;  /* sealed blob bytes written (after dedup, compression) */
+    uint64_t blobs;
+    uint64_t disk_bytes;    /* size of ARCHIVE/store on disk */
+    uint64_t spool;
+    uint64_t changes;
+} mv_stats;
+MV_NODISCARD mv_status mv_store_stats(mv_store *s, mv_stats *st, mv_err *err);
+
+/* ---- audit --------------------------------------------------------------- */
+
+/* mv_store_audit - append an audit record (who, when, what, result);
+ * synced.  detail may hold arguments (it is encrypted). */
+MV_NODISCARD mv_status mv_store_audit(mv_store *s, const char *user, const char *command,
+                                      const char *detail, mv_status result, const char *result_msg,
+                                      mv_err *err);
+typedef struct mv_audit_rec {
+    uint64_t seq;
+    int64_t time_us;
+    const char *user, *command, *detail, *result;
+    int status;
+} mv_audit_rec;
+typedef void (*mv_audit_fn)(void *ctx, const mv_audit_rec *r);
+/* mv_store_audit_list - the last `limit` records (0 = all) in order. */
+MV_NODISCARD mv_status mv_store_audit_list(mv_store *s, uint64_t limit, mv_audit_fn fn, void *ctx,
+                                           mv_err *err);
+
+/* ---- keys ---------------------------------------------------------------- */
+
+typedef struct mv_keyinfo {
+    uint32_t no;
+    const char *name;
+    uint32_t version;
+    int64_t created;
+    int active;
+    uint64_t uses; /* sealed values wrapped under it (counted when listing) */
+} mv_keyinfo;
+typedef void (*mv_keyinfo_fn)(void *ctx, const mv_keyinfo *ki);
+typedef struct mv_keys_summary {
+    const char *unlock;     /* "key file" or "passphrase (scrypt)" */
+    int64_t created;
+    char archive_id[33];
+    char signing_fpr[65];   /* SHA-256 of the Ed25519 public key, hex */
+    unsigned retention_days;
+} mv_keys_summary;
+MV_NODISCARD mv_status mv_store_keys_list(mv_store *s, mv_keys_summary *sum, mv_keyinfo_fn fn,
+                                          void *ctx, mv_err *err);
+/* mv_store_keys_rotate - new KEK versions for new writes; with
+ * rewrap_existing every wrapped DEK is rewrapped (no blob rewritten) and
+ * the retired KEKs are then destroyed. */
+MV_NODISCARD mv_status mv_store_keys_rotate(mv_store *s, int rewrap_existing, unsigned *rotated,
+                                            uint64_t *rewrapped, mv_err *err);
+/* mv_store_keys_rewrap - the root secret's wrap under a new master key. */
+MV_NODISCARD mv_status mv_store_keys_rewrap(mv_store *s, const mv_keysrc *src, uint64_t scrypt_n,
+                                            mv_err *err);
+
+/* Test hook: the bucket name for a receipt time. */
+void mv_store_bucket_for(mv_store *s, int64_t received_us, char *out, size_t n);
+
+#endif

@@ -1,0 +1,634 @@
+/* SPDX-License-Identifier: MIT */
+/* mime_test.c - mv_mime_summarize: decoded fields, every defect bit, limits
+ * and the dedup digest's merge / never-merge promises (docs/dedup.md). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+
+#include "../../ingest/mime.h"
+#include "../../lib/buf.h"
+
+static mv_msginfo *summarize_lim(const char *s, size_t n, const mv_mime_limits *lim)
+{
+    mv_msginfo *m = NULL;
+    mv_err err;
+    assert_int_equal(mv_mime_summarize((const uint8_t *)s, n, lim, &m, &err), MV_OK);
+    assert_non_null(m);
+    return m;
+}
+
+static mv_msginfo *summarize(const char *s)
+{
+    return summarize_lim(s, strlen(s), NULL);
+}
+
+/* crlf - the same text with every LF made CRLF (caller frees). */
+static char *crlf(const char *s)
+{
+    mv_buf b = MV_BUF_INIT;
+    for (; *s; s++) {
+        if (*s == '\n')
+            mv_buf_append_byte(&b, '\r');
+        mv_buf_append_byte(&b, (uint8_t)*s);
+    }
+    mv_buf_append(&b, "", 0);
+    return (char *)mv_buf_steal(&b, NULL);
+}
+
+static void dedup_of(const char *s, uint8_t out[32])
+{
+    mv_msginfo *m = summarize(s);
+    memcpy(out, m->dedup, 32);
+    mv_msginfo_free(m);
+}
+
+/* ---- fields -------------------------------------------------------------- */
+
+static const char simple[] =
+    "Received: from mx.example.net by mx.example.com; Mon, 1 Jan 2024 09:00:01 +0000\n"
+    "Message-ID: <ABC@Example.COM>\n"
+    "Date: Mon, 1 Jan 2024 10:00:00 +0100\n"
+    "From: Alice <Alice@Example.com>\n"
+    "To: bob@example.org, Carol <carol@example.org>, Team: dave@example.org, Eve@example.org;\n"
+    "Cc: BOB@example.org\n"
+    "Bcc: secret@example.org\n"
+    "Subject: =?UTF-8?Q?Caf=C3=A9?=   menu\n"
+    "In-Reply-To: <parent@example.com>\n"
+    "\n"
+    "Hello  \n"
+    "World\n"
+    "\n";
+
+static void test_fields(void **state)
+{
+    (void)state;
+    mv_msginfo *m = summarize(simple);
+    assert_string_equal(m->from, "Alice <Alice@Example.com>");
+    assert_string_equal(m->from_addr, "alice@example.com");
+    assert_non_null(m->to);
+    assert_string_equal(m->cc, "BOB@example.org");
+    assert_string_equal(m->bcc, "secret@example.org");
+    assert_string_equal(m->subject, "Café   menu");
+    assert_string_equal(m->date, "Mon, 1 Jan 2024 10:00:00 +0100");
+    assert_int_equal(m->date_t, 1704099600);
+    assert_string_equal(m->message_id, "ABC@Example.COM");
+    assert_string_equal(m->in_reply_to, "parent@example.com");
+    assert_int_equal(m->n_recipients, 4);
+    assert_string_equal(m->recipients[0], "bob@example.org");
+    assert_string_equal(m->recipients[1], "carol@example.org");
+    assert_string_equal(m->recipients[2], "dave@example.org");
+    assert_string_equal(m->recipients[3], "eve@example.org");
+    assert_int_equal(m->n_parts, 1);
+    assert_int_equal(m->n_attachments, 0);
+    assert_null(m->attachments);
+    assert_int_equal(m->defects, 0);
+    const char *body = strstr(simple, "\n\nHello") + 2;
+    assert_int_equal(m->header_bytes, (size_t)(body - simple));
+    assert_int_equal(m->body_bytes, strlen(simple) - m->header_bytes);
+    mv_msginfo_free(m);
+}
+
+static void test_sha256(void **state)
+{
+    (void)state;
+    mv_msginfo *m = summarize("");
+    char hex[65];
+    mv_hex(m->sha256, 32, hex);
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    assert_int_equal(m->header_bytes, 0);
+    assert_int_equal(m->body_bytes, 0);
+    mv_msginfo_free(m);
+}
+
+static void test_no_body(void **state)
+{
+    (void)state;
+    static const char s[] = "From: a@example.com\nSubject: only headers";
+    mv_msginfo *m = summarize(s);
+    assert_int_equal(m->header_bytes, sizeof s - 1);
+    assert_int_equal(m->body_bytes, 0);
+    assert_string_equal(m->subject, "only headers");
+    mv_msginfo_free(m);
+}
+
+/* RFC 2047 in headers and RFC 2231 in parameters, decoded by GMime. */
+static void test_rfc2047_2231(void **state)
+{
+    (void)state;
+    mv_msginfo *m = summarize(
+        "From: =?ISO-8859-1?Q?J=F6rg?= <jorg@example.com>\n"
+        "To: =?UTF-8?B?w4lsb2TDrWU=?= <elodie@example.com>\n"
+        "Subject: =?UTF-8?B?w6lsw6h2ZQ==?= =?iso-8859-1?q?_caf=E9?=\n"
+        "Content-Type: multipart/mixed; boundary=b\n"
+        "\n"
+        "--b\n"
+        "Content-Type: text/plain\n"
+        "\n"
+        "body\n"
+        "--b\n"
+        "Content-Type: application/pdf\n"
+        "Content-Disposition: attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf\n"
+        "Content-Transfer-Encoding: base64\n"
+        "\n"
+        "JVBERi0xLjQK\n"
+        "--b\n"
+        "Content-Type: image/png; name=\"=?UTF-8?Q?=E2=82=AC.png?=\"\n"
+        "Content-Transfer-Encoding: base64\n"
+        "\n"
+        "iVBORw0K\n"
+        "--b\n"
+        "Content-Type: application/octet-stream\n"
+        "Content-Disposition: attachment\n"
+        "\n"
+        "nameless\n"
+        "--b--\n");
+    assert_string_equal(m->from, "Jörg <jorg@example.com>");
+    assert_string_equal(m->to, "Élodíe <elodie@example.com>");
+    assert_string_equal(m->subject, "élève café");
+    assert_int_equal(m->n_attachments, 3);
+    assert_int_equal(m->n_attachment_names, 2);
+    assert_string_equal(m->attachments[0], "résumé.pdf");
+    assert_string_equal(m->attachments[1], "€.png");
+    assert_null(m->attachments[2]);
+    assert_int_equal(m->n_parts, 4);
+    mv_msginfo_free(m);
+}
+
+static void test_rfc822_attachment(void **state)
+{
+    (void)state;
+    mv_msginfo *m = summarize("From: a@example.com\n"
+                              "Content-Type: multipart/mixed; boundary=o\n"
+                              "\n"
+                              "--o\n"
+                              "Content-Type: text/plain\n"
+                              "\n"
+                              "see attached\n"
+                              "--o\n"
+                              "Content-Type: message/rfc822; name=fwd.eml\n"
+                              "\n"
+                              "From: inner@example.com\n"
+                              "Content-Type: multipart/mixed; boundary=i\n"
+                              "\n"
+                              "--i\n"
+                              "Content-Type: text/plain\n"
+                              "\n"
+                              "inner\n"
+                              "--i\n"
+                              "Content-Type: image/gif\n"
+                              "Content-Disposition: attachment; filename=a.gif\n"
+                              "\n"
+                              "GIF89a\n"
+                              "--i--\n"
+                              "--o--\n");
+    assert_int_equal(m->n_attachments, 2); /* the message and the gif inside it */
+    assert_int_equal(m->n_attachment_names, 2);
+    assert_string_equal(m->attachments[0], "fwd.eml");
+    assert_string_equal(m->attachments[1], "a.gif");
+    assert_int_equal(m->n_parts, 3);
+    assert_int_equal(m->defects & MV_DEFECT_BAD_BOUNDARY, 0);
+    mv_msginfo_free(m);
+}
+
+/* ---- defects: one small message per bit ----------------------------------- */
+
+typedef struct defect_case {
+    const char *name;
+    const char *msg;
+    size_t len; /* 0: strlen */
+    uint32_t want;
+} defect_case;
+
+#define HDRS "From: a@example.com\nDate: Mon, 1 Jan 2024 00:00:00 +0000\nMessage-ID: <m@x>\n"
+
+static const defect_case defect_cases[] = {
+    {"clean", HDRS "\nbody\n", 0, 0},
+    {"unparseable", "just some words\nand more\n", 0, MV_DEFECT_UNPARSEABLE},
+    {"no-from", "Date: Mon, 1 Jan 2024 00:00:00 +0000\nMessage-ID: <m@x>\n\nx\n", 0,
+     MV_DEFECT_NO_FROM},
+    {"no-date", "From: a@example.com\nMessage-ID: <m@x>\n\nx\n", 0, MV_DEFECT_NO_DATE},
+    {"bad-date", "From: a@example.com\nDate: the day after tomorrow\nMessage-ID: <m@x>\n\nx\n", 0,
+     MV_DEFECT_BAD_DATE},
+    {"no-msgid", "From: a@example.com\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n\nx\n", 0,
+     MV_DEFECT_NO_MSGID},
+    {"bare-lf", "From: a@example.com\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+                "Message-ID: <m@x>\r\n\r\nline\nline\r\n", 0, MV_DEFECT_BARE_LF},
+    {"bare-cr", HDRS "\nbare\rcr\n", 0, MV_DEFECT_BARE_CR},
+    {"nul", HDRS "\nnul\0byte\n", sizeof(HDRS "\nnul\0byte\n") - 1, MV_DEFECT_NUL},
+    {"8bit-header", HDRS "Subject: gr\xc3\xbc\xc3\x9f\n\nx\n", 0, MV_DEFECT_8BIT_HEADER},
+    {"bad-boundary-none", HDRS "Content-Type: multipart/mixed\n\n--x\n\nhidden\n--x--\n", 0,
+     MV_DEFECT_BAD_BOUNDARY},
+    {"bad-boundary-noend", HDRS "Content-Type: multipart/mixed; boundary=x\n\n--x\n"
+                                "Content-Type: text/plain\n\ncut off\n", 0,
+     MV_DEFECT_BAD_BOUNDARY},
+    {"bad-encoding-b64", HDRS "Content-Transfer-Encoding: base64\n\n!!not*base64\n", 0,
+     MV_DEFECT_BAD_ENCODING},
+    {"bad-encoding-qp", HDRS "Content-Transfer-Encoding: quoted-printable\n\nbad =ZZ escape\n", 0,
+     MV_DEFECT_BAD_ENCODING},
+    {"bad-encoding-charset", HDRS "Content-Type: text/plain; charset=x-no-such-charset\n\nx\n", 0,
+     MV_DEFECT_BAD_ENCODING},
+    {"bad-encoding-utf8", HDRS "Content-Type: text/plain; charset=utf-8\n\n\xff\xfe\n", 0,
+     MV_DEFECT_BAD_ENCODING},
+    {"dup-header", HDRS "Subject: one\nSubject: two\n\nx\n", 0, MV_DEFECT_DUP_HEADER},
+};
+
+static void test_defects(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof defect_cases / sizeof defect_cases[0]; i++) {
+        const defect_case *c = &defect_cases[i];
+        size_t n = c->len ? c->len : strlen(c->msg);
+        mv_msginfo *m = summarize_lim(c->msg, n, NULL);
+        char got[256];
+        mv_defects_str(m->defects, got, sizeof got);
+        if (c->want == 0 && m->defects != 0)
+            fail_msg("%s: unexpected defects %s", c->name, got);
+        if ((m->defects & c->want) != c->want)
+            fail_msg("%s: want 0x%x, got %s", c->name, (unsigned)c->want, got);
+        mv_msginfo_free(m);
+    }
+}
+
+static void test_long_line(void **state)
+{
+    (void)state;
+    mv_buf b = MV_BUF_INIT;
+    mv_buf_append_str(&b, HDRS "\n");
+    for (int i = 0; i < 998; i++)
+        mv_buf_append_byte(&b, 'x');
+    mv_buf_append_str(&b, "\n");
+    mv_msginfo *m = summarize_lim((const char *)b.data, b.len, NULL);
+    assert_int_equal(m->defects & MV_DEFECT_LONG_LINE, 0); /* 998 is allowed */
+    mv_msginfo_free(m);
+    mv_buf_append_str(&b, "yyyyyyyyyy");
+    for (int i = 0; i < 998; i++)
+        mv_buf_append_byte(&b, 'y');
+    m = summarize_lim((const char *)b.data, b.len, NULL);
+    assert_int_not_equal(m->defects & MV_DEFECT_LONG_LINE, 0);
+    mv_msginfo_free(m);
+    mv_buf_free(&b);
+}
+
+static void build_nested(mv_buf *b, int depth)
+{
+    mv_buf_append_str(b, HDRS);
+    for (int i = 0; i < depth; i++)
+        mv_buf_printf(b, "Content-Type: multipart/mixed; boundary=d%d\n\n--d%d\n", i, i);
+    mv_buf_append_str(b, "Content-Type: text/plain\n\nbottom\n");
+    for (int i = depth - 1; i >= 0; i--)
+        mv_buf_printf(b, "--d%d--\n", i);
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    mv_mime_limits lim;
+    mv_mime_limits_default(&lim);
+    assert_int_equal(lim.max_depth, 64);
+    assert_int_equal(lim.max_parts, 10000);
+
+    /* depth */
+    mv_buf b = MV_BUF_INIT;
+    build_nested(&b, 10);
+    lim.max_depth = 5;
+    mv_msginfo *m = summarize_lim((const char *)b.data, b.len, &lim);
+    assert_int_not_equal(m->defects & MV_DEFECT_DEPTH_LIMIT, 0);
+    assert_int_equal(m->n_parts, 0);
+    mv_msginfo_free(m);
+    /* GMime's own nesting cap, far past ours, must not crash either */
+    mv_buf_reset(&b);
+    build_nested(&b, 3000);
+    m = summarize_lim((const char *)b.data, b.len, NULL);
+    assert_int_not_equal(m->defects & MV_DEFECT_DEPTH_LIMIT, 0);
+    mv_msginfo_free(m);
+
+    /* parts: walked up to the limit */
+    mv_mime_limits_default(&lim);
+    lim.max_parts = 10;
+    mv_buf_reset(&b);
+    mv_buf_append_str(&b, HDRS "Content-Type: multipart/mixed; boundary=p\n\n");
+    for (int i = 0; i < 15; i++)
+        mv_buf_printf(&b, "--p\nContent-Type: text/plain\n\npart %d\n", i);
+    mv_buf_append_str(&b, "--p--\n");
+    m = summarize_lim((const char *)b.data, b.len, &lim);
+    assert_int_not_equal(m->defects & MV_DEFECT_PARTS_LIMIT, 0);
+    assert_int_equal(m->n_parts, 9); /* the multipart itself is one of the 10 */
+    mv_msginfo_free(m);
+    /* far more boundary lines than the limit: not given to GMime at all */
+    mv_buf_reset(&b);
+    mv_buf_append_str(&b, HDRS "Content-Type: multipart/mixed; boundary=p\n\n");
+    for (int i = 0; i < 100000; i++)
+        mv_buf_append_str(&b, "--p\n\n");
+    m = summarize_lim((const char *)b.data, b.len, NULL);
+    assert_int_equal(m->defects & (MV_DEFECT_PARTS_LIMIT | MV_DEFECT_NOT_PARSED),
+                     MV_DEFECT_PARTS_LIMIT | MV_DEFECT_NOT_PARSED);
+    assert_string_equal(m->from_addr, "a@example.com");
+    mv_msginfo_free(m);
+
+    /* header block over the limit */
+    mv_mime_limits_default(&lim);
+    lim.max_header_bytes = 200;
+    mv_buf_reset(&b);
+    mv_buf_append_str(&b, HDRS);
+    for (int i = 0; i < 20; i++)
+        mv_buf_printf(&b, "X-Filler-%d: some header text\n", i);
+    mv_buf_append_str(&b, "\nbody\n");
+    m = summarize_lim((const char *)b.data, b.len, &lim);
+    assert_int_equal(m->defects & (MV_DEFECT_HEADER_LIMIT | MV_DEFECT_NOT_PARSED),
+                     MV_DEFECT_HEADER_LIMIT | MV_DEFECT_NOT_PARSED);
+    assert_string_equal(m->from_addr, "a@example.com"); /* within the first 200 bytes */
+    mv_msginfo_free(m);
+
+    /* parse limit */
+    mv_mime_limits_default(&lim);
+    lim.max_parse_bytes = 64;
+    m = summarize_lim(simple, strlen(simple), &lim);
+    assert_int_not_equal(m->defects & MV_DEFECT_NOT_PARSED, 0);
+    assert_string_equal(m->subject, "Café   menu");
+    mv_msginfo_free(m);
+
+    /* names kept */
+    mv_mime_limits_default(&lim);
+    lim.max_names = 2;
+    mv_buf_reset(&b);
+    mv_buf_append_str(&b, HDRS "Content-Type: multipart/mixed; boundary=p\n\n");
+    for (int i = 0; i < 5; i++)
+        mv_buf_printf(&b, "--p\nContent-Type: application/x-a\n"
+                          "Content-Disposition: attachment; filename=f%d\n\nz\n", i);
+    mv_buf_append_str(&b, "--p--\n");
+    m = summarize_lim((const char *)b.data, b.len, &lim);
+    assert_int_equal(m->n_attachments, 5);
+    assert_int_equal(m->n_attachment_names, 2);
+    mv_msginfo_free(m);
+    mv_buf_free(&b);
+}
+
+static void test_defects_str(void **state)
+{
+    (void)state;
+    char buf[256];
+    assert_string_equal(mv_defects_str(0, buf, sizeof buf), "");
+    assert_string_equal(mv_defects_str(MV_DEFECT_UNPARSEABLE | MV_DEFECT_NO_FROM, buf, sizeof buf),
+                        "unparseable,no-from");
+    assert_string_equal(mv_defects_str(MV_DEFECT_NOT_PARSED | MV_DEFECT_BARE_LF, buf, sizeof buf),
+                        "bare-lf,not-parsed");
+    char small[8];
+    mv_defects_str(0xffffffffu, small, sizeof small);
+    assert_true(strlen(small) < sizeof small);
+}
+
+/* ---- dedup ---------------------------------------------------------------- */
+
+static const char base_msg[] =
+    "Message-ID: <dedup-1@example.com>\n"
+    "Date: Tue, 2 Jan 2024 09:00:00 +0000\n"
+    "From: Alice <alice@example.com>\n"
+    "To: bob@example.org, carol@example.org\n"
+    "Subject: Quarterly numbers\n"
+    "MIME-Version: 1.0\n"
+    "Content-Type: multipart/mixed; boundary=\"sep\"\n"
+    "\n"
+    "--sep\n"
+    "Content-Type: text/plain; charset=us-ascii\n"
+    "\n"
+    "Numbers attached.\n"
+    "--sep\n"
+    "Content-Type: application/octet-stream; name=q.bin\n"
+    "Content-Disposition: attachment; filename=q.bin\n"
+    "Content-Transfer-Encoding: base64\n"
+    "\n"
+    "AAECAwQF\n"
+    "--sep--\n";
+
+typedef struct dedup_case {
+    const char *name;
+    const char *from; /* replace this ... */
+    const char *to;   /* ... with this in base_msg */
+    int merge;
+} dedup_case;
+
+static const dedup_case dedup_cases[] = {
+    {"transport headers", "Message-ID:",
+     "Received: from a.example by b.example; Tue, 2 Jan 2024 09:00:01 +0000\n"
+     "Return-Path: <bounce@example.com>\nX-Spam-Score: 0.1\nDelivered-To: bob@example.org\n"
+     "Message-ID:", 1},
+    {"header folding", "To: bob@example.org, carol@example.org\n",
+     "To: bob@example.org,\n carol@example.org\n", 1},
+    {"display names and case", "To: bob@example.org, carol@example.org\n",
+     "To: Carol <Carol@Example.org>, \"Bob\" <BOB@example.org>, bob@example.org\n", 1},
+    {"date same instant", "Tue, 2 Jan 2024 09:00:00 +0000", "Tue, 2 Jan 2024 10:00:00 +0100", 1},
+    {"message-id case", "<dedup-1@example.com>", "<DEDUP-1@EXAMPLE.COM>", 1},
+    {"subject encoding", "Subject: Quarterly numbers", "Subject: =?utf-8?q?Quarterly_numbers?=", 1},
+    {"subject whitespace", "Subject: Quarterly numbers", "Subject:  Quarterly\n   numbers  ", 1},
+    {"bcc added", "Subject:", "Bcc: eve@example.org\nSubject:", 1},
+    {"trailing blanks", "Numbers attached.\n", "Numbers attached.   \n\n\n", 1},
+    {"body re-encoded", "charset=us-ascii\n\nNumbers attached.\n",
+     "charset=us-ascii\nContent-Transfer-Encoding: base64\n\nTnVtYmVycyBhdHRhY2hlZC4K\n", 1},
+    {"body one byte", "Numbers attached.", "Numbers attacheD.", 0},
+    {"body line added", "Numbers attached.\n", "Numbers attached.\nP.S.\n", 0},
+    {"attachment one byte", "AAECAwQF", "AAECAwQG", 0},
+    {"attachment removed", "--sep\nContent-Type: application/octet-stream",
+     "--sep--\nContent-Type: application/octet-stream", 0},
+    {"subject differs", "Quarterly numbers", "Quarterly numbers!", 0},
+    {"date differs", "09:00:00 +0000", "09:00:01 +0000", 0},
+    {"sender differs", "<alice@example.com>", "<alice2@example.com>", 0},
+    {"recipient differs", "carol@example.org", "carol@example.net", 0},
+    {"message-id differs", "dedup-1@", "dedup-2@", 0},
+};
+
+static char *replace(const char *s, const char *from, const char *to)
+{
+    const char *at = strstr(s, from);
+    assert_non_null(at);
+    mv_buf b = MV_BUF_INIT;
+    mv_buf_append(&b, s, (size_t)(at - s));
+    mv_buf_append_str(&b, to);
+    mv_buf_append_str(&b, at + strlen(from));
+    return (char *)mv_buf_steal(&b, NULL);
+}
+
+static void test_dedup_table(void **state)
+{
+    (void)state;
+    uint8_t base[32];
+    dedup_of(base_msg, base);
+    for (size_t i = 0; i < sizeof dedup_cases / sizeof dedup_cases[0]; i++) {
+        const dedup_case *c = &dedup_cases[i];
+        char *v = replace(base_msg, c->from, c->to);
+        uint8_t d[32];
+        dedup_of(v, d);
+        int same = memcmp(base, d, 32) == 0;
+        if (same != c->merge)
+            fail_msg("%s: expected %s", c->name, c->merge ? "merge" : "no merge");
+        free(v);
+    }
+}
+
+static void test_dedup_crlf(void **state)
+{
+    (void)state;
+    static const char *const msgs[] = {base_msg, simple,
+        "From: a@example.com\nContent-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n"
+        "\nsoft=\nbreak =3D\n",
+        "From: a@example.com\nContent-Type: multipart/mixed; boundary=o\n\n--o\n"
+        "Content-Type: text/calendar\n\nBEGIN:VCALENDAR\nEND:VCALENDAR\n--o\n"
+        "Content-Type: message/rfc822\n\nFrom: i@example.com\nSubject: in\n\ninner\n--o--\n"};
+    for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
+        char *c = crlf(msgs[i]);
+        uint8_t a[32], b[32];
+        dedup_of(msgs[i], a);
+        dedup_of(c, b);
+        if (memcmp(a, b, 32) != 0)
+            fail_msg("message %zu: CRLF and LF copies differ", i);
+        free(c);
+    }
+}
+
+/* Changes that no summary field shows must still split the digest. */
+static void test_dedup_hidden_content(void **state)
+{
+    (void)state;
+    static const char *const pairs[][2] = {
+        /* an inline image without a name is neither body nor attachment */
+        {"From: a@x\nContent-Type: multipart/related; boundary=r\n\n--r\nContent-Type: text/html\n"
+         "\n<img src=cid:i>\n--r\nContent-Type: image/png\nContent-Transfer-Encoding: base64\n\n"
+         "iVBORw0KGgo=\n--r--\n",
+         "From: a@x\nContent-Type: multipart/related; boundary=r\n\n--r\nContent-Type: text/html\n"
+         "\n<img src=cid:i>\n--r\nContent-Type: image/png\nContent-Transfer-Encoding: base64\n\n"
+         "iVBORw0KGho=\n--r--\n"},
+        /* a multipart without a boundary: all text sits in the prologue */
+        {"From: a@x\nContent-Type: multipart/mixed\n\n--q\n\nsecret one\n",
+         "From: a@x\nContent-Type: multipart/mixed\n\n--q\n\nsecret two\n"},
+        /* text inside an attached message */
+        {"From: a@x\nContent-Type: message/rfc822\n\nFrom: b@x\n\ninner one\n",
+         "From: a@x\nContent-Type: message/rfc822\n\nFrom: b@x\n\ninner two\n"},
+        /* the HTML alternative only */
+        {"From: a@x\nContent-Type: multipart/alternative; boundary=a\n\n--a\nContent-Type: text/plain"
+         "\n\nsame\n--a\nContent-Type: text/html\n\n<b>one</b>\n--a--\n",
+         "From: a@x\nContent-Type: multipart/alternative; boundary=a\n\n--a\nContent-Type: text/plain"
+         "\n\nsame\n--a\nContent-Type: text/html\n\n<b>two</b>\n--a--\n"},
+        /* moving text from one part to the next (length prefixes) */
+        {"From: a@x\nContent-Type: multipart/mixed; boundary=m\n\n--m\n\nab\n--m\n\nc\n--m--\n",
+         "From: a@x\nContent-Type: multipart/mixed; boundary=m\n\n--m\n\na\n--m\n\nbc\n--m--\n"},
+        /* unparseable garbage: only identical bytes merge */
+        {"not mail one\n", "not mail two\n"},
+        {"not mail\n", "not mail\r\n"},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        uint8_t a[32], b[32];
+        dedup_of(pairs[i][0], a);
+        dedup_of(pairs[i][1], b);
+        if (memcmp(a, b, 32) == 0)
+            fail_msg("pair %zu merged", i);
+    }
+    uint8_t a[32], b[32];
+    dedup_of("not mail one\n", a);
+    dedup_of("not mail one\n", b);
+    assert_memory_equal(a, b, 32);
+}
+
+/* The example of docs/dedup.md section 5, computed by hand from the spec. */
+static void test_dedup_spec_example(void **state)
+{
+    (void)state;
+    static const char msg[] = "Message-ID: <ABC@Example.COM>\n"
+                              "Date: Mon, 1 Jan 2024 10:00:00 +0100\n"
+                              "From: Alice <Alice@Example.com>\n"
+                              "To: bob@example.org, Carol <carol@example.org>\n"
+                              "Cc: BOB@example.org\n"
+                              "Subject: =?UTF-8?Q?Caf=C3=A9?=   menu\n"
+                              "\n"
+                              "Hello  \n"
+                              "World\n"
+                              "\n";
+    mv_buf body = MV_BUF_INIT, all = MV_BUF_INIT;
+    mv_buf_put_str(&body, "Hello\nWorld");
+    uint8_t bh[32];
+    char bhex[65];
+    unsigned len;
+    assert_true(EVP_Digest(body.data, body.len, bh, &len, EVP_sha256(), NULL));
+    mv_hex(bh, 32, bhex);
+    mv_buf_put_str(&all, "mailvault-dedup-v1");
+    mv_buf_put_str(&all, "abc@example.com");
+    mv_buf_put_str(&all, "1704099600");
+    mv_buf_put_str(&all, "");
+    mv_buf_put_str(&all, "alice@example.com");
+    mv_buf_put_str(&all, "bob@example.org\ncarol@example.org");
+    mv_buf_put_str(&all, "Café menu");
+    mv_buf_put_str(&all, bhex);
+    mv_buf_put_str(&all, "");
+    uint8_t want[32];
+    assert_true(EVP_Digest(all.data, all.len, want, &len, EVP_sha256(), NULL));
+    uint8_t got[32];
+    dedup_of(msg, got);
+    assert_memory_equal(got, want, 32);
+
+    /* and the raw form for garbage */
+    mv_buf_reset(&all);
+    mv_buf_put_str(&all, "mailvault-dedup-raw-v1");
+    mv_buf_put_str(&all, "\x01garbage");
+    assert_true(EVP_Digest(all.data, all.len, want, &len, EVP_sha256(), NULL));
+    dedup_of("\x01garbage", got);
+    assert_memory_equal(got, want, 32);
+    mv_buf_free(&body);
+    mv_buf_free(&all);
+}
+
+/* Hostile shapes: must return, bounded, without ASan/UBSan reports. */
+static void test_hostile(void **state)
+{
+    (void)state;
+    mv_buf b = MV_BUF_INIT;
+    /* a 2 MiB header line */
+    mv_buf_append_str(&b, "Subject: ");
+    for (int i = 0; i < (2 << 20); i++)
+        mv_buf_append_byte(&b, 'a');
+    mv_buf_append_str(&b, "\n\nx\n");
+    mv_msginfo *m = summarize_lim((const char *)b.data, b.len, NULL);
+    assert_int_not_equal(m->defects & MV_DEFECT_HEADER_LIMIT, 0);
+    mv_msginfo_free(m);
+    /* random-ish bytes */
+    mv_buf_reset(&b);
+    uint32_t x = 12345;
+    for (int i = 0; i < 100000; i++) {
+        x = x * 1103515245u + 12345u;
+        mv_buf_append_byte(&b, (uint8_t)(x >> 16));
+    }
+    m = summarize_lim((const char *)b.data, b.len, NULL);
+    mv_msginfo_free(m);
+    /* NULL pointer with zero length */
+    m = summarize_lim(NULL, 0, NULL);
+    assert_int_not_equal(m->defects & MV_DEFECT_UNPARSEABLE, 0);
+    mv_msginfo_free(m);
+    mv_buf_free(&b);
+    mv_msginfo_free(NULL);
+}
+
+int main(void)
+{
+    mv_mime_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fields),
+        cmocka_unit_test(test_sha256),
+        cmocka_unit_test(test_no_body),
+        cmocka_unit_test(test_rfc2047_2231),
+        cmocka_unit_test(test_rfc822_attachment),
+        cmocka_unit_test(test_defects),
+        cmocka_unit_test(test_long_line),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_defects_str),
+        cmocka_unit_test(test_dedup_table),
+        cmocka_unit_test(test_dedup_crlf),
+        cmocka_unit_test(test_dedup_hidden_content),
+        cmocka_unit_test(test_dedup_spec_example),
+        cmocka_unit_test(test_hostile),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
