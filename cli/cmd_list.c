@@ -63,6 +63,10 @@ int cmd_list(int argc, char **argv)
             json_kv_str(stdout, "received", when, 1);
             json_kv_u64(stdout, "copies", m->n_copies, 1);
             json_kv_u64(stdout, "size", m->size, 1);
+            char hex[65];
+            mv_hex(m->meta.sha256, 32, hex);
+            json_kv_str(stdout, "sha256", hex, 1);
+            json_kv_str(stdout, "message_id", m->meta.message_id, 1);
             json_kv_str(stdout, "from", m->meta.from, 1);
             json_kv_str(stdout, "subject", m->meta.subject, 1);
             printf("}");

@@ -317,8 +317,9 @@ static void format_addrs(InternetAddressList *list, mv_buf *b, int depth)
 static char *addr_field(GMimeMessage *msg, GMimeParserOptions *opts, const char *name,
                         InternetAddressList *list)
 {
-    const char *raw = g_mime_object_get_header(GMIME_OBJECT(msg), name);
-    if (!raw)
+    /* presence only: get_value would decode the text, which is wasted
+     * work for the usual header GMime has already parsed into a list */
+    if (!g_mime_header_list_contains(g_mime_object_get_header_list(GMIME_OBJECT(msg)), name))
         return NULL;
     if (list && internet_address_list_length(list) > 0) {
         mv_buf b = MV_BUF_INIT;
@@ -326,7 +327,8 @@ static char *addr_field(GMimeMessage *msg, GMimeParserOptions *opts, const char 
         mv_buf_append(&b, "", 0);
         return (char *)mv_buf_steal(&b, NULL);
     }
-    return dup_g(g_mime_utils_header_decode_text(opts, raw));
+    const char *raw = g_mime_object_get_header(GMIME_OBJECT(msg), name);
+    return dup_g(g_mime_utils_header_decode_text(opts, raw ? raw : ""));
 }
 
 /* normalise_text - the body normalisation of docs/dedup.md: CRLF -> LF,

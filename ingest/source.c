@@ -401,9 +401,9 @@ size_t mv_mbox_split(const uint8_t *p, size_t n, mv_mbox_fn fn, void *ctx)
     }
     mbox_split s;
     split_init(&s, rd, 0, SIZE_MAX);
-    for (size_t i = 0;; ) {
-        int ready;
-        if (i < n) {
+    for (size_t i = 0;;) {
+        int ready, at_eof = i >= n;
+        if (!at_eof) {
             size_t l = line_len(p + i, n - i);
             ready = split_feed(&s, p + i, l, 0, i);
             i += l;
@@ -416,9 +416,9 @@ size_t mv_mbox_split(const uint8_t *p, size_t n, mv_mbox_fn fn, void *ctx)
                 fn(ctx, s.data.data ? s.data.data : (const uint8_t *)"", s.data.len,
                    p + s.raw_off, (size_t)s.raw_len,
                    s.from.data ? s.from.data : (const uint8_t *)"", s.from.len);
-        } else if (i >= n) {
-            break;
         }
+        if (at_eof)
+            break;
     }
     split_free(&s);
     return count;

@@ -3,11 +3,17 @@
  *
  * Files are recognised by content and layout, never by name: a file whose
  * first line is an mbox separator ("From " + address + asctime date) is an
- * mbox; a directory holding cur/ and new/ is a Maildir (tmp/ ignored); any
- * other regular file whose first line is a header field ("Name: value", or
- * a folded start) is one message; anything else is skipped with a reason
- * (README files, binaries, empty files).  Directories are walked
- * recursively in a stable (sorted) order; symlinks are not followed.
+ * mbox; a directory holding cur/ and new/ is a Maildir (tmp/ ignored; every
+ * non-empty file in cur/ and new/ is a message); any other regular file
+ * whose first line is a header field ("Name: value", blanks allowed before
+ * the colon) and whose second line is another field, a folded line or the
+ * blank line is one message.  A first line "From sender" without the mbox
+ * date (a single saved message) is allowed before those two lines and kept
+ * in the message.  A UTF-8 BOM is not skipped: such a file is not mail.
+ * Anything else is skipped with a reason through warn (README files,
+ * binaries, empty files).  Directories are walked recursively in a stable
+ * (sorted, bytewise) order; symlinks found in the walk are not followed (a
+ * path named in paths[] is).
  *
  * Memory is bounded by the largest message, not by the file: mbox files are
  * read sequentially. */

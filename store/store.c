@@ -549,7 +549,12 @@ mv_status mv_spool_add(mv_store *s, mv_spool_item *items, size_t n, mv_err *err)
             if ((st = mv_seal_blob(s->keys, kek, id, it->raw, it->raw_len, 0, emit_to_batch, &be, err)))
                 break;
         }
-        if (it->arr.has_copy_id) {
+        mv_copyid_state cs = MV_COPYID_NEW;
+        if (it->arr.has_copy_id && (st = mv_store_copy_id_state(s, it->arr.copy_id, &cs, err)))
+            break;
+        /* Never demote an archived arrival to "spooled": the commit must
+         * still see that it was archived before. */
+        if (it->arr.has_copy_id && cs != MV_COPYID_ARCHIVED) {
             uint8_t v[9] = {1};
             mv_be64_put(v + 1, it->seq);
             rocksdb_writebatch_put_cf(b, s->cf[CF_COPYID], (const char *)it->arr.copy_id, 32,

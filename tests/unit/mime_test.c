@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* mime_test.c - mv_mime_summarize: decoded fields, every defect bit, limits
  * and the dedup digest's merge / never-merge promises (docs/dedup.md). */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -611,6 +612,40 @@ static void test_hostile(void **state)
     mv_msginfo_free(NULL);
 }
 
+/* Several threads summarising at once must agree with one thread. */
+static void *thread_body(void *arg)
+{
+    uint8_t *want = arg;
+    for (int i = 0; i < 200; i++) {
+        mv_msginfo *m = NULL;
+        if (mv_mime_summarize((const uint8_t *)base_msg, strlen(base_msg), NULL, &m, NULL) != MV_OK ||
+            memcmp(m->dedup, want, 32) != 0) {
+            mv_msginfo_free(m);
+            return (void *)1;
+        }
+        mv_msginfo_free(m);
+        if (mv_mime_summarize((const uint8_t *)simple, strlen(simple), NULL, &m, NULL) != MV_OK)
+            return (void *)1;
+        mv_msginfo_free(m);
+    }
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    uint8_t want[32];
+    dedup_of(base_msg, want);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, thread_body, want), 0);
+    for (int i = 0; i < 4; i++) {
+        void *r = (void *)1;
+        assert_int_equal(pthread_join(t[i], &r), 0);
+        assert_null(r);
+    }
+}
+
 int main(void)
 {
     mv_mime_init();
@@ -629,6 +664,7 @@ int main(void)
         cmocka_unit_test(test_dedup_hidden_content),
         cmocka_unit_test(test_dedup_spec_example),
         cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

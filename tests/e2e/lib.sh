@@ -1,0 +1,49 @@
+# SPDX-License-Identifier: MIT
+# lib.sh - a small TAP harness for the end-to-end scripts.
+#   begin_subtest NAME; ok / fail MSG; require_prereq CMD; finish
+# Each script gets a private $WORK directory and its own TMPDIR inside it,
+# so temporary files can be searched for canaries.
+set -u
+MV=${MV_BIN:?MV_BIN must point at the mailvault binary}
+ROOT=${MV_ROOT:?}
+GEN="python3 $ROOT/tests/gen/mvgen.py"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/mve2e.XXXXXX")
+export TMPDIR="$WORK/tmp"
+mkdir -p "$TMPDIR"
+trap 'rm -rf "$WORK"' EXIT
+T_PASS=0
+T_FAIL=0
+T_NUM=0
+T_NAME=""
+
+begin_subtest() { T_NAME="$*"; }
+ok() {
+    T_NUM=$((T_NUM + 1)); T_PASS=$((T_PASS + 1))
+    echo "ok $T_NUM - $T_NAME${1:+: $1}"
+}
+fail() {
+    T_NUM=$((T_NUM + 1)); T_FAIL=$((T_FAIL + 1))
+    echo "not ok $T_NUM - $T_NAME: $*"
+}
+check() { # check "description" command...
+    local d=$1; shift
+    if "$@"; then ok "$d"; else fail "$d"; fi
+}
+require_prereq() {
+    command -v "$1" >/dev/null 2>&1 || { echo "# skip: $1 not installed"; finish; }
+}
+finish() {
+    echo "1..$T_NUM"
+    echo "$T_PASS passed, $T_FAIL failed"
+    [ "$T_FAIL" -eq 0 ]
+    exit $?
+}
+
+# new_archive DIR: an archive with a fresh key file DIR.key
+new_archive() {
+    "$MV" init --archive "$1" --new-key-file "$1.key" >/dev/null
+}
+mvk() { # mvk DIR args... : run mailvault on archive DIR with its key
+    local a=$1; shift
+    "$MV" --archive "$a" --key-file "$a.key" "$@"
+}

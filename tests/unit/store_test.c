@@ -1,0 +1,356 @@
+/* SPDX-License-Identifier: MIT */
+/* store_test.c - keys, sealing and the store, against real OpenSSL and
+ * RocksDB in a temporary directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+
+#include "../../lib/util.h"
+#include "../../store/keys.h"
+#include "../../store/seal.h"
+#include "../../store/store.h"
+
+static char tmpdir[256];
+
+static int setup_dir(void **state)
+{
+    (void)state;
+    const char *t = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/mvstore.XXXXXX", t && *t ? t : "/tmp");
+    assert_non_null(mkdtemp(tmpdir));
+    return 0;
+}
+
+static int teardown_dir(void **state)
+{
+    (void)state;
+    char *cmd = mv_xasprintf("rm -rf '%s'", tmpdir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    return 0;
+}
+
+static char *path(const char *name)
+{
+    return mv_xasprintf("%s/%s", tmpdir, name);
+}
+
+static void write_key(const char *p, uint8_t fill, mode_t mode)
+{
+    uint8_t k[32];
+    memset(k, fill, sizeof k);
+    mv_err err;
+    unlink(p);
+    assert_int_equal(mv_write_file_atomic(p, k, 32, mode, &err), MV_OK);
+    chmod(p, mode);
+}
+
+static void hexbytes(const char *hex, uint8_t *out, size_t n)
+{
+    char *h = mv_xstrndup(hex, 2 * n);
+    assert_int_equal(mv_unhex(h, out, n), 0);
+    free(h);
+}
+
+/* RFC 5649 section 6: the two published AES-192 KWP vectors. */
+static void test_kwp_rfc5649(void **state)
+{
+    (void)state;
+    uint8_t kek[24], in[20], want[32], out[40], back[40];
+    size_t ol, bl;
+    mv_err err;
+    hexbytes("5840df6e29b02af1ab493b705bf16ea1ae8338f4dcc176a8", kek, 24);
+    hexbytes("c37b7e6492584340bed12207808941155068f738", in, 20);
+    hexbytes("138bdeaa9b8fa7fc61f97742e72248ee5ae6ae5360d1ae6a5f54f373fa543b6a", want, 32);
+    assert_int_equal(mv_kwp_wrap(kek, 24, in, 20, out, &ol, &err), MV_OK);
+    assert_int_equal(ol, 32);
+    assert_memory_equal(out, want, 32);
+    assert_int_equal(mv_kwp_unwrap(kek, 24, out, ol, back, &bl, &err), MV_OK);
+    assert_int_equal(bl, 20);
+    assert_memory_equal(back, in, 20);
+    hexbytes("466f7250617369", in, 7);
+    hexbytes("afbeb0f07dfbf5419200f2ccb50bb24f", want, 16);
+    assert_int_equal(mv_kwp_wrap(kek, 24, in, 7, out, &ol, &err), MV_OK);
+    assert_int_equal(ol, 16);
+    assert_memory_equal(out, want, 16);
+    out[3] ^= 1;
+    assert_int_equal(mv_kwp_unwrap(kek, 24, out, ol, back, &bl, &err), MV_ECRYPTO);
+}
+
+static mv_keys *new_keys(const char *name)
+{
+    char *kf = path("key"), *ks = path(name);
+    write_key(kf, 7, 0600);
+    mv_keysrc src = {kf, NULL};
+    mv_keys *k = NULL;
+    mv_err err;
+    assert_int_equal(mv_keys_create(ks, &src, NULL, &k, &err), MV_OK);
+    free(kf);
+    free(ks);
+    return k;
+}
+
+static void test_keystore_unlock(void **state)
+{
+    (void)state;
+    mv_keys *k = new_keys("ks1");
+    uint32_t no;
+    mv_err err;
+    assert_int_equal(mv_keys_active_kek(k, "default/2030-01", &no, &err), MV_OK);
+    mv_keys_free(k);
+    char *kf = path("key"), *bad = path("badkey"), *ks = path("ks1"), *open_ = path("openkey"),
+         *missing = path("nokey");
+    mv_keysrc good = {kf, NULL}, wrong = {bad, NULL}, world = {open_, NULL}, none = {missing, NULL};
+    write_key(bad, 8, 0600);
+    write_key(open_, 7, 0644);
+    assert_int_equal(mv_keys_open(ks, &wrong, &k, &err), MV_ENOKEY);
+    assert_null(k);
+    assert_int_equal(mv_keys_open(ks, &world, &k, &err), MV_EPERM);
+    assert_int_equal(mv_keys_open(ks, &none, &k, &err), MV_ENOTFOUND);
+    assert_int_equal(mv_keys_open(ks, &good, &k, &err), MV_OK);
+    mv_kek_info seen = {0};
+    uint32_t again;
+    assert_int_equal(mv_keys_active_kek(k, "default/2030-01", &again, &err), MV_OK);
+    assert_int_equal(again, no); /* the KEK was durable */
+    (void)seen;
+    mv_keys_free(k);
+    /* One flipped bit anywhere in the keystore: refused. */
+    mv_buf b = MV_BUF_INIT;
+    assert_int_equal(mv_read_file(ks, 1 << 20, &b, &err), MV_OK);
+    for (size_t off = 4; off < b.len; off += b.len / 7 + 1) {
+        b.data[off] ^= 0x10;
+        assert_int_equal(mv_write_file_atomic(ks, b.data, b.len, 0600, &err), MV_OK);
+        assert_int_not_equal(mv_keys_open(ks, &good, &k, &err), MV_OK);
+        assert_null(k);
+        b.data[off] ^= 0x10;
+    }
+    mv_buf_free(&b);
+    free(kf), free(bad), free(ks), free(open_), free(missing);
+}
+
+static void test_record_seal(void **state)
+{
+    (void)state;
+    mv_keys *k = new_keys("ks2");
+    uint32_t kek;
+    mv_err err;
+    mv_buf v = MV_BUF_INIT, p = MV_BUF_INIT;
+    const char msg[] = "Subject: secret canary";
+    assert_int_equal(mv_keys_active_kek(k, "b", &kek, &err), MV_OK);
+    assert_int_equal(mv_seal_record(k, kek, MV_FAM_MSG, "key1", 4, msg, sizeof msg, &v, &err), MV_OK);
+    assert_null(memmem(v.data, v.len, "canary", 6));
+    assert_int_equal(mv_open_record(k, MV_FAM_MSG, "key1", 4, v.data, v.len, &p, &err), MV_OK);
+    assert_memory_equal(p.data, msg, sizeof msg);
+    /* Moved to another key or family: refused. */
+    mv_buf_reset(&p);
+    assert_int_equal(mv_open_record(k, MV_FAM_MSG, "key2", 4, v.data, v.len, &p, &err), MV_ECRYPTO);
+    assert_int_equal(mv_open_record(k, MV_FAM_COPY, "key1", 4, v.data, v.len, &p, &err), MV_ECRYPTO);
+    /* Every single bit flip: refused, never wrong data. */
+    for (size_t i = 0; i < v.len * 8; i += 3) {
+        v.data[i / 8] ^= (uint8_t)(1u << (i % 8));
+        mv_buf_reset(&p);
+        assert_int_not_equal(mv_open_record(k, MV_FAM_MSG, "key1", 4, v.data, v.len, &p, &err), MV_OK);
+        v.data[i / 8] ^= (uint8_t)(1u << (i % 8));
+    }
+    /* Truncation: refused. */
+    assert_int_not_equal(mv_open_record(k, MV_FAM_MSG, "key1", 4, v.data, v.len - 1, &p, &err), MV_OK);
+    /* Rewrap under a new KEK keeps the ciphertext and still opens. */
+    unsigned rot;
+    uint32_t act;
+    mv_buf w = MV_BUF_INIT;
+    assert_int_equal(mv_keys_rotate(k, &rot, &err), MV_OK);
+    assert_int_equal(mv_keys_active_for(k, kek, &act, &err), MV_OK);
+    assert_int_not_equal(act, kek);
+    assert_int_equal(mv_sealed_rewrap(k, v.data, v.len, act, &w, &err), MV_OK);
+    assert_int_equal(mv_sealed_kek(w.data, w.len), act);
+    mv_buf_reset(&p);
+    assert_int_equal(mv_open_record(k, MV_FAM_MSG, "key1", 4, w.data, w.len, &p, &err), MV_OK);
+    mv_buf_free(&v), mv_buf_free(&p), mv_buf_free(&w);
+    mv_keys_free(k);
+}
+
+typedef struct parts {
+    uint8_t keys[16][MV_BLOBKEY_LEN];
+    mv_buf vals[16];
+    int n;
+} parts;
+
+static mv_status collect(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val, size_t vl,
+                         int hdr, mv_err *err)
+{
+    (void)hdr, (void)err;
+    parts *p = ctx;
+    assert_true(p->n < 16 && kl == MV_BLOBKEY_LEN);
+    memcpy(p->keys[p->n], key, kl);
+    mv_buf_append(&p->vals[p->n++], val, vl);
+    return MV_OK;
+}
+
+static mv_status fetch(void *ctx, const uint8_t key[MV_BLOBKEY_LEN], mv_buf *out, mv_err *err)
+{
+    (void)err;
+    parts *p = ctx;
+    for (int i = 0; i < p->n; i++)
+        if (memcmp(p->keys[i], key, MV_BLOBKEY_LEN) == 0) {
+            mv_buf_reset(out);
+            mv_buf_append(out, p->vals[i].data, p->vals[i].len);
+            return MV_OK;
+        }
+    return MV_ENOTFOUND;
+}
+
+static mv_status sink(void *ctx, const uint8_t *p, size_t n, mv_err *err)
+{
+    (void)err;
+    mv_buf_append(ctx, p, n);
+    return MV_OK;
+}
+
+static void test_blob_chunks(void **state)
+{
+    (void)state;
+    mv_keys *k = new_keys("ks3");
+    uint32_t kek;
+    mv_err err;
+    uint8_t id[32] = {1, 2, 3};
+    size_t n = 3 * MV_CHUNK + 1234;
+    uint8_t *data = mv_xmalloc(n);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (uint8_t)(i * 7 + (i >> 9));
+    parts p;
+    memset(&p, 0, sizeof p);
+    assert_int_equal(mv_keys_active_kek(k, "b", &kek, &err), MV_OK);
+    assert_int_equal(mv_seal_blob(k, kek, id, data, n, 3, collect, &p, &err), MV_OK);
+    assert_int_equal(p.n, 5); /* 4 chunks, then the header */
+    mv_buf out = MV_BUF_INIT;
+    assert_int_equal(mv_open_blob(k, id, fetch, &p, sink, &out, &err), MV_OK);
+    assert_int_equal(out.len, n);
+    assert_memory_equal(out.data, data, n);
+    /* The last chunk gone: a cut tail is detected. */
+    p.n = 5;
+    uint8_t saved[MV_BLOBKEY_LEN];
+    memcpy(saved, p.keys[3], MV_BLOBKEY_LEN);
+    memset(p.keys[3], 0xff, MV_BLOBKEY_LEN);
+    mv_buf_reset(&out);
+    assert_int_equal(mv_open_blob(k, id, fetch, &p, sink, &out, &err), MV_ECRYPTO);
+    memcpy(p.keys[3], saved, MV_BLOBKEY_LEN);
+    /* Two chunks swapped: detected. */
+    mv_buf tmp = p.vals[0];
+    p.vals[0] = p.vals[1];
+    p.vals[1] = tmp;
+    mv_buf_reset(&out);
+    assert_int_equal(mv_open_blob(k, id, fetch, &p, sink, &out, &err), MV_ECRYPTO);
+    tmp = p.vals[0], p.vals[0] = p.vals[1], p.vals[1] = tmp;
+    /* Another blob id: detected. */
+    uint8_t other[32] = {9};
+    for (int i = 0; i < p.n; i++)
+        memcpy(p.keys[i], other, 32);
+    mv_buf_reset(&out);
+    assert_int_equal(mv_open_blob(k, other, fetch, &p, sink, &out, &err), MV_ECRYPTO);
+    for (int i = 0; i < p.n; i++)
+        mv_buf_free(&p.vals[i]);
+    mv_buf_free(&out);
+    free(data);
+    mv_keys_free(k);
+}
+
+static mv_status collect_bytes(void *ctx, const uint8_t *p, size_t n, mv_err *err)
+{
+    (void)err;
+    mv_buf_append(ctx, p, n);
+    return MV_OK;
+}
+
+static void spool_and_commit(mv_store *s, const char *msg, const char *ident, const uint8_t dedup[32],
+                             mv_commit_result *r)
+{
+    mv_err err;
+    mv_spool_item it;
+    memset(&it, 0, sizeof it);
+    it.arr.received_us = mv_now_us();
+    it.arr.source = "import";
+    it.arr.origin = ident;
+    mv_store_copy_id(s, ident, strlen(ident), it.arr.copy_id);
+    it.arr.has_copy_id = 1;
+    it.data = (const uint8_t *)msg;
+    it.len = strlen(msg);
+    assert_int_equal(mv_spool_add(s, &it, 1, &err), MV_OK);
+    mv_msgmeta m;
+    memset(&m, 0, sizeof m);
+    m.subject = "s";
+    m.date_t = INT64_MIN;
+    unsigned int l = 32;
+    assert_true(EVP_Digest(msg, strlen(msg), m.sha256, &l, EVP_sha256(), NULL));
+    memcpy(m.dedup, dedup, 32);
+    mv_prepared *p = NULL;
+    assert_int_equal(mv_store_prepare(s, &it, &m, &p, &err), MV_OK);
+    assert_int_equal(mv_store_commit(s, &p, 1, r, &err), MV_OK);
+}
+
+static void test_store_dedup_and_reimport(void **state)
+{
+    (void)state;
+    char *dir = path("archive"), *kf = path("key");
+    write_key(kf, 7, 0600);
+    mv_keysrc src = {kf, NULL};
+    mv_err err;
+    mv_store *s = NULL;
+    assert_int_equal(mv_store_create(dir, &src, NULL, &err), MV_OK);
+    assert_int_equal(mv_store_create(dir, &src, NULL, &err), MV_EEXIST);
+    assert_int_equal(mv_store_open(dir, &src, &s, &err), MV_OK);
+    uint8_t d1[32] = {1}, d2[32] = {2};
+    mv_commit_result r;
+    spool_and_commit(s, "Subject: one\n\nbody", "a", d1, &r);
+    assert_int_equal(r.kind, MV_COMMIT_NEW);
+    assert_int_equal(r.serial, 1);
+    spool_and_commit(s, "Received: x\nSubject: one\n\nbody", "b", d1, &r);
+    assert_int_equal(r.kind, MV_COMMIT_MERGED);
+    assert_int_equal(r.serial, 1);
+    assert_int_equal(r.copy, 2);
+    spool_and_commit(s, "Subject: one\n\nbody", "a", d1, &r);
+    assert_int_equal(r.kind, MV_COMMIT_ALREADY);
+    spool_and_commit(s, "Subject: two\n\nbody", "c", d2, &r);
+    assert_int_equal(r.kind, MV_COMMIT_NEW);
+    assert_int_equal(r.serial, 2);
+    mv_buf b = MV_BUF_INIT;
+    assert_int_equal(mv_store_read(s, 1, 0, collect_bytes, &b, &err), MV_OK);
+    assert_string_equal((char *)b.data, "Subject: one\n\nbody");
+    mv_buf_reset(&b);
+    assert_int_equal(mv_store_read(s, 1, 2, collect_bytes, &b, &err), MV_OK);
+    assert_string_equal((char *)b.data, "Received: x\nSubject: one\n\nbody");
+    mv_buf_reset(&b);
+    assert_int_equal(mv_store_read(s, 1, 3, collect_bytes, &b, &err), MV_ENOTFOUND);
+    assert_int_equal(mv_store_read(s, 3, 0, collect_bytes, &b, &err), MV_ENOTFOUND);
+    assert_int_equal(mv_spool_count(s), 0);
+    mv_store_close(s);
+    /* A second process would be refused while this one has it open. */
+    assert_int_equal(mv_store_open(dir, &src, &s, &err), MV_OK);
+    mv_store *s2 = NULL;
+    assert_int_equal(mv_store_open(dir, &src, &s2, &err), MV_ETEMP);
+    assert_int_equal(mv_store_last_serial(s), 2);
+    mv_store_close(s);
+    mv_buf_free(&b);
+    free(dir);
+    free(kf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kwp_rfc5649),
+        cmocka_unit_test(test_keystore_unlock),
+        cmocka_unit_test(test_record_seal),
+        cmocka_unit_test(test_blob_chunks),
+        cmocka_unit_test(test_store_dedup_and_reimport),
+    };
+    return cmocka_run_group_tests_name("store", tests, setup_dir, teardown_dir);
+}
