@@ -8,6 +8,7 @@
 
 #include <openssl/evp.h>
 
+#include "../lib/digest.h"
 #include "../lib/log.h"
 #include "../lib/util.h"
 #include "pipeline.h"
@@ -95,7 +96,7 @@ static mv_status add(imp *im, const mv_source_msg *m, mv_err *err)
     unsigned int l = 32;
     const uint8_t *raw = m->raw ? m->raw : m->data;
     size_t raw_len = m->raw ? m->raw_len : m->len;
-    mv_assert(EVP_Digest(raw, raw_len, sha, &l, EVP_sha256(), NULL));
+    mv_assert(EVP_Digest(raw, raw_len, sha, &l, mv_md_sha256(), NULL));
     mv_hex(sha, 32, hex);
     char *ident = mv_xasprintf("import\n%s\n%s", m->origin, hex);
     uint8_t cid[32];

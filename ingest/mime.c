@@ -22,6 +22,7 @@
 #include <gmime/gmime.h>
 #include <openssl/evp.h>
 
+#include "../lib/digest.h"
 #include "../lib/buf.h"
 
 #define DEDUP_TAG "mailvault-dedup-v1"
@@ -112,7 +113,7 @@ static void sha256_hex(const void *p, size_t n, char out[65])
     uint8_t md[32];
     unsigned len = 0;
     /* EVP_Digest cannot fail for SHA-256 short of an OpenSSL bug */
-    if (!EVP_Digest(p, n, md, &len, EVP_sha256(), NULL))
+    if (!EVP_Digest(p, n, md, &len, mv_md_sha256(), NULL))
         mv_assert_fail("EVP_Digest", __FILE__, __LINE__);
     mv_hex(md, 32, out);
 }
@@ -372,7 +373,7 @@ static void crlf_to_lf(const uint8_t *p, size_t n, mv_buf *out)
     out->data[w] = '\0';
 }
 
-/* check_encoded - look at a part's transfer-encoded bytes for characters
+/* encoded_ok - look at a part's transfer-encoded bytes for characters
  * the decoder silently drops (base64) or escapes that mean nothing (QP). */
 static int encoded_ok(GMimeContentEncoding enc, const uint8_t *p, size_t n)
 {
@@ -387,7 +388,7 @@ static int encoded_ok(GMimeContentEncoding enc, const uint8_t *p, size_t n)
         for (size_t i = 0; i < n; i++) {
             if (p[i] != '=')
                 continue;
-            if (i + 2 < n + 0 && isxdigit(p[i + 1]) && isxdigit(p[i + 2]))
+            if (i + 2 < n && isxdigit(p[i + 1]) && isxdigit(p[i + 2]))
                 continue;
             /* a soft line break: '=' then optional blanks then the line end */
             size_t k = i + 1;
@@ -644,7 +645,7 @@ static void digest_final(EVP_MD_CTX *md, uint8_t out[32])
 static void dedup_raw(const uint8_t *p, size_t n, uint8_t out[32])
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+    if (!md || !EVP_DigestInit_ex(md, mv_md_sha256(), NULL))
         mv_assert_fail("EVP_DigestInit_ex", __FILE__, __LINE__);
     put_lp(md, DEDUP_RAW_TAG, strlen(DEDUP_RAW_TAG));
     /* a message over 4 GiB cannot occur (source limit 512 MiB); the length
@@ -659,7 +660,7 @@ static void dedup_fields(walk *w, const char *raw_date)
 {
     mv_msginfo *mi = w->mi;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+    if (!md || !EVP_DigestInit_ex(md, mv_md_sha256(), NULL))
         mv_assert_fail("EVP_DigestInit_ex", __FILE__, __LINE__);
     mv_buf b = MV_BUF_INIT;
 
@@ -843,7 +844,7 @@ mv_status mv_mime_summarize(const uint8_t *p, size_t n, const mv_mime_limits *li
     mv_mime_init();
     {
         unsigned len = 0;
-        if (!EVP_Digest(p, n, mi->sha256, &len, EVP_sha256(), NULL))
+        if (!EVP_Digest(p, n, mi->sha256, &len, mv_md_sha256(), NULL))
             mv_assert_fail("EVP_Digest", __FILE__, __LINE__);
     }
     rawscan rs;
@@ -891,7 +892,7 @@ mv_status mv_mime_summarize(const uint8_t *p, size_t n, const mv_mime_limits *li
     }
 
     w.body = EVP_MD_CTX_new();
-    if (!w.body || !EVP_DigestInit_ex(w.body, EVP_sha256(), NULL))
+    if (!w.body || !EVP_DigestInit_ex(w.body, mv_md_sha256(), NULL))
         mv_assert_fail("EVP_DigestInit_ex", __FILE__, __LINE__);
     GMimeObject *top = g_mime_message_get_mime_part(msg);
     if (top)

@@ -29,6 +29,7 @@
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 
+#include "../lib/digest.h"
 #include "../lib/util.h"
 
 #define KS_MAGIC "MVKS"
@@ -262,12 +263,12 @@ static void hmac256(const uint8_t *key, const void *a, size_t an, const void *b,
     mv_assert(c);
     for (int i = 0; i < 64; i++)
         pad[i] = (uint8_t)((i < 32 ? key[i] : 0) ^ 0x36);
-    mv_assert(EVP_DigestInit_ex(c, EVP_sha256(), NULL) && EVP_DigestUpdate(c, pad, 64) &&
+    mv_assert(EVP_DigestInit_ex(c, mv_md_sha256(), NULL) && EVP_DigestUpdate(c, pad, 64) &&
               EVP_DigestUpdate(c, a, an) && (!bn || EVP_DigestUpdate(c, b, bn)) &&
               EVP_DigestFinal_ex(c, inner, NULL));
     for (int i = 0; i < 64; i++)
         pad[i] = (uint8_t)((i < 32 ? key[i] : 0) ^ 0x5c);
-    mv_assert(EVP_DigestInit_ex(c, EVP_sha256(), NULL) && EVP_DigestUpdate(c, pad, 64) &&
+    mv_assert(EVP_DigestInit_ex(c, mv_md_sha256(), NULL) && EVP_DigestUpdate(c, pad, 64) &&
               EVP_DigestUpdate(c, inner, 32) && EVP_DigestFinal_ex(c, out, NULL));
     EVP_MD_CTX_free(c);
     OPENSSL_cleanse(pad, sizeof pad);

@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 #include <rocksdb/c.h>
 
+#include "../lib/digest.h"
 #include "../lib/util.h"
 #include "keys.h"
 #include "seal.h"
@@ -399,7 +400,7 @@ mv_status mv_store_copy_id_state(mv_store *s, const uint8_t id[32], mv_copyid_st
 static void sha256(const uint8_t *p, size_t n, uint8_t out[32])
 {
     unsigned int l = 32;
-    mv_assert(EVP_Digest(p, n, out, &l, EVP_sha256(), NULL));
+    mv_assert(EVP_Digest(p, n, out, &l, mv_md_sha256(), NULL));
 }
 
 /* ---- spool ---------------------------------------------------------------- */
@@ -695,6 +696,8 @@ struct mv_prepared {
     uint8_t *data, *raw; /* kept for resealing into another bucket on merge */
     sealed_blob msg, copy;
     int raw_differs;
+    int spool_raw;           /* the spool holds a raw blob for this arrival */
+    uint64_t spool_raw_size;
 };
 
 static char *dup_or_null(const char *s)
@@ -827,6 +830,8 @@ mv_status mv_store_prepare(mv_store *s, const mv_spool_item *it, const mv_msgmet
     p->size = it->len;
     p->data = mv_xmalloc(it->len ? it->len : 1);
     memcpy(p->data, it->data, it->len);
+    p->spool_raw = it->raw != NULL;
+    p->spool_raw_size = it->raw_len;
     p->raw_differs = it->raw && (it->raw_len != it->len || memcmp(it->raw, it->data, it->len) != 0);
     if (p->raw_differs) {
         p->raw_size = it->raw_len;
@@ -1016,19 +1021,29 @@ static void put_copy_record(mv_buf *rec, const mv_prepared *p, uint32_t no, cons
     mv_buf_put_str(rec, bucket);
 }
 
-static void delete_spool(mv_store *s, rocksdb_writebatch_t *b, uint64_t seq)
+/* spool_parts - how many RocksDB keys a spool blob of n bytes occupies. */
+static uint32_t spool_parts(uint64_t n)
 {
-    uint8_t k[8], lo[32], hi[MV_BLOBKEY_LEN], id[32];
-    u64key(k, seq);
+    uint64_t chunks = n ? (n + MV_CHUNK - 1) / MV_CHUNK : 1;
+    return chunks == 1 ? 1 : (uint32_t)chunks + 1;
+}
+
+/* delete_spool - remove an arrival from the spool: point deletes only (a
+ * range tombstone per arrival would slow every later read of the family). */
+static void delete_spool(mv_store *s, rocksdb_writebatch_t *b, const mv_prepared *p)
+{
+    uint8_t k[8], key[MV_BLOBKEY_LEN], id[32];
+    u64key(k, p->seq);
     rocksdb_writebatch_delete_cf(b, s->cf[CF_SPOOL], (const char *)k, 8);
     for (int raw = 0; raw < 2; raw++) {
-        spool_blob_id(seq, raw, id);
-        memcpy(lo, id, 32);
-        mv_blob_key(id, UINT32_MAX, hi);
-        /* every part of the spool blob: [id, id|ffffffff] */
-        rocksdb_writebatch_delete_range_cf(b, s->cf[CF_SPOOL], (const char *)lo, 32,
-                                           (const char *)hi, sizeof hi);
-        rocksdb_writebatch_delete_cf(b, s->cf[CF_SPOOL], (const char *)hi, sizeof hi);
+        if (raw && !p->spool_raw)
+            break;
+        spool_blob_id(p->seq, raw, id);
+        uint32_t n = spool_parts(raw ? p->spool_raw_size : p->size);
+        for (uint32_t part = 0; part < n; part++) {
+            mv_blob_key(id, part, key);
+            rocksdb_writebatch_delete_cf(b, s->cf[CF_SPOOL], (const char *)key, sizeof key);
+        }
     }
 }
 
@@ -1057,7 +1072,7 @@ mv_status mv_store_commit(mv_store *s, mv_prepared **items, size_t n, mv_commit_
                 r->kind = MV_COMMIT_ALREADY;
                 r->serial = mv_be64_get(tmp.data + 1);
                 r->copy = mv_be32_get(tmp.data + 9);
-                delete_spool(s, b, p->seq);
+                delete_spool(s, b, p);
                 continue;
             }
             if (st)
@@ -1170,7 +1185,7 @@ mv_status mv_store_commit(mv_store *s, mv_prepared **items, size_t n, mv_commit_
             rocksdb_writebatch_put_cf(b, s->cf[CF_COPYID], (const char *)p->arr.a.copy_id, 32,
                                       (const char *)v, 13);
         }
-        delete_spool(s, b, p->seq);
+        delete_spool(s, b, p);
         stats.copies++;
         stats.raw_bytes += p->raw_size;
         stats.stored_bytes += r->stored_bytes;
@@ -1398,7 +1413,7 @@ mv_status mv_store_read(mv_store *s, uint64_t serial, uint32_t copy, mv_bytes_fn
     }
     verify_sink vs = {EVP_MD_CTX_new(), fn, ctx};
     fetch_ctx fc = {s, CF_BLOB};
-    mv_assert(vs.md && EVP_DigestInit_ex(vs.md, EVP_sha256(), NULL));
+    mv_assert(vs.md && EVP_DigestInit_ex(vs.md, mv_md_sha256(), NULL));
     st = mv_open_blob(s->keys, bid, fetch_part, &fc, sink_verify, &vs, err);
     EVP_DigestFinal_ex(vs.md, got, NULL);
     EVP_MD_CTX_free(vs.md);
@@ -1548,7 +1563,7 @@ mv_status mv_store_keys_list(mv_store *s, mv_keys_summary *sum, mv_keyinfo_fn fn
     sum->retention_days = s->retention_days;
     mv_hex(mv_keys_archive_id(s->keys), MV_ARCHIVE_ID_LEN, sum->archive_id);
     mv_keys_signing_public(s->keys, pub);
-    mv_assert(EVP_Digest(pub, 32, fpr, &l, EVP_sha256(), NULL));
+    mv_assert(EVP_Digest(pub, 32, fpr, &l, mv_md_sha256(), NULL));
     mv_hex(fpr, 32, sum->signing_fpr);
     list_ctx lc = {fn, ctx};
     if (fn)

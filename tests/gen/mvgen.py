@@ -325,6 +325,27 @@ STRUCTURES = (("plain", 30), ("alternative", 24), ("html", 6),
               ("related", 4), ("mixed", 24), ("fwd_rfc822", 7),
               ("fwd_inline", 5))
 
+# Boilerplate Outlook puts in front of every HTML body.
+MSO_HEAD = (
+    '<html xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-'
+    'microsoft-com:office:office" xmlns:w="urn:schemas-microsoft-com:office:'
+    'word" xmlns:m="http://schemas.microsoft.com/office/2004/12/omml" xmlns='
+    '"http://www.w3.org/TR/REC-html40">\n<head>\n<meta http-equiv="Content-'
+    'Type" content="text/html; charset={cs}">\n<meta name="Generator" '
+    'content="Microsoft Word 15 (filtered medium)">\n<style><!--\n'
+    '/* Font Definitions */\n@font-face\n\t{{font-family:"Cambria Math";\n'
+    '\tpanose-1:2 4 5 3 5 4 6 3 2 4;}}\n@font-face\n\t{{font-family:Calibri;\n'
+    '\tpanose-1:2 15 5 2 2 2 4 3 2 4;}}\n/* Style Definitions */\n'
+    'p.MsoNormal, li.MsoNormal, div.MsoNormal\n\t{{margin:0cm;\n'
+    '\tfont-size:11.0pt;\n\tfont-family:"Calibri",sans-serif;}}\n'
+    'a:link, span.MsoHyperlink\n\t{{mso-style-priority:99;\n\tcolor:#0563C1;'
+    '\n\ttext-decoration:underline;}}\n.MsoChpDefault\n\t{{mso-style-type:'
+    'export-only;}}\n@page WordSection1\n\t{{size:612.0pt 792.0pt;\n'
+    '\tmargin:72.0pt 72.0pt 72.0pt 72.0pt;}}\ndiv.WordSection1\n'
+    '\t{{page:WordSection1;}}\n--></style>\n</head>\n<body lang="{lang}" '
+    'link="#0563C1" vlink="#954F72" style="word-wrap:break-word">\n'
+    '<div class="WordSection1">\n')
+
 Q_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                    b"0123456789!*+-/")
 # RFC 2047 "Q" octet encoding that is safe even inside an address phrase.
@@ -403,13 +424,16 @@ def fold(line, width=78):
     """Fold an unstructured or address header at spaces (RFC 5322 2.2.3)."""
     if len(line) <= width:
         return line
-    out, cur = [], ""
-    for tok in line.split(" "):
-        if cur.strip() and len(cur) + 1 + len(tok) > width:
+    toks = line.split(" ")
+    # The first word stays beside the field name: "Subject:" alone on a line
+    # would make the unfolded value start with a space.
+    out, cur = [], toks[0] + " " + toks[1]
+    for tok in toks[2:]:
+        if len(cur) + 1 + len(tok) > width:
             out.append(cur)
             cur = " " + tok
         else:
-            cur = cur + " " + tok if cur else tok
+            cur += " " + tok
     out.append(cur)
     return "\n".join(out)
 
@@ -466,7 +490,8 @@ class Msg:
     __slots__ = ("lang", "mailer", "sender", "to", "cc", "subject", "msgid",
                  "ts", "zone", "irt", "refs", "parent", "structure", "inner",
                  "features", "places", "charset", "depth", "from_para",
-                 "long_line", "canary_attach", "big", "quotable")
+                 "long_line", "canary_attach", "big", "quotable",
+                 "envelope")
 
 
 # ---------------------------------------------------------------- generator
@@ -1035,7 +1060,7 @@ class Generator:
                     self.pools["en"])[0] + "\n\n"
                 out.append(s)
                 n += len(s)
-            return "".join(out).encode()
+            return "".join(out).encode("utf-8")
         if kind == "csv":
             out, n = ["date,account,amount,description\n"], 0
             while n < size:
@@ -1071,7 +1096,7 @@ class Generator:
         nparam, fparam = self._name_params(m, name)
         if kind in ("txt", "csv"):
             cte = self._cte(data)
-            ctype += "; charset=us-ascii"
+            ctype += "; charset=" + ("us-ascii" if data.isascii() else "utf-8")
         else:
             cte = "base64"
         hdrs = ["Content-Type: %s;\n\t%s" % (ctype, nparam)]
@@ -1218,7 +1243,7 @@ class Generator:
                                                                 2)))]
         m.ts, m.zone = ts, self._zone()
         m.msgid = m.irt = m.refs = m.parent = m.inner = None
-        m.charset = m.quotable = None
+        m.charset = m.quotable = m.envelope = None
         m.from_para = r.random() < 0.04
         m.long_line = r.random() < 0.02
         m.big = m.canary_attach = False
@@ -1309,6 +1334,7 @@ class Generator:
             env = canary_local + "@example.com" if canary_local \
                 else m.sender.addr
             h.append("Return-Path: <%s>" % env)
+            m.envelope = env
             if r.random() < 0.3:
                 h.append("Delivered-To: " + rcpt)
             h += self._received(m.ts, self._zone(), rcpt,
@@ -1469,7 +1495,8 @@ class Generator:
             self._remember(m)
         return raw, {"message_id": m.msgid, "subject": m.subject,
                      "features": sorted(m.features),
-                     "canary_places": sorted(m.places)}
+                     "canary_places": sorted(m.places),
+                     "envelope": m.envelope or "MAILER-DAEMON", "ts": m.ts}
 
     def _assemble_top(self, m, budget, broken):
         """Top-level message bytes (LF), with header-level breakage."""
@@ -1611,22 +1638,414 @@ class Generator:
         return line.encode().replace(b"\n", nl) + raw
 
 
-MSO_HEAD = (
-    '<html xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-'
-    'microsoft-com:office:office" xmlns:w="urn:schemas-microsoft-com:office:'
-    'word" xmlns:m="http://schemas.microsoft.com/office/2004/12/omml" xmlns='
-    '"http://www.w3.org/TR/REC-html40">\n<head>\n<meta http-equiv="Content-'
-    'Type" content="text/html; charset={cs}">\n<meta name="Generator" '
-    'content="Microsoft Word 15 (filtered medium)">\n<style><!--\n'
-    '/* Font Definitions */\n@font-face\n\t{{font-family:"Cambria Math";\n'
-    '\tpanose-1:2 4 5 3 5 4 6 3 2 4;}}\n@font-face\n\t{{font-family:Calibri;\n'
-    '\tpanose-1:2 15 5 2 2 2 4 3 2 4;}}\n/* Style Definitions */\n'
-    'p.MsoNormal, li.MsoNormal, div.MsoNormal\n\t{{margin:0cm;\n'
-    '\tfont-size:11.0pt;\n\tfont-family:"Calibri",sans-serif;}}\n'
-    'a:link, span.MsoHyperlink\n\t{{mso-style-priority:99;\n\tcolor:#0563C1;'
-    '\n\ttext-decoration:underline;}}\n.MsoChpDefault\n\t{{mso-style-type:'
-    'export-only;}}\n@page WordSection1\n\t{{size:612.0pt 792.0pt;\n'
-    '\tmargin:72.0pt 72.0pt 72.0pt 72.0pt;}}\ndiv.WordSection1\n'
-    '\t{{page:WordSection1;}}\n--></style>\n</head>\n<body lang="{lang}" '
-    'link="#0563C1" vlink="#954F72" style="word-wrap:break-word">\n'
-    '<div class="WordSection1">\n')
+
+# ---------------------------------------------------------------- mbox rule
+
+MBOX_SEP = re.compile(rb"^From ", re.M)
+MBOXRD_LINE = re.compile(rb"^>>+From ", re.M)
+UNQUOTE_MBOXO = re.compile(rb"^>(From )", re.M)
+UNQUOTE_MBOXRD = re.compile(rb"^>(>*From )", re.M)
+
+
+def mbox_messages(data):
+    """Yield the stored bytes of each message in an mbox (bytes or mmap),
+    following the rule in tests/gen/README.md: a message is what lies
+    between its "From " separator line and the next one, minus one final
+    line ending when that ends the blank line before the next separator
+    (or the end of the file), with one ">" removed from ">From " lines
+    (mboxo) -- or from every ">+From " line if the file has a ">>From "
+    line anywhere (mboxrd)."""
+    unquote = UNQUOTE_MBOXRD if MBOXRD_LINE.search(data) else UNQUOTE_MBOXO
+    starts = [mo.start() for mo in MBOX_SEP.finditer(data)]
+    for k, start in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else len(data)
+        eol = data.find(b"\n", start, end)
+        chunk = data[eol + 1:end] if eol != -1 else b""
+        if chunk.endswith(b"\n"):
+            rest = chunk[:-2] if chunk.endswith(b"\r\n") else chunk[:-1]
+            if not rest or rest.endswith(b"\n"):
+                chunk = rest
+        yield unquote.sub(rb"\1", chunk)
+
+
+# ------------------------------------------------------------------ layouts
+
+class EmlTree:
+    """One message per file in nested folders, named as real corpora name
+    them: Enron's "1.", SpamAssassin's "00042.<md5>", MH's bare "17" and
+    exported "msg-7.eml"."""
+
+    ENRON = ("inbox", "sent_items", "deleted_items", "discussion_threads",
+             "all_documents", "notes_inbox", "inbox/projects", "_sent_mail")
+    SA = ("easy_ham", "easy_ham_2", "hard_ham", "spam_2")
+    MH = ("inbox", "outbox", "lists/dev", "archive/2019", "archive/2020")
+
+    def __init__(self, out, root, rng, count, deep):
+        self.out, self.rng = out, rng
+        self.made = set()
+        self.folders = []            # [relative path, naming style, counter]
+        seen = set()
+        for _ in range(max(4, min(200, count // 100))):
+            style = rng.choice(("enron", "enron", "sa", "mh", "export",
+                                "export"))
+            user = "".join(rng.choice(SYL_LAT) for _ in range(3))
+            if style == "enron":
+                path = "maildir/%s-%s/%s" % (user, rng.choice("abcdefgkmst"),
+                                             rng.choice(self.ENRON))
+            elif style == "sa":
+                path = "corpus/" + rng.choice(self.SA)
+            elif style == "mh":
+                path = "Mail/" + rng.choice(self.MH)
+            elif rng.random() < 0.5:
+                path = "export/%d/%02d" % (rng.randint(2001, 2024),
+                                           rng.randint(1, 12))
+            else:
+                path = "Exported Items/%s %s" % (user.capitalize(),
+                                                 rng.choice(("Inbox", "Notes",
+                                                             "Projects")))
+            if deep:
+                path = "/".join(rng.choice(("old", "backup", "2019", "disk2",
+                                            "home", user, "Documents"))
+                                for _ in range(rng.randint(2, 4))) + "/" + path
+            if root:
+                path = root + "/" + path
+            if path not in seen:
+                seen.add(path)
+                self.folders.append([path, style, 0])
+        self.weights = [rng.uniform(0.2, 3.0) for _ in self.folders]
+
+    def put(self, data):
+        folder = self.rng.choices(self.folders, self.weights)[0]
+        folder[2] += 1
+        path, style, n = folder
+        if style == "enron":
+            name = "%d." % n
+        elif style == "sa":
+            name = "%05d.%s" % (n, hashlib.md5(data).hexdigest())
+        elif style == "mh":
+            name = str(n)
+        else:
+            name = "msg-%d.eml" % n
+        if path not in self.made:
+            os.makedirs(os.path.join(self.out, path), exist_ok=True)
+            self.made.add(path)
+        rel = path + "/" + name
+        with open(os.path.join(self.out, rel), "wb") as f:
+            f.write(data)
+        return rel
+
+
+class MboxSet:
+    """Several mbox files, written by mailbox.mbox (mboxo "From " quoting,
+    LF separator lines, a blank line after every message)."""
+
+    NAMES = ("Inbox", "Sent", "Archive/2019.mbox", "Archive/2020.mbox",
+             "Lists/dev-announce.mbox",
+             "Takeout/Mail/All mail Including Spam and Trash.mbox",
+             "Saved Messages.mbox", "Projects/notes.mbox", "Drafts",
+             "Archive/2021.mbox")
+
+    def __init__(self, out, root, rng, count):
+        self.out, self.rng = out, rng
+        names = list(self.NAMES)
+        rng.shuffle(names)
+        names = names[:max(2, min(len(names), count // 400 + 2))]
+        self.paths = [root + "/" + n if root else n for n in names]
+        self.weights = [rng.uniform(0.3, 3.0) for _ in self.paths]
+        self.boxes = {}              # relative path -> [mailbox.mbox, count]
+
+    def put(self, data, envelope, ts):
+        rel = self.rng.choices(self.paths, self.weights)[0]
+        box = self.boxes.get(rel)
+        if box is None:
+            full = os.path.join(self.out, rel)
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            box = self.boxes[rel] = [mailbox.mbox(full, create=True), 0]
+        # bytes starting with "From " give mailbox.mbox our own separator
+        # line instead of one stamped with the current time
+        sep = "From %s %s\n" % (envelope, time.asctime(time.gmtime(ts)))
+        box[0].add(sep.encode() + data)
+        box[1] += 1
+        return rel, box[1]
+
+    def close(self):
+        """Close every file; return {(path, ordinal): (sha256, size)} read
+        back from disk with mbox_messages()."""
+        digests = {}
+        for rel, (box, n) in self.boxes.items():
+            box.close()
+            with open(os.path.join(self.out, rel), "rb") as f, \
+                    mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                k = 0
+                for k, msg in enumerate(mbox_messages(mm), 1):
+                    digests[rel, k] = (hashlib.sha256(msg).hexdigest(),
+                                       len(msg))
+            if k != n:
+                raise RuntimeError("%s: wrote %d messages, split %d" %
+                                   (rel, n, k))
+        return digests
+
+
+class MaildirSet:
+    """A Maildir (cur/ new/ tmp/) with Maildir++ sub-folders, created with
+    mailbox.Maildir.  Messages are written directly rather than through
+    Maildir.add(), which fsyncs every file and names it from the clock."""
+
+    FOLDERS = (("", 60), ("Sent", 15), ("Archive", 10), ("Archive.2022", 10),
+               ("Lists.dev", 5))
+    FLAGS = ("S", "S", "S", "S", "RS", "FS", "", "ST", "PS")
+
+    def __init__(self, out, root, rng):
+        self.out, self.rng, self.root = out, rng, root
+        full = os.path.join(out, root) if root else out
+        if os.path.isdir(full) and not os.listdir(full):
+            os.rmdir(full)           # Maildir() only lays out a new path
+        os.makedirs(os.path.dirname(full) or ".", exist_ok=True)
+        md = mailbox.Maildir(full, create=True)
+        self.non_mail = []
+        for name, _ in self.FOLDERS[1:]:
+            md.add_folder(name)
+            self.non_mail.append(self._rel("." + name, "maildirfolder"))
+        self.names = [n for n, _ in self.FOLDERS]
+        self.weights = [w for _, w in self.FOLDERS]
+        self.q = 0
+
+    def _rel(self, *parts):
+        return "/".join(p for p in (self.root,) + parts if p)
+
+    def put(self, data, ts):
+        rng = self.rng
+        folder = rng.choices(self.names, self.weights)[0]
+        self.q += 1
+        name = "%d.M%dP%dQ%d.mx1.example.net" % (
+            ts, rng.randint(0, 999999), rng.randint(100, 32767), self.q)
+        if rng.random() < 0.6:
+            rel = self._rel("." + folder if folder else "", "cur",
+                            name + ":2," + rng.choice(self.FLAGS))
+        else:
+            rel = self._rel("." + folder if folder else "", "new", name)
+        with open(os.path.join(self.out, rel), "wb") as f:
+            f.write(data)
+        return rel
+
+
+class Layout:
+    """Routes each message to the eml tree, an mbox or the Maildir."""
+
+    DEEP = {"eml": "archive/2019/old-laptop/home/user/mail/eml-export",
+            "mbox": "archive/2021/takeout/Takeout/Mail",
+            "maildir": "srv/mail/vhosts/example.com/user/Maildir"}
+
+    def __init__(self, out, kind, count, seed, text_pool):
+        rng = self.rng = random.Random("mvgen-layout-%d" % seed)
+        self.out = out
+        self.eml = self.mbox = self.maildir = None
+        self.non_mail = []
+        if kind in ("mixed", "mixed-deep"):
+            deep = kind == "mixed-deep"
+            roots = self.DEEP if deep else {"eml": "eml", "mbox": "mbox",
+                                            "maildir": "Maildir"}
+            self.eml = EmlTree(out, roots["eml"], rng, count // 3, deep)
+            self.mbox = MboxSet(out, roots["mbox"], rng, count // 3)
+            self.maildir = MaildirSet(out, roots["maildir"], rng)
+            self.kinds, self.weights = ("eml", "mbox", "maildir"), (4, 3, 3)
+            self._non_mail_files(text_pool, roots["eml"], deep)
+        elif kind == "eml":
+            self.eml = EmlTree(out, "", rng, count, False)
+            self.kinds, self.weights = ("eml",), (1,)
+        elif kind == "mbox":
+            self.mbox = MboxSet(out, "", rng, count)
+            self.kinds, self.weights = ("mbox",), (1,)
+        else:
+            self.maildir = MaildirSet(out, "", rng)
+            self.kinds, self.weights = ("maildir",), (1,)
+        if self.maildir:
+            self.non_mail += self.maildir.non_mail
+
+    def _non_mail_files(self, text_pool, eml_root, deep):
+        """Files an importer must skip: prose and a small binary blob."""
+        rng = self.rng
+        prose = ("This folder is a mail export made for testing the archive "
+                 "importer.\n\n" +
+                 "\n\n".join(rng.choice(text_pool)[0] for _ in range(6)) +
+                 "\n")
+        binary = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(24) + \
+            rng.randbytes(rng.randint(2000, 6000))
+        bin_dir = eml_root + ("/misc/scans" if deep else "")
+        for rel, data in (("README.txt", prose.encode()),
+                          (bin_dir + "/Thumbs.db", binary)):
+            full = os.path.join(self.out, rel)
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            with open(full, "wb") as f:
+                f.write(data)
+            self.non_mail.append(rel)
+
+    def put(self, data, envelope, ts):
+        """Store one message; returns (kind, relative path, ordinal)."""
+        kind = self.rng.choices(self.kinds, self.weights)[0]
+        if kind == "eml":
+            return kind, self.eml.put(data), 1
+        if kind == "maildir":
+            return kind, self.maildir.put(data, ts), 1
+        path, ordinal = self.mbox.put(data, envelope, ts)
+        return kind, path, ordinal
+
+    def close(self):
+        return self.mbox.close() if self.mbox else {}
+
+
+# --------------------------------------------------------------------- main
+
+def ratio(text):
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(
+        prog="mvgen.py",
+        description="Generate deterministic, realistic test mail for "
+                    "mailvault (see tests/gen/README.md).")
+    ap.add_argument("--out", required=True, metavar="DIR",
+                    help="output directory; must be absent or empty")
+    ap.add_argument("--count", type=int, default=1000, metavar="N",
+                    help="number of messages (default 1000)")
+    ap.add_argument("--seed", type=int, default=1, metavar="S",
+                    help="random seed; same seed, same output (default 1)")
+    ap.add_argument("--layout", default="eml",
+                    choices=("eml", "mbox", "maildir", "mixed", "mixed-deep"),
+                    help="eml: one file per message in nested folders; mbox: "
+                         "several mbox files; maildir: DIR is a Maildir; "
+                         "mixed/mixed-deep: all three plus non-mail files "
+                         "(default eml)")
+    ap.add_argument("--canary", action="append", default=[], metavar="WORD",
+                    help="plant WORD (lowercase ASCII letters/digits) in "
+                         "subject, body, addresses, attachment name and "
+                         "Message-ID of every message; repeatable")
+    ap.add_argument("--broken-ratio", type=ratio, default=0.02, metavar="F",
+                    help="fraction of deliberately broken mail "
+                         "(default 0.02)")
+    ap.add_argument("--big-ratio", type=ratio, default=0.0, metavar="F",
+                    help="fraction with a 1-5 MB attachment (default 0)")
+    ap.add_argument("--size-avg", type=int, default=5000, metavar="BYTES",
+                    help="average size of ordinary messages (default 5000)")
+    ap.add_argument("--dup-ratio", type=ratio, default=0.05, metavar="F",
+                    help="fraction of duplicates of earlier messages "
+                         "(default 0.05)")
+    ap.add_argument("--manifest", metavar="FILE",
+                    help="write one JSON line per message plus a summary")
+    args = ap.parse_args(argv)
+    for word in args.canary:
+        if not re.fullmatch(r"[a-z0-9]+", word):
+            ap.error("--canary %r: use lowercase ASCII letters and digits"
+                     % word)
+    if args.count < 0:
+        ap.error("--count must not be negative")
+    if args.size_avg < 500:
+        ap.error("--size-avg must be at least 500")
+    if args.dup_ratio + args.broken_ratio > 1:
+        ap.error("--dup-ratio plus --broken-ratio exceeds 1")
+    if os.path.exists(args.out) and (not os.path.isdir(args.out) or
+                                     os.listdir(args.out)):
+        ap.error("--out %s exists and is not an empty directory" % args.out)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    started = time.monotonic()
+    canaries = list(dict.fromkeys(args.canary))
+    os.makedirs(args.out, exist_ok=True)
+    gen = Generator(args.seed, args.count, canaries, args.size_avg)
+    r = gen.r
+    layout = Layout(args.out, args.layout, args.count, args.seed,
+                    gen.pools["en"])
+    # Big attachments go to ordinary messages only; scale so that the
+    # fraction holds over all messages.
+    ordinary = 1.0 - args.dup_ratio - args.broken_ratio
+    p_big = min(1.0, args.big_ratio / ordinary) if ordinary > 0 else 0.0
+    originals = []       # recent ordinary messages: dup / same-id sources
+    entries = []
+    for i in range(args.count):
+        u = r.random()
+        entry = {"index": i, "dup_of": None, "dup_variant": None,
+                 "broken": False, "broken_kind": None,
+                 "same_msgid_different_text": False, "same_msgid_as": None}
+        if u < args.dup_ratio and originals:
+            # the same message again: byte for byte, or as a second journal
+            # copy with one more Received header on top
+            src, raw, info, ts, env = r.choice(originals)
+            if r.random() < 0.55:
+                entry["dup_variant"] = "identical"
+            else:
+                entry["dup_variant"] = "journal"
+                raw = gen.journal_copy(raw, ts)
+            entry["dup_of"] = src
+        elif u < args.dup_ratio + args.broken_ratio:
+            kind = r.choice(BROKEN_KINDS)
+            raw, info = gen.message(i, broken=kind)
+            entry["broken"], entry["broken_kind"] = True, kind
+        else:
+            big = r.random() < p_big
+            same = None
+            if not big and originals and r.random() < 0.002:
+                # a different message re-using an earlier Message-ID: the
+                # archive must keep both
+                src, _, sinfo, _, _ = r.choice(originals)
+                same = (sinfo["message_id"], sinfo["subject"])
+                entry["same_msgid_different_text"] = True
+                entry["same_msgid_as"] = src
+            raw, info = gen.message(i, big=big, same_msgid_as=same)
+            if not big and not same:
+                item = (i, raw, info, info["ts"], info["envelope"])
+                if len(originals) < 256:
+                    originals.append(item)
+                else:
+                    originals[r.randrange(256)] = item
+        kind, path, ordinal = layout.put(raw, info["envelope"], info["ts"])
+        entry.update(path=path, kind=kind, ordinal=ordinal,
+                     sha256=hashlib.sha256(raw).hexdigest()
+                     if kind != "mbox" else None, size=len(raw),
+                     message_id=info["message_id"], subject=info["subject"],
+                     features=info["features"],
+                     canaries=canaries if info["canary_places"] else [],
+                     canary_places=info["canary_places"])
+        entries.append(entry)
+    digests = layout.close()
+    for entry in entries:
+        if entry["kind"] == "mbox":
+            entry["sha256"], entry["size"] = digests[entry["path"],
+                                                     entry["ordinal"]]
+    files = {e["path"] for e in entries}
+    summary = {
+        "summary": True, "messages": len(entries),
+        "unique": sum(e["dup_of"] is None for e in entries),
+        "dups": sum(e["dup_of"] is not None for e in entries),
+        "broken": sum(e["broken"] for e in entries),
+        "big": sum("big" in e["features"] for e in entries),
+        "same_msgid_different_text": sum(e["same_msgid_different_text"]
+                                         for e in entries),
+        "mail_files": len(files),
+        "bytes": sum(e["size"] for e in entries),
+        "ordinary_avg_size": round(gen.ord_bytes / max(gen.ord_n, 1)),
+        "non_mail_files": layout.non_mail,
+        "layout": args.layout, "seed": args.seed, "canaries": canaries,
+    }
+    if args.manifest:
+        with open(args.manifest, "w", encoding="utf-8") as f:
+            for entry in entries:
+                f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            f.write(json.dumps(summary) + "\n")
+    secs = time.monotonic() - started
+    print("mvgen: %d messages (%d unique, %d dups, %d broken, %d big) in %d "
+          "files, %.1f MB, layout %s, seed %d -> %s [%.1fs, %.0f msg/s]" % (
+              summary["messages"], summary["unique"], summary["dups"],
+              summary["broken"], summary["big"], summary["mail_files"],
+              summary["bytes"] / 1e6, args.layout, args.seed, args.out, secs,
+              summary["messages"] / max(secs, 1e-9)), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
