@@ -51,7 +51,8 @@ static void pending_free(pending *p)
     memset(p, 0, sizeof *p);
 }
 
-/* flush - make the batch durable in the spool, then hand it on. */
+/* flush - make the batch durable in the spool, then hand it on (the
+ * bytes pass to the pipeline without a copy). */
 static mv_status flush(imp *im, mv_err *err)
 {
     mv_status st = MV_OK;
@@ -61,10 +62,13 @@ static mv_status flush(imp *im, mv_err *err)
     for (size_t i = 0; i < im->n; i++)
         items[i] = im->batch[i].it;
     st = mv_spool_add(im->s, items, im->n, err);
-    for (size_t i = 0; i < im->n && !st; i++)
-        st = mv_pipeline_submit(im->pl, &items[i], err);
-    for (size_t i = 0; i < im->n; i++)
+    for (size_t i = 0; i < im->n; i++) {
+        if (!st) {
+            st = mv_pipeline_submit_take(im->pl, &items[i], err);
+            im->batch[i].data = im->batch[i].raw = NULL;
+        }
         pending_free(&im->batch[i]);
+    }
     im->n = 0;
     im->bytes = 0;
     return st;

@@ -60,16 +60,21 @@ static char *own(item *w, const char *s)
     return c;
 }
 
-static item *item_new(const mv_spool_item *src)
+static uint8_t *copy_bytes(const uint8_t *p, size_t n)
+{
+    uint8_t *c = mv_xmalloc(n ? n : 1);
+    memcpy(c, p, n);
+    return c;
+}
+
+static item *item_new(const mv_spool_item *src, int take)
 {
     item *w = mv_xcalloc(1, sizeof *w);
     w->it = *src;
-    w->data = mv_xmalloc(src->len ? src->len : 1);
-    memcpy(w->data, src->data, src->len);
+    w->data = take ? (uint8_t *)src->data : copy_bytes(src->data, src->len);
     w->it.data = w->data;
     if (src->raw) {
-        w->raw = mv_xmalloc(src->raw_len ? src->raw_len : 1);
-        memcpy(w->raw, src->raw, src->raw_len);
+        w->raw = take ? (uint8_t *)src->raw : copy_bytes(src->raw, src->raw_len);
         w->it.raw = w->raw;
     }
     mv_arrival *a = &w->it.arr;
@@ -104,7 +109,7 @@ static void item_free(item *w)
 
 static size_t item_bytes(const item *w)
 {
-    return w->it.len + (w->raw ? w->it.raw_len : 0);
+    return w->it.len + (w->it.raw ? w->it.raw_len : 0);
 }
 
 static void set_fatal(mv_pipeline *p, mv_status st, const mv_err *e)
@@ -126,6 +131,7 @@ static mv_status process(mv_pipeline *p, item *w, mv_prepared **out, int *defect
     mv_mime_limits lim;
     mv_msginfo *mi = NULL;
     mv_mime_limits_default(&lim);
+    lim.max_parse_bytes = p->o.parse_limit;
     mv_status st = mv_mime_summarize(w->it.data, w->it.len, &lim, &mi, err);
     if (st)
         return st;
@@ -136,15 +142,13 @@ static mv_status process(mv_pipeline *p, item *w, mv_prepared **out, int *defect
 .n_attachments = (uint32_t)mi->n_attachments,
         .header_bytes = mi->header_bytes, .n_parts = mi->n_parts, .defects = mi->defects,
     };
-    /* attachments[] holds the names that were found (some parts have none) */
-    size_t names = 0;
-    while (mi->attachments && names < mi->n_attachments && mi->attachments[names])
-        names++;
-    m.n_names = names;
+    m.n_names = mi->n_attachment_names;
     memcpy(m.sha256, mi->sha256, 32);
     memcpy(m.dedup, mi->dedup, 32);
     *defective = mi->defects != 0;
-    st = mv_store_prepare(p->s, &w->it, &m, out, err);
+    /* The bytes pass to the prepared arrival: no copy of a large message. */
+    st = mv_store_prepare(p->s, &w->it, &m, 1, out, err);
+    w->data = w->raw = NULL;
     mv_msginfo_free(mi);
     return st;
 }
@@ -264,6 +268,8 @@ mv_status mv_pipeline_start(mv_store *s, const mv_pipeline_opts *o, mv_pipeline 
     }
     if (!p->o.max_inflight_bytes)
         p->o.max_inflight_bytes = 64u << 20;
+    if (!p->o.parse_limit)
+        p->o.parse_limit = 32u << 20;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work_cv, NULL);
     pthread_cond_init(&p->done_cv, NULL);
@@ -289,9 +295,9 @@ mv_status mv_pipeline_start(mv_store *s, const mv_pipeline_opts *o, mv_pipeline 
     return MV_OK;
 }
 
-mv_status mv_pipeline_submit(mv_pipeline *p, const mv_spool_item *it, mv_err *err)
+static mv_status submit(mv_pipeline *p, const mv_spool_item *it, int take, mv_err *err)
 {
-    item *w = item_new(it);
+    item *w = item_new(it, take);
     size_t nb = item_bytes(w);
     pthread_mutex_lock(&p->mu);
     /* Bounded memory: wait while the ring is full or too many bytes are in
@@ -319,6 +325,16 @@ mv_status mv_pipeline_submit(mv_pipeline *p, const mv_spool_item *it, mv_err *er
     pthread_cond_signal(&p->work_cv);
     pthread_mutex_unlock(&p->mu);
     return MV_OK;
+}
+
+mv_status mv_pipeline_submit(mv_pipeline *p, const mv_spool_item *it, mv_err *err)
+{
+    return submit(p, it, 0, err);
+}
+
+mv_status mv_pipeline_submit_take(mv_pipeline *p, const mv_spool_item *it, mv_err *err)
+{
+    return submit(p, it, 1, err);
 }
 
 void mv_pipeline_get_stats(mv_pipeline *p, mv_pipeline_stats *st)

@@ -25,7 +25,7 @@ typedef struct mv_pipeline mv_pipeline;
 typedef struct mv_pipeline_opts {
     unsigned workers;          /* 0 = number of CPUs */
     size_t max_inflight_bytes; /* message bytes between submit and commit; 0 = 64 MiB */
-    size_t parse_limit;        /* larger messages get headers-only parsing; 0 = 64 MiB */
+    size_t parse_limit;        /* larger messages get headers-only parsing; 0 = 32 MiB */
 } mv_pipeline_opts;
 
 typedef struct mv_pipeline_stats {
@@ -41,6 +41,11 @@ MV_NODISCARD mv_status mv_pipeline_start(mv_store *s, const mv_pipeline_opts *o,
  * bytes and strings are copied.  Blocks while too much is in flight.
  * @retval MV_ESTORE etc.  the committer failed earlier (the pipeline stops) */
 MV_NODISCARD mv_status mv_pipeline_submit(mv_pipeline *p, const mv_spool_item *it, mv_err *err);
+/* mv_pipeline_submit_take - the same, but it->data and it->raw were
+ * allocated with malloc and pass to the pipeline (freed by it, on failure
+ * too): a large message is not copied again. */
+MV_NODISCARD mv_status mv_pipeline_submit_take(mv_pipeline *p, const mv_spool_item *it,
+                                               mv_err *err);
 /* mv_pipeline_stats - a snapshot, for progress. */
 void mv_pipeline_get_stats(mv_pipeline *p, mv_pipeline_stats *st);
 /* mv_pipeline_finish - wait until everything submitted is committed (or

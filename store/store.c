@@ -810,7 +810,16 @@ static mv_status seal_into(mv_store *s, const char *bucket, const uint8_t sha[32
     return mv_seal_blob(s->keys, kek, sb->id, p, n, ZSTD_LEVEL, collect_part, &c, err);
 }
 
-mv_status mv_store_prepare(mv_store *s, const mv_spool_item *it, const mv_msgmeta *meta,
+static uint8_t *own_bytes(const uint8_t *p, size_t n, int take)
+{
+    if (take)
+        return (uint8_t *)p;
+    uint8_t *c = mv_xmalloc(n ? n : 1);
+    memcpy(c, p, n);
+    return c;
+}
+
+mv_status mv_store_prepare(mv_store *s, const mv_spool_item *it, const mv_msgmeta *meta, int take,
                            mv_prepared **out, mv_err *err)
 {
     mv_status st;
@@ -823,22 +832,26 @@ mv_status mv_store_prepare(mv_store *s, const mv_spool_item *it, const mv_msgmet
     mv_rd r;
     mv_rd_init(&r, tmp.data, tmp.len);
     if (get_arrival(&r, &p->arr) < 0) {
+        if (take) {
+            free((void *)it->data);
+            free((void *)it->raw);
+        }
         st = mv_err_set(err, MV_EINTERNAL, "arrival does not round-trip");
         goto out;
     }
     meta_copy(&p->meta, meta);
     p->size = it->len;
-    p->data = mv_xmalloc(it->len ? it->len : 1);
-    memcpy(p->data, it->data, it->len);
+    p->data = own_bytes(it->data, it->len, take);
+    uint8_t *raw = it->raw ? own_bytes(it->raw, it->raw_len, take) : NULL;
     p->spool_raw = it->raw != NULL;
     p->spool_raw_size = it->raw_len;
     p->raw_differs = it->raw && (it->raw_len != it->len || memcmp(it->raw, it->data, it->len) != 0);
     if (p->raw_differs) {
         p->raw_size = it->raw_len;
-        p->raw = mv_xmalloc(it->raw_len ? it->raw_len : 1);
-        memcpy(p->raw, it->raw, it->raw_len);
+        p->raw = raw;
         sha256(p->raw, p->raw_size, p->raw_sha);
     } else {
+        free(raw);
         p->raw_size = p->size;
         memcpy(p->raw_sha, meta->sha256, 32);
     }

@@ -122,10 +122,13 @@ typedef struct mv_prepared mv_prepared;
 
 /* mv_store_prepare - seal an arrival's bytes into its shred bucket (the
  * expensive part: compression and encryption), ready for commit.  Worker
- * threads call this in parallel.  meta is copied; data/raw are copied.
+ * threads call this in parallel.  meta is copied.  With take, it->data and
+ * it->raw were allocated with malloc and now belong to the prepared arrival
+ * (freed by it, on failure too); without, they are copied.
  * *out owned by the caller until handed to mv_store_commit. */
 MV_NODISCARD mv_status mv_store_prepare(mv_store *s, const mv_spool_item *it,
-                                        const mv_msgmeta *meta, mv_prepared **out, mv_err *err);
+                                        const mv_msgmeta *meta, int take, mv_prepared **out,
+                                        mv_err *err);
 void mv_prepared_free(mv_prepared *p);
 
 typedef enum {
