@@ -91,6 +91,8 @@ static void show_text(const mv_message *m, mv_copy **cs, size_t nc)
         printf("  %-14s", "origin:");
         text_safe(stdout, c->origin ? c->origin : "");
         printf("\n  %-14s%llu bytes, sha256 %s\n", "bytes:", (unsigned long long)c->size, hex);
+        mv_hex(c->message_sha256, 32, hex);
+        printf("  %-14s%s\n", "message:", hex);
         printf("  %-16s", "envelope from:");
         text_safe(stdout, c->mail_from ? c->mail_from : "(none)");
         printf("\n  %-16s", "envelope to:");
@@ -157,6 +159,8 @@ static void show_json(const mv_message *m, mv_copy **cs, size_t nc)
         json_kv_u64(stdout, "size", c->size, 1);
         mv_hex(c->sha256, 32, hex);
         json_kv_str(stdout, "sha256", hex, 1);
+        mv_hex(c->message_sha256, 32, hex);
+        json_kv_str(stdout, "message_sha256", hex, 1);
         json_kv_str(stdout, "envelope_from", c->mail_from, 1);
         printf(",\"envelope_to\":[");
         for (size_t j = 0; j < c->n_rcpt; j++) {

@@ -28,6 +28,7 @@ static const struct {
     {"stats", cmd_stats, "messages, copies, raw and stored bytes"},
     {"keys", cmd_keys, "list, rotate and rewrap the archive's keys"},
     {"audit", cmd_audit, "read the audit trail"},
+    {"verify", cmd_verify, "read every message back and check its SHA-256"},
 };
 
 static void usage(FILE *f)

@@ -890,6 +890,11 @@ mv_status mv_mime_summarize(const uint8_t *p, size_t n, const mv_mime_limits *li
         dedup_raw(p, n, mi->dedup);
         goto out;
     }
+    /* Without a Message-ID the remaining fields do not tell messages
+     * apart well enough (two header blocks cut off at different places,
+     * both without body, From or Subject, would merge): such a message
+     * merges only with byte-identical copies. */
+    int no_msgid = !mi->message_id;
 
     w.body = EVP_MD_CTX_new();
     if (!w.body || !EVP_DigestInit_ex(w.body, mv_md_sha256(), NULL))
@@ -897,7 +902,10 @@ mv_status mv_mime_summarize(const uint8_t *p, size_t n, const mv_mime_limits *li
     GMimeObject *top = g_mime_message_get_mime_part(msg);
     if (top)
         walk_object(&w, top, 0, 0);
-    dedup_fields(&w, raw_date);
+    if (no_msgid)
+        dedup_raw(p, n, mi->dedup);
+    else
+        dedup_fields(&w, raw_date);
 
 out:
     if (w.names.n) {

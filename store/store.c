@@ -1032,6 +1032,9 @@ static void put_copy_record(mv_buf *rec, const mv_prepared *p, uint32_t no, cons
     mv_buf_append(rec, p->raw_sha, 32);
     mv_buf_append(rec, blob, 32);
     mv_buf_put_str(rec, bucket);
+    /* The message this arrival carried, as it carried it: for a merged
+     * copy it may differ from the archived message (transport headers). */
+    mv_buf_append(rec, p->meta.sha256, 32);
 }
 
 /* spool_parts - how many RocksDB keys a spool blob of n bytes occupies. */
@@ -1332,7 +1335,8 @@ static mv_status decode_copy(mv_store *s, const uint8_t *key, const uint8_t *v, 
     const uint8_t *sha = mv_rd_bytes(&r, 32), *bid = mv_rd_bytes(&r, 32);
     char *bucket = mv_rd_str(&r);
     free(bucket);
-    if (r.bad || no != mv_be32_get(key + 8)) {
+    const uint8_t *msha = mv_rd_bytes(&r, 32);
+    if (r.bad || r.left || no != mv_be32_get(key + 8)) {
         mv_copy **one = mv_xmalloc(sizeof *one);
         one[0] = c;
         mv_copies_free(one, 1);
@@ -1341,6 +1345,7 @@ static mv_status decode_copy(mv_store *s, const uint8_t *key, const uint8_t *v, 
     }
     memcpy(c->sha256, sha, 32);
     memcpy(c->blob, bid, 32);
+    memcpy(c->message_sha256, msha, 32);
     *out = c;
 out:
     arrival_owned_free(&ao);

@@ -168,8 +168,9 @@ typedef struct mv_copy {
     char **rcpt;
     size_t n_rcpt;
     uint64_t size;
-    uint8_t sha256[32];
+    uint8_t sha256[32];         /* of the bytes this arrival carried (show --copy N --raw) */
     uint8_t blob[32];
+    uint8_t message_sha256[32]; /* of the message it carried (unwrapped, unquoted) */
 } mv_copy;
 
 /* @retval MV_ENOTFOUND no such serial */

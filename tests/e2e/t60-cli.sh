@@ -6,7 +6,7 @@
 
 begin_subtest "help"
 check "mailvault --help" bash -c "\"$MV\" --help | grep -q '^commands:'"
-for c in init import list show stats keys audit; do
+for c in init import list show stats keys audit verify; do
     check "mailvault $c --help" bash -c "\"$MV\" $c --help | grep -q '^usage: mailvault $c'"
 done
 check "mailvault help import" bash -c "\"$MV\" help import | grep -q '^usage: mailvault import'"

@@ -20,13 +20,16 @@ breakage) the importer has to cope with.
 import argparse
 import base64
 import binascii
+import bisect
 import hashlib
+import itertools
 import json
 import mailbox
 import mmap
 import os
 import random
 import re
+import string
 import sys
 import textwrap
 import time
@@ -353,9 +356,38 @@ Q_TAB = tuple("_" if b == 32 else chr(b) if b in Q_SAFE else "=%02X" % b
               for b in range(256))
 
 
-def weighted(pairs):
-    """Split (item, weight) pairs into the two sequences Random.choices wants."""
-    return tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
+def wtable(pairs):
+    """(items, cumulative weights) from (item, weight) pairs, for
+    FastRandom.wpick."""
+    pairs = tuple(pairs)
+    return (tuple(p[0] for p in pairs),
+            tuple(itertools.accumulate(p[1] for p in pairs)))
+
+
+SCRIPT_W = wtable((("latin", 78), ("latin1", 8), ("greek", 3),
+                   ("cyrillic", 4), ("cjk", 4), ("arabic", 3)))
+DATE_STYLE_W = wtable(zip(range(8), (40, 30, 6, 10, 4, 4, 1, 5)))
+N_TO_W = wtable(((1, 70), (2, 15), (3, 10), (5, 5)))
+N_ATTACH_W = wtable(((1, 60), (2, 30), (3, 10)))
+HOPS_W = wtable(((1, 15), (2, 30), (3, 30), (4, 15), (5, 10)))
+
+
+class FastRandom(random.Random):
+    """random.Random with cheaper draws.  The stock choice() and randint()
+    spend most of their time in pure-Python rejection sampling, and every
+    message takes about a hundred of them; scaling random() is just as
+    deterministic and plenty uniform for test data."""
+
+    def choice(self, seq):
+        return seq[int(self.random() * len(seq))]
+
+    def randint(self, a, b):
+        return a + int(self.random() * (b - a + 1))
+
+    def wpick(self, table):
+        """One item of a wtable(), by weight."""
+        items, cum = table
+        return items[bisect.bisect(cum, self.random() * cum[-1])]
 
 
 # ------------------------------------------------------------- MIME encoders
@@ -409,14 +441,17 @@ def encoded_words(text, charset="UTF-8", q=False):
     character boundaries, separated by spaces (ready for folding)."""
     prefix = "=?%s?%s?" % (charset, "Q" if q else "B")
     room = 75 - len(prefix) - 2
-    words, cur = [], ""
+    limit = room if q else room // 4 * 3    # B: 4 characters per 3 octets
+    words, cur, used = [], [], 0
     for ch in text:
-        if cur and len(_ew_payload(cur + ch, charset, q)) > room:
-            words.append(cur)
-            cur = ch
-        else:
-            cur += ch
-    words.append(cur)
+        raw = ch.encode(charset)
+        cost = sum(len(Q_TAB[b]) for b in raw) if q else len(raw)
+        if cur and used + cost > limit:
+            words.append("".join(cur))
+            cur, used = [], 0
+        cur.append(ch)
+        used += cost
+    words.append("".join(cur))
     return " ".join(prefix + _ew_payload(w, charset, q) + "?=" for w in words)
 
 
@@ -452,7 +487,8 @@ def fmt_date(ts, zone, style):
     mon = MONTH_NAMES[t.tm_mon - 1]
     hms = "%02d:%02d:%02d" % (t.tm_hour, t.tm_min, t.tm_sec)
     if style == 0:
-        return "%s, %02d %s %d %s %s" % (day, t.tm_mday, mon, t.tm_year, hms, tz)
+        return "%s, %02d %s %d %s %s" % (day, t.tm_mday, mon, t.tm_year, hms,
+                                         tz)
     if style == 1:
         return "%s, %d %s %d %s %s" % (day, t.tm_mday, mon, t.tm_year, hms, tz)
     if style == 2:                       # day-of-week is optional
@@ -464,7 +500,8 @@ def fmt_date(ts, zone, style):
         return "%s, %d %s %d %02d:%02d %s" % (day, t.tm_mday, mon, t.tm_year,
                                               t.tm_hour, t.tm_min, tz)
     if style == 5 and obs:               # obsolete zone names (RFC 5322 4.3)
-        return "%s, %d %s %d %s %s" % (day, t.tm_mday, mon, t.tm_year, hms, obs)
+        return "%s, %d %s %d %s %s" % (day, t.tm_mday, mon, t.tm_year, hms,
+                                       obs)
     if style == 6:                       # obsolete two-digit year
         return "%s, %d %s %02d %s %s" % (day, t.tm_mday, mon, t.tm_year % 100,
                                          hms, tz)
@@ -474,11 +511,13 @@ def fmt_date(ts, zone, style):
 # ------------------------------------------------------------------- people
 
 class Person:
-    __slots__ = ("name", "first", "local", "domain", "script")
+    """A fictional correspondent; `displays` holds the spellings of the
+    display name (plain, quoted, RFC 2047 ...) to pick from per message."""
+    __slots__ = ("name", "first", "local", "domain", "displays")
 
-    def __init__(self, name, first, local, domain, script):
+    def __init__(self, name, first, local, domain, displays):
         self.name, self.first, self.local = name, first, local
-        self.domain, self.script = domain, script
+        self.domain, self.displays = domain, displays
 
     @property
     def addr(self):
@@ -491,7 +530,7 @@ class Msg:
                  "ts", "zone", "irt", "refs", "parent", "structure", "inner",
                  "features", "places", "charset", "depth", "from_para",
                  "long_line", "canary_attach", "big", "quotable",
-                 "envelope")
+                 "envelope", "lean")
 
 
 # ---------------------------------------------------------------- generator
@@ -500,7 +539,7 @@ class Generator:
     """Builds message bytes.  All randomness comes from self.r."""
 
     def __init__(self, seed, count, canaries, size_avg):
-        self.r = random.Random(seed)
+        self.r = FastRandom(seed)
         self.count = max(count, 1)
         self.canaries = canaries
         self.size_avg = size_avg
@@ -511,10 +550,22 @@ class Generator:
         # running totals that steer ordinary message sizes to --size-avg
         self.ord_n = 0
         self.ord_bytes = 0
-        self.lang_w = weighted(LANG_WEIGHTS)
-        self.struct_w = weighted(STRUCTURES)
-        self.attach_w = weighted(ATTACH_WEIGHTS)
-        self.mailer_w = (MAILERS, tuple(m[1] for m in MAILERS))
+        self.lang_w = wtable(LANG_WEIGHTS)
+        self.struct_w = wtable(STRUCTURES)
+        self.attach_w = wtable(ATTACH_WEIGHTS)
+        self.mailer_w = wtable((m, m[1]) for m in MAILERS)
+        r = self.r
+        self.template_fields = {}
+        self.slots = {
+            "doc": lambda: r.choice(DOCS), "noun": lambda: r.choice(NOUNS),
+            "verb": lambda: r.choice(VERBS), "team": lambda: r.choice(TEAMS),
+            "place": lambda: r.choice(PLACES), "when": lambda: r.choice(WHEN),
+            "hour": lambda: r.choice(HOURS),
+            "month": lambda: r.choice(FULL_MONTHS),
+            "project": lambda: r.choice(self.projects),
+            "first": lambda: r.choice(self.people).first,
+            "num": lambda: r.randint(2, 99),
+            "num3": lambda: r.randint(100, 999)}
         self._build_pools()
 
     # ---- one-off pools (built once: per-message work must stay cheap)
@@ -542,6 +593,7 @@ class Generator:
         self.projects = [self._word(r.randint(2, 3)).capitalize()
                          for _ in range(40)]
         self.people = [self._person() for _ in range(800)]
+        self.hops = [self._hop_template() for _ in range(3000)]
         self.pools = {"en": [self._para_en() for _ in range(900)]}
         for lang, spec in LANGS.items():
             self.pools[lang] = [self._para_intl(spec[2], lang)
@@ -566,8 +618,7 @@ class Generator:
 
     def _person(self):
         r = self.r
-        script = r.choices(("latin", "latin1", "greek", "cyrillic", "cjk",
-                            "arabic"), (78, 8, 3, 4, 4, 3))[0]
+        script = r.wpick(SCRIPT_W)
         if script == "cjk":
             sur, given = r.choice(CJK_SURNAMES), r.sample(CJK_GIVEN, 2)
             first = given[0][0] + given[1][0]
@@ -579,7 +630,7 @@ class Generator:
                 ("", "", "son", "sen", "er", "ez", "ini", "ova"))
             first, last = a_first.capitalize(), a_last.capitalize()
             if script == "latin1":
-                # accent one letter of the display name; the address keeps ASCII
+                # accent a letter of the display name; the address stays ASCII
                 pos = [i for i, c in enumerate(last) if c in ACCENTS]
                 if pos:
                     i = r.choice(pos)
@@ -605,17 +656,36 @@ class Generator:
             local = a_first + a_last + str(r.randint(1, 99))
         else:
             local = a_last + "." + a_first[0]
-        return Person(name, first, local, r.choice(self.domains), script)
+        return Person(name, first, local, r.choice(self.domains),
+                      self._display_forms(name, script))
+
+    @staticmethod
+    def _display_forms(name, script):
+        """Display-name phrases, repeated to weight them: plain or quoted
+        ASCII, or RFC 2047 in the charsets mailers use for the script."""
+        if name.isascii():
+            first, _, last = name.partition(" ")
+            return (name,) * 5 + ('"%s"' % name,) * 4 + \
+                ('"%s, %s"' % (last, first),)
+        forms = [encoded_words(name, cs, q) for cs, q in (
+            ("UTF-8", False), ("UTF-8", False), ("utf-8", False),
+            ("UTF-8", True), ("utf-8", True))]
+        if script == "latin1":
+            forms += [encoded_words(name, "ISO-8859-1", True)] * 2
+        elif script == "cyrillic":
+            forms.append(encoded_words(name, "KOI8-R", False))
+        return tuple(forms)
 
     def _fill(self, template):
-        r = self.r
-        return template.format(
-            doc=r.choice(DOCS), noun=r.choice(NOUNS), verb=r.choice(VERBS),
-            team=r.choice(TEAMS), place=r.choice(PLACES), when=r.choice(WHEN),
-            hour=r.choice(HOURS), month=r.choice(FULL_MONTHS),
-            project=r.choice(self.projects),
-            first=r.choice(self.people).first, num=r.randint(2, 99),
-            num3=r.randint(100, 999))
+        """Format a SENTENCES/SUBJECTS template, drawing only the slots it
+        uses."""
+        fields = self.template_fields.get(template)
+        if fields is None:
+            # sorted: set order varies with hash randomisation
+            fields = self.template_fields[template] = tuple(sorted(
+                {f for _, f, _, _ in string.Formatter().parse(template) if f}))
+        slots = self.slots
+        return template.format(**{f: slots[f]() for f in fields})
 
     def _para_en(self, first_from=None):
         """(text wrapped at 72, html) paragraph; `first_from` forces the
@@ -651,7 +721,7 @@ class Generator:
         return self.r.choice(ZONES)
 
     def _date_style(self):
-        return self.r.choices(range(8), (40, 30, 6, 10, 4, 4, 1, 5))[0]
+        return self.r.wpick(DATE_STYLE_W)
 
     # ---- identifiers
 
@@ -718,8 +788,8 @@ class Generator:
             return "------------" + self._alnum(24)
         if style == "apple":
             h = self._hex(32, True)
-            return "Apple-Mail=_%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16],
-                                                  h[16:20], h[20:])
+            return "Apple-Mail=_%s-%s-%s-%s-%s" % (
+                h[:8], h[8:12], h[12:16], h[16:20], h[20:])
         if style == "mutt":
             return self._alnum(16)
         if style == "notes":       # Lotus Notes really puts a space in it
@@ -732,25 +802,6 @@ class Generator:
 
     # ---- addresses and headers
 
-    def _display(self, person, broken_raw=False):
-        """Display-name phrase: plain, quoted or RFC 2047 encoded."""
-        r = self.r
-        name = person.name
-        if broken_raw:
-            return '"%s"' % name
-        if name.isascii():
-            if r.random() < 0.12 and " " in name:
-                first, last = name.split(" ", 1)
-                return '"%s, %s"' % (last, first)
-            return '"%s"' % name if r.random() < 0.4 else name
-        style = r.random()
-        if style < 0.2 and person.script == "latin1":
-            return encoded_words(name, "ISO-8859-1", q=r.random() < 0.7)
-        if style < 0.3 and person.script == "cyrillic":
-            return encoded_words(name, "KOI8-R", q=False)
-        return encoded_words(name, r.choice(("UTF-8", "utf-8")),
-                             q=style > 0.65)
-
     def _address(self, person, local=None, domain=None, broken_raw=False):
         addr = "%s@%s" % (local or person.local, domain or person.domain)
         style = self.r.random()
@@ -760,53 +811,60 @@ class Generator:
             return "<%s>" % addr
         if style < 0.11 and person.name.isascii() and not broken_raw:
             return "%s (%s)" % (addr, person.name)      # old comment form
-        return "%s <%s>" % (self._display(person, broken_raw), addr)
+        # broken_raw: the name's raw UTF-8 octets, not RFC 2047
+        display = '"%s"' % person.name if broken_raw else \
+            self.r.choice(person.displays)
+        return "%s <%s>" % (display, addr)
+
+    def _hop_template(self):
+        """One Received: line with {d} (date), {rcpt} and {dst} (recipient
+        domain) left open; a pool of these is built once."""
+        r = self.r
+        src = r.choice(self.domains)
+        ip = "%s.%d" % (r.choice(("192.0.2", "198.51.100", "203.0.113")),
+                        r.randint(1, 254))
+        kind = r.random()
+        if kind < 0.35:
+            h = "mail-%s.%s" % (self._alnum(4).lower(), src)
+            return ("Received: from %s (%s [%s])\n\tby mx%d.{dst} (Postfix) "
+                    "with ESMTPS id %s\n\tfor <{rcpt}>; {d}" % (
+                        h, h, ip, r.randint(1, 4), self._hex(10, True)))
+        if kind < 0.55:
+            return ("Received: from EXCH%02d.corp.%s (10.%d.%d.%d) by\n"
+                    " EXCH%02d.corp.%s (10.%d.%d.%d) with Microsoft SMTP "
+                    "Server\n (version=TLS1_2, cipher=TLS_ECDHE_RSA_WITH_AES_"
+                    "256_GCM_SHA384) id\n 15.20.%d.%d; {d}" % (
+                        r.randint(1, 20), src, r.randint(0, 255),
+                        r.randint(0, 255), r.randint(1, 254),
+                        r.randint(1, 20), src, r.randint(0, 255),
+                        r.randint(0, 255), r.randint(1, 254),
+                        r.randint(1000, 7999), r.randint(10, 99)))
+        if kind < 0.7:
+            return ("Received: by 2002:a05:%s:%s:b0:%s:%s with SMTP id %s;"
+                    "\n        {d}" % (self._hex(4), self._hex(3),
+                                       self._hex(3), self._hex(4),
+                                       self._alnum(18).lower()))
+        if kind < 0.82:
+            return ("Received: from %s ([%s])\n\tby smtp.{dst} "
+                    "(8.15.2/8.15.2) with ESMTP id %s\n\tfor <{rcpt}>; {d}" %
+                    (src, ip, self._alnum(14)))
+        if kind < 0.9:
+            return ("Received: from relay.%s (unknown [2001:db8:%s::%s])\n"
+                    "\tby in.{dst} with ESMTPSA id %s; {d}" % (
+                        src, self._hex(4), self._hex(3), self._hex(12)))
+        return "Received: (qmail %d invoked by uid %d); {d}" % (
+            r.randint(1000, 99999), r.randint(100, 2000))
 
     def _received(self, ts, zone, rcpt, hops):
-        """A Received: chain, newest hop on top, all documentation IPs."""
+        """A Received: chain, newest hop on top (documentation IPs only)."""
         r = self.r
+        dst = rcpt.rpartition("@")[2]
         out = []
         for _ in range(hops):
             ts += r.randint(0, 90)
-            d = fmt_date(ts, zone, r.choice((0, 1, 3, 3)))
-            src = r.choice(self.domains)
-            dst = rcpt.rpartition("@")[2]
-            ip = "%s.%d" % (r.choice(("192.0.2", "198.51.100", "203.0.113")),
-                            r.randint(1, 254))
-            kind = r.random()
-            if kind < 0.35:
-                h = "mail-%s.%s" % (self._alnum(4).lower(), src)
-                out.append("Received: from %s (%s [%s])\n\tby mx%d.%s (Postfix)"
-                           " with ESMTPS id %s\n\tfor <%s>; %s" % (
-                               h, h, ip, r.randint(1, 4), dst,
-                               self._hex(10, True), rcpt, d))
-            elif kind < 0.55:
-                out.append("Received: from EXCH%02d.corp.%s (10.%d.%d.%d) by\n"
-                           " EXCH%02d.corp.%s (10.%d.%d.%d) with Microsoft "
-                           "SMTP Server\n (version=TLS1_2, cipher=TLS_ECDHE_RSA"
-                           "_WITH_AES_256_GCM_SHA384) id\n 15.20.%d.%d; %s" % (
-                               r.randint(1, 20), src, r.randint(0, 255),
-                               r.randint(0, 255), r.randint(1, 254),
-                               r.randint(1, 20), src, r.randint(0, 255),
-                               r.randint(0, 255), r.randint(1, 254),
-                               r.randint(1000, 7999), r.randint(10, 99), d))
-            elif kind < 0.7:
-                out.append("Received: by 2002:a05:%s:%s:b0:%s:%s with SMTP id "
-                           "%s;\n        %s" % (
-                               self._hex(4), self._hex(3), self._hex(3),
-                               self._hex(4), self._alnum(18).lower(), d))
-            elif kind < 0.82:
-                out.append("Received: from %s ([%s])\n\tby smtp.%s "
-                           "(8.15.2/8.15.2) with ESMTP id %s\n\tfor <%s>; %s" %
-                           (src, ip, dst, self._alnum(14), rcpt, d))
-            elif kind < 0.9:
-                out.append("Received: from relay.%s (unknown [2001:db8:%s::%s])"
-                           "\n\tby in.%s with ESMTPSA id %s; %s" % (
-                               src, self._hex(4), self._hex(3), dst,
-                               self._hex(12), d))
-            else:
-                out.append("Received: (qmail %d invoked by uid %d); %s" % (
-                    r.randint(1000, 99999), r.randint(100, 2000), d))
+            out.append(r.choice(self.hops).format(
+                d=fmt_date(ts, zone, r.choice((0, 1, 3, 3))), rcpt=rcpt,
+                dst=dst))
         out.reverse()
         return out
 
@@ -818,7 +876,8 @@ class Generator:
         lang = m.lang
         rcpt = m.to[0]
         if lang == "en":
-            greet = r.choice(GREETINGS).format(first=rcpt.first, name=rcpt.name)
+            greet = r.choice(GREETINGS).format(first=rcpt.first,
+                                               name=rcpt.name)
             signoff = r.choice(SIGNOFFS)
         else:
             spec = LANGS[lang]
@@ -839,7 +898,10 @@ class Generator:
             items.insert(r.randint(1, len(items)), r.choice(self.from_paras))
         if m.long_line:
             # A paragraph pasted without line breaks: one line > 998 octets.
-            flat = " ".join(self._fill(r.choice(SENTENCES)) for _ in range(30))
+            flat = " ".join(r.choice(pool)[0].replace("\n", " ")
+                            for _ in range(6))
+            while len(flat) <= 1000:     # > 998 octets in any charset
+                flat += " " + r.choice(pool)[0].replace("\n", " ")
             items.insert(r.randint(1, len(items)), (flat, html_escape(flat)))
         if self.canaries and m.depth == 0:
             line = r.choice(("Internal reference: {c}",
@@ -864,7 +926,8 @@ class Generator:
         if not p:
             return "", ""
         pts, pzone, pname, paddr, plines = p[2], p[3], p[4], p[5], p[6]
-        head = "On %s, %s <%s> wrote:" % (fmt_date(pts, pzone, 1), pname, paddr)
+        head = "On %s, %s <%s> wrote:" % (fmt_date(pts, pzone, 1), pname,
+                                          paddr)
         text = head + "\n" + "".join(
             (">" if ln.startswith(">") else "> ") + ln + "\n" if ln else ">\n"
             for ln in plines)
@@ -874,9 +937,14 @@ class Generator:
                     "<br>\n".join(html_escape(ln) for ln in plines)))
         return text, html
 
-    def _charset(self, m, text):
-        """Pick a declared charset that can encode text; fall back to UTF-8."""
+    def _pick_charset(self, m):
+        """Charset for the text parts of m, from what its language and its
+        sender's name need (a part whose text still does not fit falls back
+        to UTF-8 in _text_leaf)."""
         r = self.r
+        text = m.sender.name + m.subject
+        if m.lang != "en":
+            text += LANGS[m.lang][2][0]
         if text.isascii():
             if m.mailer[0] in ("outlook", "notes", "mutt", "javamail"):
                 cs = r.choice(("us-ascii", "iso-8859-1", "Windows-1252",
@@ -888,9 +956,10 @@ class Generator:
         else:
             cs = r.choice(("UTF-8", "utf-8"))
         try:
-            return cs, text.encode(cs)
+            text.encode(cs)
         except UnicodeEncodeError:
-            return "UTF-8", text.encode("utf-8")
+            cs = "UTF-8"
+        m.charset = cs
 
     def _cte(self, data, force=None):
         if force:
@@ -913,10 +982,10 @@ class Generator:
             m.features.add("8bit")
         return data
 
-    def _text_leaf(self, m, subtype, text, force_cte=None):
+    def _text_leaf(self, m, subtype, text, force_cte=None, cs=None):
         """(header lines, body bytes) of a text/plain or text/html entity."""
         r = self.r
-        cs = m.charset
+        cs = cs or m.charset
         try:
             data = text.encode(cs)
         except UnicodeEncodeError:      # e.g. a Greek name in a koi8-r body
@@ -946,11 +1015,10 @@ class Generator:
             text += "\n" + qt
         return text, items
 
-    def _html_text(self, m, items, cids=()):
-        """Render paragraphs in the mailer's HTML dialect."""
+    def _html_text(self, m, items, cids, cs):
+        """Render paragraphs in the mailer's HTML dialect, declaring cs."""
         r = self.r
         style = m.mailer[5] or "plain"
-        cs = m.charset
         rtl = ' dir="rtl"' if m.lang == "ar" else ""
         _, qh = self._quote(m)
         imgs = "".join('<img src="cid:%s" alt="image%d" width="%d">\n' % (
@@ -980,11 +1048,12 @@ class Generator:
                            'Arial,sans-serif;font-size:15px;color:#333333">'
                            '%s</td></tr>\n' % h for _, h in items)
             return ('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset'
-                    '="%s">\n<meta name="viewport" content="width=device-width"'
-                    '>\n<title>%s</title>\n</head>\n<body%s style="margin:0;'
-                    'padding:0;background:#f4f4f4">\n<table role="presentation"'
-                    ' width="100%%" cellpadding="0" cellspacing="0" border="0">'
-                    '\n%s<tr><td style="padding:24px"><a href="https://news.%s'
+                    '="%s">\n<meta name="viewport" content="width=device-'
+                    'width">\n<title>%s</title>\n</head>\n<body%s style="'
+                    'margin:0;padding:0;background:#f4f4f4">\n<table role='
+                    '"presentation" width="100%%" cellpadding="0" cellspacing='
+                    '"0" border="0">\n%s<tr><td style="padding:24px"><a '
+                    'href="https://news.%s'
                     '/c/%s" style="background:#1a73e8;color:#ffffff;padding:'
                     '10px 18px;text-decoration:none">Read more</a></td></tr>\n'
                     '%s</table>\n<p style="font-size:11px;color:#999999">You '
@@ -1000,10 +1069,17 @@ class Generator:
                 '</html>\n' % (cs, rtl, body, imgs, qh))
 
     def _html_leaf(self, m, items, cids=()):
-        html = self._html_text(m, items, cids)
+        cs = m.charset
+        html = self._html_text(m, items, cids, cs)
+        try:
+            html.encode(cs)
+        except UnicodeEncodeError:
+            # re-render so that the <meta> charset matches the MIME one
+            cs = "UTF-8"
+            html = self._html_text(m, items, cids, cs)
         if m.long_line:
             html = html.replace("\n", " ") + "\n"
-        return self._text_leaf(m, "html", html)
+        return self._text_leaf(m, "html", html, cs=cs)
 
     # ---- attachments
 
@@ -1211,43 +1287,45 @@ class Generator:
                 hdrs.append("Content-Transfer-Encoding: 8bit")
             parts.append((hdrs, raw))
         else:
-            n = r.choices((1, 2, 3), (60, 30, 10))[0]
+            n = r.wpick(N_ATTACH_W)
             share = rest / n
             for k in range(n):
-                kind = r.choices(*self.attach_w)[0]
+                kind = r.wpick(self.attach_w)
                 factor = 1.0 if kind in ("txt", "csv") else 0.72
                 parts.append(self._attachment(
                     m, kind, int(share * r.uniform(0.5, 1.5) * factor),
                     canary=bool(self.canaries) and m.depth == 0 and k == 0))
         if m.big:
             kind = r.choice(("pdf", "zip", "jpg", "bin"))
-            parts.append(self._attachment(m, kind, r.randint(1 << 20, 5 << 20)))
+            parts.append(self._attachment(m, kind,
+                                          r.randint(1 << 20, 5 << 20)))
         return self._multipart(m, "mixed", parts)
 
     # ---- whole messages
 
-    def _new_msg(self, depth, ts, features=None):
+    def _new_msg(self, depth, ts, features=None, lean=False):
         """Decide sender, recipients, language, structure and subject.
-        Nested (forwarded) messages share their container's feature set."""
+        Nested (forwarded) messages share their container's feature set;
+        `lean` asks for a short plain message with few trace headers."""
         r = self.r
         m = Msg()
         m.depth = depth
+        m.lean = lean
         m.features = set() if features is None else features
         m.places = set()
-        m.mailer = r.choices(*self.mailer_w)[0]
-        m.lang = r.choices(*self.lang_w)[0]
+        m.mailer = r.wpick(self.mailer_w)
+        m.lang = r.wpick(self.lang_w)
         m.sender = r.choice(self.people)
-        m.to = [r.choice(self.people) for _ in range(r.choices(
-            (1, 2, 3, 5), (70, 15, 10, 5))[0])]
-        m.cc = [r.choice(self.people) for _ in range(r.choice((0, 0, 0, 1,
-                                                                2)))]
+        m.to = [r.choice(self.people) for _ in range(r.wpick(N_TO_W))]
+        m.cc = [r.choice(self.people)
+                for _ in range(r.choice((0, 0, 0, 1, 2)))]
         m.ts, m.zone = ts, self._zone()
         m.msgid = m.irt = m.refs = m.parent = m.inner = None
         m.charset = m.quotable = m.envelope = None
         m.from_para = r.random() < 0.04
-        m.long_line = r.random() < 0.02
+        m.long_line = depth == 0 and r.random() < 0.02
         m.big = m.canary_attach = False
-        m.structure = r.choices(*self.struct_w)[0]
+        m.structure = "plain" if lean else r.wpick(self.struct_w)
         if m.mailer[0] == "bulk" and m.structure in ("plain", "fwd_inline",
                                                      "fwd_rfc822"):
             m.structure = r.choice(("html", "alternative"))
@@ -1256,17 +1334,22 @@ class Generator:
             m.structure = "plain"        # mutt users send plain text
         if depth > 0 and m.structure in ("fwd_inline", "related"):
             m.structure = "plain"
-        # forwards of forwards: nesting gets rarer, and stops at 3 levels
-        if depth > 0 and m.structure == "fwd_rfc822" and (
-                depth >= 3 or r.random() < 0.5):
-            m.structure = "mixed"
+        # a forwarded message is itself a forward a quarter of the time, down
+        # to 3 levels of message/rfc822
+        if depth > 0 and not lean:
+            fwd = depth < 3 and r.random() < 0.25
+            if fwd or m.structure == "fwd_rfc822":
+                m.structure = "fwd_rfc822" if fwd else "mixed"
         if m.lang == "en":
             m.subject = self._fill(r.choice(SUBJECTS))
         else:
             m.subject = r.choice(LANGS[m.lang][3])
         if m.structure in ("fwd_rfc822", "fwd_inline"):
-            m.inner = self._new_msg(depth + 1, ts - r.randint(3600, 86400 * 30),
-                                    m.features)
+            # only the text of an inline-forwarded message is used: keep it
+            # plain
+            m.inner = self._new_msg(
+                depth + 1, ts - r.randint(3600, 86400 * 30), m.features,
+                m.structure == "fwd_inline")
             m.subject = r.choice(("Fwd: ", "FW: ", "Fw: ", "WG: ", "TR: ")) + \
                 m.inner.subject
         elif depth == 0 and self.recent and r.random() < 0.25:
@@ -1338,14 +1421,14 @@ class Generator:
             if r.random() < 0.3:
                 h.append("Delivered-To: " + rcpt)
             h += self._received(m.ts, self._zone(), rcpt,
-                                r.choices((1, 2, 3, 4, 5), (15, 30, 30, 15,
-                                                            10))[0])
-            if r.random() < 0.35:
+                                1 if m.lean else r.wpick(HOPS_W))
+            if not m.lean and r.random() < 0.35:
                 dom = m.sender.domain
                 b = base64.b64encode(r.randbytes(128)).decode()
-                h.append("DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed;"
-                         " d=%s;\n\ts=sel%d; t=%d;\n\th=from:to:subject:date:"
-                         "message-id:mime-version;\n\tbh=%s;\n\tb=%s" % (
+                h.append("DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/"
+                         "relaxed; d=%s;\n\ts=sel%d; t=%d;\n\th=from:to:"
+                         "subject:date:message-id:mime-version;\n\tbh=%s;"
+                         "\n\tb=%s" % (
                              dom, r.randint(1, 9), m.ts,
                              base64.b64encode(r.randbytes(32)).decode(),
                              "\n\t ".join(b[i:i + 64] for i in
@@ -1353,7 +1436,7 @@ class Generator:
                 h.append("Authentication-Results: mx.%s;\n\tdkim=pass "
                          "header.d=%s;\n\tspf=pass smtp.mailfrom=%s" % (
                              rcpt.rpartition("@")[2], dom, dom))
-            if r.random() < 0.2:
+            if not m.lean and r.random() < 0.2:
                 h.append("X-Spam-Status: No, score=-%d.%d required=5.0 "
                          "tests=BAYES_00,DKIM_SIGNED autolearn=ham" % (
                              r.randint(0, 4), r.randint(0, 9)))
@@ -1366,8 +1449,8 @@ class Generator:
         msgid = "%s: %s" % (mailer[6], m.msgid)
         block = [frm, to]
         if m.cc:
-            block.append(fold("Cc: " + ", ".join(self._address(p)
-                                                  for p in m.cc)))
+            block.append(fold("Cc: " + ", ".join(
+                self._address(p) for p in m.cc)))
         if r.random() < 0.5:
             block += [subject, date, msgid]
         else:
@@ -1394,19 +1477,11 @@ class Generator:
                          "<mailto:unsubscribe@%s>" % (dom, self._hex(24), dom))
             block.append("Precedence: bulk")
         if r.random() < 0.1:
-            block.append("X-Priority: " + r.choice(("3 (Normal)",
-                                                     "1 (Highest)", "5")))
+            block.append("X-Priority: " + r.choice(
+                ("3 (Normal)", "1 (Highest)", "5")))
         if r.random() < 0.1:
             block.append("Organization: " + r.choice(self.companies))
         return h + block
-
-    def _pick_charset(self, m):
-        """Charset for all text parts of m, chosen from what its language and
-        its sender's name need."""
-        probe = m.sender.name + m.subject
-        if m.lang != "en":
-            probe += LANGS[m.lang][2][0]
-        m.charset = self._charset(m, probe)[0]
 
     def _assemble(self, m, budget):
         """A nested (forwarded) message: header lines + entity as bytes."""
@@ -1449,7 +1524,9 @@ class Generator:
         r = self.r
         ts = T_START + (T_END - T_START) * index // self.count + \
             r.randint(-86400 * 3, 86400 * 3)
-        m = self._new_msg(0, ts)
+        budget = self.size_avg if big else self._size_target()
+        # below ~1.5 KB only a plain message with a short trace fits
+        m = self._new_msg(0, ts, lean=budget < 1500 and not big)
         m.big = big
         if big:
             m.features.add("big")
@@ -1473,7 +1550,6 @@ class Generator:
         # so that the canaries also appear in attachment file names.
         m.canary_attach = bool(self.canaries) and broken is None and \
             m.structure not in ("mixed", "fwd_rfc822") and r.random() < 0.5
-        budget = self.size_avg if big else self._size_target()
         if broken == "headerless":
             raw = self._headerless(m, budget)
         else:
@@ -1526,6 +1602,8 @@ class Generator:
                 m.msgid = None
             if not any(h.startswith("Subject: ") for h in intact):
                 m.subject = None
+            m.features.clear()           # the body and its features are gone
+            m.long_line = False
             return kept.encode("utf-8", "surrogateescape")
         sep = "\n" if broken == "no_separator" else "\n\n"
         head = "\n".join(hdrs + ehdrs) + sep
@@ -1556,15 +1634,18 @@ class Generator:
             hdrs = ["Subject: " + raw if h.startswith("Subject: ")
                     else h for h in hdrs]
         elif kind == "header_no_colon":
-            i = r.randint(1, len(hdrs) - 1)
+            # not among the first two lines: those still have to show that
+            # the file is mail at all
+            i = r.randint(2, len(hdrs) - 1)
             hdrs = hdrs[:i] + [r.choice(("This line is not a header",
                                          "X-Broken header without colon",
-                                         "=====")) ] + hdrs[i:]
+                                         "====="))] + hdrs[i:]
         elif kind == "missing_end_boundary":
             end = body.rfind(b"\n--")
             body = body[:end + 1]
             if r.random() < 0.5:         # also cut into the last part
-                body = body[:max(len(body) - r.randint(1, 200), len(body) // 2)]
+                body = body[:max(len(body) - r.randint(1, 200),
+                                 len(body) // 2)]
         elif kind == "undeclared_boundary":
             ct = ehdrs[0]
             if r.random() < 0.5:
@@ -1594,21 +1675,24 @@ class Generator:
         return hdrs, ehdrs, body
 
     def _headerless(self, m, budget):
-        """Only a body -- but its first line looks like a header field."""
+        """Only a body, but its first line looks like a header field.  The
+        blank line after it is what tells it from a prose file that merely
+        starts "Word: text" (the importer's sniffing relies on that too)."""
         r = self.r
         text, _ = self._plain_text(m, min(budget, 3000))
-        first = r.choice(("Re: budget figures", "Meeting notes: Tuesday",
-                          "Subject to approval: travel policy",
+        first = r.choice(("Re: budget figures", "Notes: Tuesday meeting",
+                          "Approval: travel policy (draft)",
                           "Note: pasted from the old system"))
         m.msgid = None
         m.subject = None
-        gap = "\n" if r.random() < 0.5 else ""
-        return (first + "\n" + gap + text).encode("utf-8")
+        return (first + "\n\n" + text).encode("utf-8")
 
     def _corrupt_body(self, raw, kind):
-        """Insert NULs or bare CRs into the body (never before 'From ')."""
+        """Insert NULs or bare CRs (CR not followed by LF) into the body."""
         r = self.r
         start = raw.find(b"\n\n")
+        if start < 0:
+            start = raw.find(b"\r\n\r\n")
         start = len(raw) // 2 if start < 0 else start + 2
         out = bytearray(raw)
         for _ in range(r.randint(1, 5)):
@@ -1638,13 +1722,23 @@ class Generator:
         return line.encode().replace(b"\n", nl) + raw
 
 
-
 # ---------------------------------------------------------------- mbox rule
 
-MBOX_SEP = re.compile(rb"^From ", re.M)
-MBOXRD_LINE = re.compile(rb"^>>+From ", re.M)
+MBOXRD_QUOTE = re.compile(rb">>+From ")
 UNQUOTE_MBOXO = re.compile(rb"^>(From )", re.M)
 UNQUOTE_MBOXRD = re.compile(rb"^>(>*From )", re.M)
+
+
+def line_starts(data, prefix):
+    """Offsets of the lines of data that begin with prefix.  (bytes.find is
+    far faster than a ^-anchored multi-line regex on a large mbox.)"""
+    found = [0] if data[:len(prefix)] == prefix else []
+    pat = b"\n" + prefix
+    i = data.find(pat)
+    while i != -1:
+        found.append(i + 1)
+        i = data.find(pat, i + 1)
+    return found
 
 
 def mbox_messages(data):
@@ -1655,8 +1749,9 @@ def mbox_messages(data):
     (or the end of the file), with one ">" removed from ">From " lines
     (mboxo) -- or from every ">+From " line if the file has a ">>From "
     line anywhere (mboxrd)."""
-    unquote = UNQUOTE_MBOXRD if MBOXRD_LINE.search(data) else UNQUOTE_MBOXO
-    starts = [mo.start() for mo in MBOX_SEP.finditer(data)]
+    mboxrd = any(MBOXRD_QUOTE.match(data, i) for i in line_starts(data, b">>"))
+    unquote = UNQUOTE_MBOXRD if mboxrd else UNQUOTE_MBOXO
+    starts = line_starts(data, b"From ")
     for k, start in enumerate(starts):
         end = starts[k + 1] if k + 1 < len(starts) else len(data)
         eol = data.find(b"\n", start, end)
@@ -1665,7 +1760,7 @@ def mbox_messages(data):
             rest = chunk[:-2] if chunk.endswith(b"\r\n") else chunk[:-1]
             if not rest or rest.endswith(b"\n"):
                 chunk = rest
-        yield unquote.sub(rb"\1", chunk)
+        yield unquote.sub(rb"\1", chunk) if b">From " in chunk else chunk
 
 
 # ------------------------------------------------------------------ layouts
@@ -1712,10 +1807,10 @@ class EmlTree:
             if path not in seen:
                 seen.add(path)
                 self.folders.append([path, style, 0])
-        self.weights = [rng.uniform(0.2, 3.0) for _ in self.folders]
+        self.pick = wtable((f, rng.uniform(0.2, 3.0)) for f in self.folders)
 
     def put(self, data):
-        folder = self.rng.choices(self.folders, self.weights)[0]
+        folder = self.rng.wpick(self.pick)
         folder[2] += 1
         path, style, n = folder
         if style == "enron":
@@ -1751,11 +1846,11 @@ class MboxSet:
         rng.shuffle(names)
         names = names[:max(2, min(len(names), count // 400 + 2))]
         self.paths = [root + "/" + n if root else n for n in names]
-        self.weights = [rng.uniform(0.3, 3.0) for _ in self.paths]
+        self.pick = wtable((p, rng.uniform(0.3, 3.0)) for p in self.paths)
         self.boxes = {}              # relative path -> [mailbox.mbox, count]
 
     def put(self, data, envelope, ts):
-        rel = self.rng.choices(self.paths, self.weights)[0]
+        rel = self.rng.wpick(self.pick)
         box = self.boxes.get(rel)
         if box is None:
             full = os.path.join(self.out, rel)
@@ -1806,8 +1901,7 @@ class MaildirSet:
         for name, _ in self.FOLDERS[1:]:
             md.add_folder(name)
             self.non_mail.append(self._rel("." + name, "maildirfolder"))
-        self.names = [n for n, _ in self.FOLDERS]
-        self.weights = [w for _, w in self.FOLDERS]
+        self.pick = wtable(self.FOLDERS)
         self.q = 0
 
     def _rel(self, *parts):
@@ -1815,7 +1909,7 @@ class MaildirSet:
 
     def put(self, data, ts):
         rng = self.rng
-        folder = rng.choices(self.names, self.weights)[0]
+        folder = rng.wpick(self.pick)
         self.q += 1
         name = "%d.M%dP%dQ%d.mx1.example.net" % (
             ts, rng.randint(0, 999999), rng.randint(100, 32767), self.q)
@@ -1837,7 +1931,7 @@ class Layout:
             "maildir": "srv/mail/vhosts/example.com/user/Maildir"}
 
     def __init__(self, out, kind, count, seed, text_pool):
-        rng = self.rng = random.Random("mvgen-layout-%d" % seed)
+        rng = self.rng = FastRandom("mvgen-layout-%d" % seed)
         self.out = out
         self.eml = self.mbox = self.maildir = None
         self.non_mail = []
@@ -1848,17 +1942,17 @@ class Layout:
             self.eml = EmlTree(out, roots["eml"], rng, count // 3, deep)
             self.mbox = MboxSet(out, roots["mbox"], rng, count // 3)
             self.maildir = MaildirSet(out, roots["maildir"], rng)
-            self.kinds, self.weights = ("eml", "mbox", "maildir"), (4, 3, 3)
+            self.pick = wtable((("eml", 4), ("mbox", 3), ("maildir", 3)))
             self._non_mail_files(text_pool, roots["eml"], deep)
         elif kind == "eml":
             self.eml = EmlTree(out, "", rng, count, False)
-            self.kinds, self.weights = ("eml",), (1,)
+            self.pick = wtable((("eml", 1),))
         elif kind == "mbox":
             self.mbox = MboxSet(out, "", rng, count)
-            self.kinds, self.weights = ("mbox",), (1,)
+            self.pick = wtable((("mbox", 1),))
         else:
             self.maildir = MaildirSet(out, "", rng)
-            self.kinds, self.weights = ("maildir",), (1,)
+            self.pick = wtable((("maildir", 1),))
         if self.maildir:
             self.non_mail += self.maildir.non_mail
 
@@ -1882,7 +1976,7 @@ class Layout:
 
     def put(self, data, envelope, ts):
         """Store one message; returns (kind, relative path, ordinal)."""
-        kind = self.rng.choices(self.kinds, self.weights)[0]
+        kind = self.rng.wpick(self.pick)
         if kind == "eml":
             return kind, self.eml.put(data), 1
         if kind == "maildir":

@@ -476,9 +476,9 @@ static void test_dedup_crlf(void **state)
 {
     (void)state;
     static const char *const msgs[] = {base_msg, simple,
-        "From: a@example.com\nContent-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n"
-        "\nsoft=\nbreak =3D\n",
-        "From: a@example.com\nContent-Type: multipart/mixed; boundary=o\n\n--o\n"
+        "From: a@example.com\nMessage-ID: <qp@example.com>\nContent-Type: text/plain\n"
+        "Content-Transfer-Encoding: quoted-printable\n\nsoft=\nbreak =3D\n",
+        "From: a@example.com\nMessage-ID: <cal@example.com>\nContent-Type: multipart/mixed; boundary=o\n\n--o\n"
         "Content-Type: text/calendar\n\nBEGIN:VCALENDAR\nEND:VCALENDAR\n--o\n"
         "Content-Type: message/rfc822\n\nFrom: i@example.com\nSubject: in\n\ninner\n--o--\n"};
     for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
@@ -490,6 +490,19 @@ static void test_dedup_crlf(void **state)
             fail_msg("message %zu: CRLF and LF copies differ", i);
         free(c);
     }
+}
+
+/* Without a Message-ID only identical bytes merge: two header blocks cut
+ * off at different places must not become one message. */
+static void test_dedup_no_msgid(void **state)
+{
+    (void)state;
+    uint8_t a[32], b[32], c[32];
+    dedup_of("Received: from a by b; Mon, 1 Jan 2024 10:00:00 +0000\nX-Cut: one\n\n", a);
+    dedup_of("Received: from a by b; Mon, 1 Jan 2024 10:00:00 +0000\nX-Cut: two\n\n", b);
+    dedup_of("Received: from a by b; Mon, 1 Jan 2024 10:00:00 +0000\nX-Cut: one\n\n", c);
+    assert_memory_not_equal(a, b, 32);
+    assert_memory_equal(a, c, 32);
 }
 
 /* Changes that no summary field shows must still split the digest. */
@@ -661,6 +674,7 @@ int main(void)
         cmocka_unit_test(test_defects_str),
         cmocka_unit_test(test_dedup_table),
         cmocka_unit_test(test_dedup_crlf),
+        cmocka_unit_test(test_dedup_no_msgid),
         cmocka_unit_test(test_dedup_hidden_content),
         cmocka_unit_test(test_dedup_spec_example),
         cmocka_unit_test(test_hostile),
