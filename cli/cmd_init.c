@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* cmd_init.c - `mailvault init`: a new archive and its key hierarchy. */
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -20,7 +21,7 @@ static void help(void)
            "The master key comes from a 32-byte key file (not readable by other users) or\n"
            "a passphrase through scrypt; it is never written to the archive.\n"
            "  --new-key-file F   write a fresh random key to F (mode 600) and use it\n"
-           "  --retention R      default retention (days, or years as 7y); default 7 years\n"
+           "  --retention R      default retention: days (2557, 2557d) or years (7y); default 7y\n"
            "Keep the key file and the keystore (DIR/keys) apart from data backups.\n");
 }
 
@@ -28,6 +29,8 @@ static mv_status new_key_file(const char *path, mv_err *err)
 {
     uint8_t k[32];
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST)
+        return mv_err_set(err, MV_EEXIST, "key file %s already exists: not overwritten", path);
     if (fd < 0)
         return mv_err_sys(err, "creating key file %s", path);
     if (RAND_bytes(k, 32) != 1) {
@@ -45,20 +48,20 @@ static mv_status new_key_file(const char *path, mv_err *err)
     return st;
 }
 
+/* parse_retention - "2557" or "2557d" (days) or "7y" (years of 365.25 days). */
 static int parse_retention(const char *s, unsigned *days)
 {
     uint64_t v;
     size_t n = strlen(s);
-    if (n > 1 && (s[n - 1] == 'y' || s[n - 1] == 'd')) {
-        char *t = mv_xstrndup(s, n - 1);
-        int r = cli_parse_u64(t, &v);
-        free(t);
-        if (r || v == 0 || v > 100)
-            return -1;
-        *days = (unsigned)(s[n - 1] == 'y' ? v * 365 + v / 4 : v);
-        return 0;
-    }
-    if (cli_parse_u64(s, &v) || v == 0 || v > 36600)
+    char unit = n > 1 && (s[n - 1] == 'y' || s[n - 1] == 'd') ? s[n - 1] : 'd';
+    char *t = mv_xstrndup(s, unit == s[n - 1] ? n - 1 : n);
+    int r = cli_parse_u64(t, &v);
+    free(t);
+    if (r || v == 0)
+        return -1;
+    if (unit == 'y')
+        v = v > 100 ? 0 : (v * 36525 + 99) / 100;
+    if (v == 0 || v > 36525)
         return -1;
     *days = (unsigned)v;
     return 0;

@@ -9,19 +9,29 @@ $GEN --out "$WORK/mail" --count "$N" --seed 40 --layout mbox --manifest "$WORK/m
 A=$WORK/a
 new_archive "$A"
 
-begin_subtest "kill -9 mid-import, three times"
+begin_subtest "interrupt imports mid-stream: kill -9 three times, then Ctrl-C"
+# How long an uninterrupted import takes here, to aim the kills inside it.
+S=$WORK/scratch
+new_archive "$S"
+t0=$(date +%s.%N)
+mvk "$S" import --quiet "$WORK/mail" >/dev/null 2>&1
+full=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+rm -rf "$S"
+echo "# an uninterrupted import takes $full s"
 kills=0
-for delay in 0.4 0.9 1.5; do
+for frac in 0.2 0.4 0.6 0.5; do
+    sig=KILL
+    [ "$frac" = 0.5 ] && sig=INT
     mvk "$A" import --quiet "$WORK/mail" >/dev/null 2>&1 &
     pid=$!
-    sleep $delay
-    if kill -9 $pid 2>/dev/null; then kills=$((kills + 1)); fi
+    sleep "$(awk -v f="$full" -v x="$frac" 'BEGIN { printf "%.2f", f * x }')"
+    if kill -$sig $pid 2>/dev/null; then kills=$((kills + 1)); fi
     wait $pid 2>/dev/null
 done
-echo "# killed $kills imports"
+echo "# interrupted $kills of 4 imports while they ran"
 mid=$(mvk "$A" stats --format json)
-echo "# after the kills: $mid"
-check "something was archived before the kills" python3 -c 'import json,sys; assert json.loads(sys.argv[1])["messages"]>0' "$mid"
+echo "# after the interruptions: $mid"
+check "at least one import was interrupted while it ran" [ $kills -ge 1 ]
 
 begin_subtest "import again completes"
 out=$(mvk "$A" import --format json --quiet "$WORK/mail")

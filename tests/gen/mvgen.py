@@ -1418,6 +1418,8 @@ class Generator:
                 else m.sender.addr
             h.append("Return-Path: <%s>" % env)
             m.envelope = env
+            if canary_local:
+                m.places.add("return_path")
             if r.random() < 0.3:
                 h.append("Delivered-To: " + rcpt)
             h += self._received(m.ts, self._zone(), rcpt,
@@ -1595,7 +1597,8 @@ class Generator:
             # only what survives intact still counts
             intact = [h for h in hdrs if h + "\n" in kept]
             names = {"From: ": "from", "To: ": "to", "Subject: ": "subject",
-                     m.mailer[6] + ": ": "message_id"}
+                     m.mailer[6] + ": ": "message_id",
+                     "Return-Path: ": "return_path"}
             m.places = {names[n] for h in intact for n in names
                         if h.startswith(n)} & m.places
             if not any(h.startswith(m.mailer[6] + ": ") for h in intact):
