@@ -38,15 +38,16 @@ int cmd_stats(int argc, char **argv)
             json_kv_u64(stdout, "blobs", t.blobs, 1);
             json_kv_u64(stdout, "disk_bytes", t.disk_bytes, 1);
             json_kv_u64(stdout, "spool", t.spool, 1);
+            json_kv_u64(stdout, "dictionaries", t.dictionaries, 1);
             printf(",\"ratio\":%.4f}\n", ratio);
         } else {
             printf("messages:      %llu\ncopies:        %llu\nmessage bytes: %llu\n"
                    "raw bytes:     %llu\nstored bytes:  %llu\nratio:         %.1f%%\n"
-                   "blobs:         %llu\ndisk:          %llu\nspool: %llu\n",
+                   "blobs:         %llu\ndictionaries:  %llu\ndisk:          %llu\nspool: %llu\n",
                    (unsigned long long)t.messages, (unsigned long long)t.copies,
                    (unsigned long long)t.message_bytes, (unsigned long long)t.raw_bytes,
                    (unsigned long long)t.stored_bytes, ratio * 100, (unsigned long long)t.blobs,
-                   (unsigned long long)t.disk_bytes, (unsigned long long)t.spool);
+                   (unsigned long long)t.dictionaries, (unsigned long long)t.disk_bytes, (unsigned long long)t.spool);
         }
     }
     return cli_finish(&c, s, st, &err);

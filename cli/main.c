@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/log.h"
 #include "../lib/secret.h"
 #include "cli.h"
 
@@ -48,6 +49,14 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     mv_secure_process();
+    /* MAILVAULT_LOG=debug|info|notice|warning: how much goes to stderr. */
+    const char *lv = getenv("MAILVAULT_LOG");
+    if (lv) {
+        static const char *const names[] = {"debug", "info", "notice", "warning", "error"};
+        for (int l = 0; l < 5; l++)
+            if (strcmp(lv, names[l]) == 0)
+                mv_log_set_level(l);
+    }
     /* Global options may come before the command: move them after it so
      * each command's parser sees them. */
     int i = 1;

@@ -153,25 +153,30 @@ static ZSTD_DCtx *dctx(void)
 
 /* seal_chunk - append flags|ciphertext|tag of one chunk to out. */
 static mv_status seal_chunk(const uint8_t dek[32], const uint8_t id[32], uint32_t idx, int final,
-                            const uint8_t *p, size_t n, int level, mv_buf *z, mv_buf *out,
-                            mv_err *err)
+                            const uint8_t *p, size_t n, int level, const mv_zdict *dict,
+                            mv_buf *z, mv_buf *out, mv_err *err)
 {
     uint8_t flags = 0, nonce[12] = {0}, aad[CHUNK_AAD_LEN];
     const uint8_t *src = p;
     size_t sn = n;
+    uint32_t dict_no = 0;
     if (level > 0 && n > 64) {
-        size_t bound = ZSTD_compressBound(n);
+        size_t bound = ZSTD_compressBound(n), r;
         mv_buf_reset(z);
         mv_buf_reserve(z, bound);
-        size_t r = ZSTD_compressCCtx(cctx(), z->data, bound, p, n, level);
+        if (dict && dict->cdict)
+            r = ZSTD_compress_usingCDict(cctx(), z->data, bound, p, n, dict->cdict);
+        else
+            r = ZSTD_compressCCtx(cctx(), z->data, bound, p, n, level);
         if (!ZSTD_isError(r) && r < n) {
             flags = 1;
             src = z->data;
             sn = r;
+            dict_no = dict && dict->cdict ? dict->no : 0;
         }
     }
     mv_be64_put(nonce, idx);
-    chunk_aad(aad, id, idx, final, flags, 0);
+    chunk_aad(aad, id, idx, final, flags, dict_no);
     mv_buf_put_u8(out, flags);
     mv_buf_reserve(out, sn + 16);
     mv_status st = mv_gcm_seal(dek, nonce, aad, sizeof aad, src, sn, out->data + out->len,
@@ -182,7 +187,8 @@ static mv_status seal_chunk(const uint8_t dek[32], const uint8_t id[32], uint32_
 }
 
 mv_status mv_seal_blob(mv_keys *k, uint32_t kek_no, const uint8_t id[32], const uint8_t *p,
-                       size_t n, int level, mv_emit_fn emit, void *ctx, mv_err *err)
+                       size_t n, int level, const mv_zdict *dict, mv_emit_fn emit, void *ctx,
+                       mv_err *err)
 {
     uint8_t dek[32], w[MV_WRAPPED_LEN], key[MV_BLOBKEY_LEN];
     mv_buf z = MV_BUF_INIT, v = MV_BUF_INIT, hdr = MV_BUF_INIT;
@@ -199,15 +205,18 @@ mv_status mv_seal_blob(mv_keys *k, uint32_t kek_no, const uint8_t id[32], const 
     mv_buf_put_u64(&hdr, n);
     mv_buf_put_u32(&hdr, (uint32_t)nchunks);
     mv_buf_put_u32(&hdr, MV_CHUNK);
-    mv_buf_put_u32(&hdr, 0); /* dictionary id: none yet */
+    /* The blob's dictionary; a chunk that did not compress records 0 in
+     * its own AAD and is read without it. */
+    mv_buf_put_u32(&hdr, dict && dict->cdict && level > 0 ? dict->no : 0);
     mv_buf_put_u8(&hdr, nchunks == 1);
     if (nchunks == 1) {
-        st = seal_chunk(dek, id, 0, 1, p, n, level, &z, &hdr, err);
+        st = seal_chunk(dek, id, 0, 1, p, n, level, dict, &z, &hdr, err);
     } else {
         for (size_t i = 0; i < nchunks && !st; i++) {
             size_t off = i * MV_CHUNK, len = n - off < MV_CHUNK ? n - off : MV_CHUNK;
             mv_buf_reset(&v);
-            st = seal_chunk(dek, id, (uint32_t)i, i + 1 == nchunks, p + off, len, level, &z, &v, err);
+            st = seal_chunk(dek, id, (uint32_t)i, i + 1 == nchunks, p + off, len, level, dict, &z,
+                            &v, err);
             if (!st) {
                 mv_blob_key(id, (uint32_t)i + 1, key);
                 st = emit(ctx, key, sizeof key, v.data, v.len, 0, err);
@@ -227,15 +236,18 @@ out:
 }
 
 static mv_status open_chunk(const uint8_t dek[32], const uint8_t id[32], uint32_t idx, int final,
-                            const uint8_t *c, size_t cn, mv_buf *tmp, mv_buf *plain, mv_err *err)
+                            uint32_t dict_no, const void *ddict, const uint8_t *c, size_t cn,
+                            mv_buf *tmp, mv_buf *plain, mv_err *err)
 {
     uint8_t nonce[12] = {0}, aad[CHUNK_AAD_LEN];
     if (cn < 1 + 16 || c[0] > 1)
         return mv_err_set(err, MV_EMALFORMED, "stored chunk %u is damaged", idx);
     uint8_t flags = c[0];
     size_t n = cn - 1 - 16;
+    /* An uncompressed chunk was sealed with dictionary 0 in its AAD. */
+    uint32_t used = flags ? dict_no : 0;
     mv_be64_put(nonce, idx);
-    chunk_aad(aad, id, idx, final, flags, 0);
+    chunk_aad(aad, id, idx, final, flags, used);
     mv_buf_reset(tmp);
     mv_buf_reserve(tmp, n);
     mv_status st = mv_gcm_open(dek, nonce, aad, sizeof aad, c + 1, n, c + cn - 16, tmp->data, err);
@@ -253,7 +265,8 @@ static mv_status open_chunk(const uint8_t dek[32], const uint8_t id[32], uint32_
     if (sz == ZSTD_CONTENTSIZE_ERROR || sz == ZSTD_CONTENTSIZE_UNKNOWN || sz > MV_CHUNK)
         return mv_err_set(err, MV_EMALFORMED, "blob chunk %u: bad compressed frame", idx);
     mv_buf_reserve(plain, (size_t)sz);
-    size_t r = ZSTD_decompressDCtx(dctx(), plain->data, (size_t)sz, tmp->data, n);
+    size_t r = used ? ZSTD_decompress_usingDDict(dctx(), plain->data, (size_t)sz, tmp->data, n, ddict)
+                    : ZSTD_decompressDCtx(dctx(), plain->data, (size_t)sz, tmp->data, n);
     if (ZSTD_isError(r) || r != sz)
         return mv_err_set(err, MV_EMALFORMED, "blob chunk %u: decompression failed", idx);
     plain->len = r;
@@ -261,7 +274,8 @@ static mv_status open_chunk(const uint8_t dek[32], const uint8_t id[32], uint32_
 }
 
 mv_status mv_open_blob(mv_keys *k, const uint8_t id[32], mv_fetch_fn fetch, void *fctx,
-                       mv_sink_fn sink, void *sctx, mv_err *err)
+                       mv_ddict_fn ddict_fn, void *dctx_arg, mv_sink_fn sink, void *sctx,
+                       mv_err *err)
 {
     uint8_t key[MV_BLOBKEY_LEN], dek[32];
     mv_buf hv = MV_BUF_INIT, cv = MV_BUF_INIT, tmp = MV_BUF_INIT, plain = MV_BUF_INIT;
@@ -277,10 +291,19 @@ mv_status mv_open_blob(mv_keys *k, const uint8_t id[32], mv_fetch_fn fetch, void
     uint64_t total = mv_rd_u64(&r);
     uint32_t nchunks = mv_rd_u32(&r), csize = mv_rd_u32(&r), dict = mv_rd_u32(&r);
     uint8_t inl = mv_rd_u8(&r);
-    if (r.bad || magic != 'B' || ver != 1 || csize != MV_CHUNK || dict != 0 || nchunks == 0 ||
+    if (r.bad || magic != 'B' || ver != 1 || csize != MV_CHUNK || nchunks == 0 ||
         nchunks > MAX_CHUNKS || (inl && nchunks != 1) ||
         total > (uint64_t)nchunks * MV_CHUNK) {
         st = mv_err_set(err, MV_EMALFORMED, "stored blob header is damaged");
+        goto out;
+    }
+    const void *ddict = NULL;
+    if (dict && (!ddict_fn || !(ddict = ddict_fn(dctx_arg, dict, err)))) {
+        if (!ddict_fn)
+            mv_err_set(err, MV_EMALFORMED, "blob needs compression dictionary %u", dict);
+        st = err ? err->code : MV_EMALFORMED;
+        if (!st)
+            st = MV_EMALFORMED;
         goto out;
     }
     if ((st = mv_keys_unwrap_dek(k, kek_no, w, MV_WRAPPED_LEN, dek, err)))
@@ -302,7 +325,7 @@ mv_status mv_open_blob(mv_keys *k, const uint8_t id[32], mv_fetch_fn fetch, void
             c = cv.data;
             cn = cv.len;
         }
-        if ((st = open_chunk(dek, id, i, i + 1 == nchunks, c, cn, &tmp, &plain, err)))
+        if ((st = open_chunk(dek, id, i, i + 1 == nchunks, dict, ddict, c, cn, &tmp, &plain, err)))
             goto out;
         if (i + 1 < nchunks && plain.len != MV_CHUNK) {
             st = mv_err_set(err, MV_EMALFORMED, "blob chunk %u has the wrong size", i);

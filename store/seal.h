@@ -36,7 +36,15 @@
 #define MV_CHUNK 65536
 #define MV_BLOBKEY_LEN 36
 
-enum { MV_FAM_MSG = 1, MV_FAM_COPY, MV_FAM_ATTR, MV_FAM_AUDIT, MV_FAM_SPOOL, MV_FAM_META };
+enum { MV_FAM_MSG = 1, MV_FAM_COPY, MV_FAM_ATTR, MV_FAM_AUDIT, MV_FAM_SPOOL, MV_FAM_META,
+       MV_FAM_DICT };
+
+/* A compression dictionary for sealing: zstd's prepared form and the
+ * number under which it is stored (0 = none). */
+typedef struct mv_zdict {
+    uint32_t no;
+    const void *cdict; /* ZSTD_CDict * */
+} mv_zdict;
 
 MV_NODISCARD mv_status mv_seal_record(mv_keys *k, uint32_t kek_no, int family, const void *key,
                                       size_t keylen, const void *plain, size_t n, mv_buf *out,
@@ -57,10 +65,12 @@ MV_NODISCARD mv_status mv_sealed_rewrap(mv_keys *k, const uint8_t *val, size_t v
 typedef mv_status (*mv_emit_fn)(void *ctx, const uint8_t *key, size_t keylen, const uint8_t *val,
                                 size_t vlen, int is_header, mv_err *err);
 
-/* mv_seal_blob - compress (zstd at level) and seal p[0..n) as blob id. */
+/* mv_seal_blob - compress (zstd at level, with dict when given: its
+ * number goes into the header and every chunk's AAD) and seal p[0..n) as
+ * blob id.  level 0 stores without compression. */
 MV_NODISCARD mv_status mv_seal_blob(mv_keys *k, uint32_t kek_no, const uint8_t id[32],
-                                    const uint8_t *p, size_t n, int level, mv_emit_fn emit,
-                                    void *ctx, mv_err *err);
+                                    const uint8_t *p, size_t n, int level, const mv_zdict *dict,
+                                    mv_emit_fn emit, void *ctx, mv_err *err);
 
 /* Fetches the value of part `part` of blob id into out (reset first).
  * MV_ENOTFOUND when absent. */
@@ -69,12 +79,17 @@ typedef mv_status (*mv_fetch_fn)(void *ctx, const uint8_t key[MV_BLOBKEY_LEN], m
 /* Receives plaintext pieces in order. */
 typedef mv_status (*mv_sink_fn)(void *ctx, const uint8_t *p, size_t n, mv_err *err);
 
+/* Finds the zstd decompression dictionary (ZSTD_DDict *) number no;
+ * NULL when it cannot be had (error in err). */
+typedef const void *(*mv_ddict_fn)(void *ctx, uint32_t no, mv_err *err);
+
 /* mv_open_blob - stream a blob's plaintext to sink, chunk by chunk.
  * @retval MV_ENOTFOUND  no such blob
  * @retval MV_ECRYPTO    a chunk failed authentication, or the blob is cut short
  * @retval MV_EMALFORMED the header or a chunk does not parse */
 MV_NODISCARD mv_status mv_open_blob(mv_keys *k, const uint8_t id[32], mv_fetch_fn fetch,
-                                    void *fctx, mv_sink_fn sink, void *sctx, mv_err *err);
+                                    void *fctx, mv_ddict_fn ddict, void *dctx, mv_sink_fn sink,
+                                    void *sctx, mv_err *err);
 
 void mv_blob_key(const uint8_t id[32], uint32_t part, uint8_t key[MV_BLOBKEY_LEN]);
 

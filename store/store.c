@@ -16,8 +16,14 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <rocksdb/c.h>
+/* for ZDICT_trainFromBuffer_fastCover: fixed parameters train in tens of
+ * milliseconds where the optimising trainer takes most of a second */
+#define ZDICT_STATIC_LINKING_ONLY
+#include <zdict.h>
+#include <zstd.h>
 
 #include "../lib/digest.h"
+#include "../lib/log.h"
 #include "../lib/util.h"
 #include "keys.h"
 #include "seal.h"
@@ -31,9 +37,32 @@
 #define BIG_BLOB (4u << 20)
 
 enum { CF_DEFAULT, CF_MSG, CF_COPY, CF_ATTR, CF_BLOB, CF_SPOOL, CF_DEDUP, CF_COPYID, CF_CHANGES,
-       CF_AUDIT, CF_COUNT };
+       CF_AUDIT, CF_DICT, CF_COUNT };
 static const char *const cf_names[CF_COUNT] = {"default", "msg", "copy", "attr", "blob", "spool",
-                                                "dedup", "copyid", "changes", "audit"};
+                                                "dedup", "copyid", "changes", "audit", "dict"};
+
+/* Compression dictionaries, one per shred bucket: trained on the bucket's
+ * first DICT_SAMPLES messages, sealed under the bucket's KEK (a dictionary
+ * holds fragments of mail, and is shredded with the bucket). */
+#define DICT_SAMPLES 300u /* measured: more samples did not compress better */
+#define DICT_SAMPLE_BYTES 16384u
+#define DICT_BYTES 65536u
+
+typedef struct bdict {
+    char bucket[32];
+    uint32_t no;        /* 0 until trained or loaded */
+    ZSTD_CDict *cdict;
+    mv_buf samples;
+    size_t *sizes;
+    size_t nsamples;
+    int busy;           /* a thread is training */
+    unsigned failures;  /* training that produced nothing usable */
+} bdict;
+
+typedef struct ddict_entry {
+    uint32_t no;
+    ZSTD_DDict *dd;
+} ddict_entry;
 
 enum { CHANGE_MESSAGE = 1, CHANGE_COPY = 2 };
 enum { ATTR_COPY_MERGED = 1 };
@@ -51,6 +80,12 @@ struct mv_store {
     pthread_mutex_t spool_mu, audit_mu;
     uint64_t next_spool, next_audit;
     _Atomic uint64_t spool_pending;
+    pthread_mutex_t dict_mu;
+    bdict *dicts;
+    size_t ndicts;
+    ddict_entry *ddicts;
+    size_t nddicts;
+    unsigned dict_samples;
     /* committer state (one thread) */
     uint64_t last_serial, last_change;
     mv_stats stats;
@@ -222,6 +257,16 @@ void mv_store_close(mv_store *s)
         rocksdb_writeoptions_destroy(s->wo);
     if (s->ro)
         rocksdb_readoptions_destroy(s->ro);
+    for (size_t i = 0; i < s->ndicts; i++) {
+        ZSTD_freeCDict(s->dicts[i].cdict);
+        mv_buf_wipe(&s->dicts[i].samples);
+        free(s->dicts[i].sizes);
+    }
+    free(s->dicts);
+    for (size_t i = 0; i < s->nddicts; i++)
+        ZSTD_freeDDict(s->ddicts[i].dd);
+    free(s->ddicts);
+    pthread_mutex_destroy(&s->dict_mu);
     mv_keys_free(s->keys);
     pthread_mutex_destroy(&s->spool_mu);
     pthread_mutex_destroy(&s->audit_mu);
@@ -235,6 +280,8 @@ static mv_store *store_alloc(const char *dir)
     s->dir = mv_xstrdup(dir);
     pthread_mutex_init(&s->spool_mu, NULL);
     pthread_mutex_init(&s->audit_mu, NULL);
+    pthread_mutex_init(&s->dict_mu, NULL);
+    s->dict_samples = DICT_SAMPLES;
     return s;
 }
 
@@ -543,11 +590,12 @@ mv_status mv_spool_add(mv_store *s, mv_spool_item *items, size_t n, mv_err *err)
                                   sealed.len);
         /* Spooled bytes are sealed without compression: they live briefly. */
         spool_blob_id(it->seq, 0, id);
-        if ((st = mv_seal_blob(s->keys, kek, id, it->data, it->len, 0, emit_to_batch, &be, err)))
+        if ((st = mv_seal_blob(s->keys, kek, id, it->data, it->len, 0, NULL, emit_to_batch, &be, err)))
             break;
         if (it->raw) {
             spool_blob_id(it->seq, 1, id);
-            if ((st = mv_seal_blob(s->keys, kek, id, it->raw, it->raw_len, 0, emit_to_batch, &be, err)))
+            if ((st = mv_seal_blob(s->keys, kek, id, it->raw, it->raw_len, 0, NULL, emit_to_batch, &be,
+                                   err)))
                 break;
         }
         mv_copyid_state cs = MV_COPYID_NEW;
@@ -638,10 +686,10 @@ mv_status mv_spool_replay(mv_store *s, mv_spool_fn fn, void *ctx, mv_err *err)
         mv_buf_reset(&data);
         mv_buf_reset(&raw);
         spool_blob_id(item.seq, 0, id);
-        st = mv_open_blob(s->keys, id, fetch_part, &fc, sink_buf, &data, err);
+        st = mv_open_blob(s->keys, id, fetch_part, &fc, NULL, NULL, sink_buf, &data, err);
         if (!st && has_raw) {
             spool_blob_id(item.seq, 1, id);
-            st = mv_open_blob(s->keys, id, fetch_part, &fc, sink_buf, &raw, err);
+            st = mv_open_blob(s->keys, id, fetch_part, &fc, NULL, NULL, sink_buf, &raw, err);
         }
         if (!st && data.len != len)
             st = mv_err_set(err, MV_EMALFORMED, "spool entry %llu has the wrong length",
@@ -669,6 +717,232 @@ mv_status mv_spool_replay(mv_store *s, mv_spool_fn fn, void *ctx, mv_err *err)
     mv_buf_wipe(&data);
     mv_buf_wipe(&raw);
     return st;
+}
+
+/* ---- compression dictionaries ------------------------------------------- */
+
+static void dict_meta_key(const char *bucket, char *out, size_t n)
+{
+    snprintf(out, n, "dict/%s", bucket);
+}
+
+/* load_dict_bytes - the dictionary stored as number no (sealed record). */
+static mv_status load_dict_bytes(mv_store *s, uint32_t no, char *bucket, size_t bn, mv_buf *dict,
+                                 mv_err *err)
+{
+    uint8_t key[4];
+    mv_buf v = MV_BUF_INIT, plain = MV_BUF_INIT;
+    mv_be32_put(key, no);
+    mv_status st = get(s, CF_DICT, key, 4, &v, err);
+    if (st == MV_ENOTFOUND)
+        st = mv_err_set(err, MV_ENOTFOUND, "compression dictionary %u is missing", no);
+    if (!st)
+        st = mv_open_record(s->keys, MV_FAM_DICT, key, 4, v.data, v.len, &plain, err);
+    if (!st) {
+        mv_rd r;
+        mv_rd_init(&r, plain.data, plain.len);
+        uint8_t ver = mv_rd_u8(&r);
+        char *b = mv_rd_str(&r);
+        size_t dl;
+        const uint8_t *d = mv_rd_lp(&r, &dl);
+        if (ver != 1 || !b || !d || r.left)
+            st = mv_err_set(err, MV_EMALFORMED, "compression dictionary %u is damaged", no);
+        else {
+            if (bucket)
+                snprintf(bucket, bn, "%s", b);
+            mv_buf_append(dict, d, dl);
+        }
+        free(b);
+    }
+    mv_buf_free(&v);
+    mv_buf_wipe(&plain);
+    return st;
+}
+
+/* ddict_get - the decompression dictionary no, loaded once (mv_ddict_fn). */
+static const void *ddict_get(void *ctx, uint32_t no, mv_err *err)
+{
+    mv_store *s = ctx;
+    ZSTD_DDict *dd = NULL;
+    pthread_mutex_lock(&s->dict_mu);
+    for (size_t i = 0; i < s->nddicts && !dd; i++)
+        if (s->ddicts[i].no == no)
+            dd = s->ddicts[i].dd;
+    if (!dd) {
+        mv_buf d = MV_BUF_INIT;
+        if (load_dict_bytes(s, no, NULL, 0, &d, err) == MV_OK) {
+            dd = ZSTD_createDDict(d.data, d.len);
+            if (!dd)
+                mv_err_set(err, MV_EMALFORMED, "compression dictionary %u does not load", no);
+            else {
+                s->ddicts = mv_xrealloc(s->ddicts, (s->nddicts + 1) * sizeof *s->ddicts);
+                s->ddicts[s->nddicts++] = (ddict_entry){no, dd};
+            }
+        }
+        mv_buf_wipe(&d);
+    }
+    pthread_mutex_unlock(&s->dict_mu);
+    return dd;
+}
+
+/* bdict_find - the bucket's entry, loading its stored dictionary the first
+ * time; caller holds dict_mu. */
+static bdict *bdict_find(mv_store *s, const char *bucket, mv_err *err)
+{
+    for (size_t i = 0; i < s->ndicts; i++)
+        if (strcmp(s->dicts[i].bucket, bucket) == 0)
+            return &s->dicts[i];
+    s->dicts = mv_xrealloc(s->dicts, (s->ndicts + 1) * sizeof *s->dicts);
+    bdict *b = &s->dicts[s->ndicts++];
+    memset(b, 0, sizeof *b);
+    snprintf(b->bucket, sizeof b->bucket, "%s", bucket);
+    char mk[64];
+    uint64_t no = 0;
+    dict_meta_key(bucket, mk, sizeof mk);
+    if (meta_get_u64(s, mk, &no, err) == MV_OK && no) {
+        mv_buf d = MV_BUF_INIT;
+        if (load_dict_bytes(s, (uint32_t)no, NULL, 0, &d, err) == MV_OK &&
+            (b->cdict = ZSTD_createCDict(d.data, d.len, ZSTD_LEVEL)))
+            b->no = (uint32_t)no;
+        mv_buf_wipe(&d);
+    }
+    return b;
+}
+
+/* train_dict - train, store (synced, before any blob uses it) and prepare
+ * a bucket's dictionary from its samples. */
+static mv_status train_dict(mv_store *s, const char *bucket, const mv_buf *samples,
+                            const size_t *sizes, size_t n, uint32_t *no_out, ZSTD_CDict **out,
+                            mv_err *err)
+{
+    mv_status st = MV_OK;
+    uint8_t *dict = mv_xmalloc(DICT_BYTES);
+    mv_buf rec = MV_BUF_INIT, sealed = MV_BUF_INIT;
+    rocksdb_writebatch_t *b = NULL;
+    *out = NULL;
+    ZDICT_fastCover_params_t fc;
+    memset(&fc, 0, sizeof fc);
+    fc.k = 1024;
+    fc.d = 8;
+    fc.f = 20;
+    fc.accel = 1;
+    fc.splitPoint = 1.0;
+    fc.nbThreads = 1;
+    fc.zParams.compressionLevel = ZSTD_LEVEL;
+    size_t dl = ZDICT_trainFromBuffer_fastCover(dict, DICT_BYTES, samples->data, sizes, (unsigned)n, fc);
+    if (ZDICT_isError(dl)) {
+        st = mv_err_set(err, MV_ETEMP, "dictionary training: %s", ZDICT_getErrorName(dl));
+        goto out;
+    }
+    uint32_t kek;
+    if ((st = mv_keys_active_kek(s->keys, bucket, &kek, err)))
+        goto out;
+    pthread_mutex_lock(&s->dict_mu);
+    uint64_t next = 0;
+    st = meta_get_u64(s, "dict_next", &next, err);
+    uint32_t no = (uint32_t)next + 1;
+    if (!st) {
+        uint8_t key[4];
+        char mk[64];
+        mv_be32_put(key, no);
+        mv_buf_put_u8(&rec, 1);
+        mv_buf_put_str(&rec, bucket);
+        mv_buf_put_lp(&rec, dict, dl);
+        st = mv_seal_record(s->keys, kek, MV_FAM_DICT, key, 4, rec.data, rec.len, &sealed, err);
+        if (!st) {
+            b = rocksdb_writebatch_create();
+            rocksdb_writebatch_put_cf(b, s->cf[CF_DICT], (const char *)key, 4,
+                                      (const char *)sealed.data, sealed.len);
+            dict_meta_key(bucket, mk, sizeof mk);
+            batch_u64(b, s, mk, no);
+            batch_u64(b, s, "dict_next", no);
+            st = write_batch(s, b, 1, err);
+        }
+    }
+    pthread_mutex_unlock(&s->dict_mu);
+    if (st)
+        goto out;
+    if (!(*out = ZSTD_createCDict(dict, dl, ZSTD_LEVEL))) {
+        st = mv_err_set(err, MV_ENOMEM, "creating a compression dictionary");
+        goto out;
+    }
+    *no_out = no;
+out:
+    if (b)
+        rocksdb_writebatch_destroy(b);
+    OPENSSL_cleanse(dict, DICT_BYTES);
+    free(dict);
+    mv_buf_wipe(&rec);
+    mv_buf_free(&sealed);
+    return st;
+}
+
+/* bucket_dict - the dictionary to seal with in this bucket (none yet: this
+ * message becomes a sample, and the message that completes the samples
+ * trains the dictionary). */
+static void bucket_dict(mv_store *s, const char *bucket, const uint8_t *p, size_t n, mv_zdict *out)
+{
+    mv_err err;
+    out->no = 0;
+    out->cdict = NULL;
+    pthread_mutex_lock(&s->dict_mu);
+    bdict *b = bdict_find(s, bucket, &err);
+    if (b->cdict) {
+        out->no = b->no;
+        out->cdict = b->cdict;
+        pthread_mutex_unlock(&s->dict_mu);
+        return;
+    }
+    if (b->busy || b->failures > 3 || !s->dict_samples) {
+        pthread_mutex_unlock(&s->dict_mu);
+        return;
+    }
+    size_t take = n < DICT_SAMPLE_BYTES ? n : DICT_SAMPLE_BYTES;
+    if (take >= 64) {
+        mv_buf_append(&b->samples, p, take);
+        b->sizes = mv_xrealloc(b->sizes, (b->nsamples + 1) * sizeof *b->sizes);
+        b->sizes[b->nsamples++] = take;
+    }
+    if (b->nsamples < s->dict_samples) {
+        pthread_mutex_unlock(&s->dict_mu);
+        return;
+    }
+    /* Train outside the lock; other threads keep sealing without. */
+    mv_buf samples = b->samples;
+    size_t *sizes = b->sizes, ns = b->nsamples;
+    char name[32];
+    snprintf(name, sizeof name, "%s", bucket);
+    memset(&b->samples, 0, sizeof b->samples);
+    b->sizes = NULL;
+    b->nsamples = 0;
+    b->busy = 1;
+    pthread_mutex_unlock(&s->dict_mu);
+    uint32_t no = 0;
+    ZSTD_CDict *cd = NULL;
+    mv_status st = train_dict(s, name, &samples, sizes, ns, &no, &cd, &err);
+    mv_buf_wipe(&samples);
+    free(sizes);
+    pthread_mutex_lock(&s->dict_mu);
+    b = bdict_find(s, name, &err); /* the array may have moved */
+    b->busy = 0;
+    if (st || !cd) {
+        /* Not fatal: mail is sealed without a dictionary, and a later
+         * batch of samples tries again (a few times). */
+        b->failures++;
+        mv_log_warn("bucket=%s dictionary not trained: %s", name, err.msg);
+    } else {
+        b->cdict = cd;
+        b->no = no;
+        mv_log_info("bucket=%s dictionary=%u samples=%zu status=trained", name, no, ns);
+    }
+    pthread_mutex_unlock(&s->dict_mu);
+}
+
+void mv_store_set_dict_samples(mv_store *s, unsigned n)
+{
+    pthread_mutex_lock(&s->dict_mu);
+    s->dict_samples = n;
+    pthread_mutex_unlock(&s->dict_mu);
 }
 
 /* ---- prepare / commit ----------------------------------------------------- */
@@ -807,7 +1081,9 @@ static mv_status seal_into(mv_store *s, const char *bucket, const uint8_t sha[32
     if (exists(s, CF_BLOB, hk, sizeof hk, err, &st) || st)
         return st;
     collect_ctx c = {s, sb, n};
-    return mv_seal_blob(s->keys, kek, sb->id, p, n, ZSTD_LEVEL, collect_part, &c, err);
+    mv_zdict zd;
+    bucket_dict(s, bucket, p, n, &zd);
+    return mv_seal_blob(s->keys, kek, sb->id, p, n, ZSTD_LEVEL, &zd, collect_part, &c, err);
 }
 
 static uint8_t *own_bytes(const uint8_t *p, size_t n, int take)
@@ -1432,7 +1708,7 @@ mv_status mv_store_read(mv_store *s, uint64_t serial, uint32_t copy, mv_bytes_fn
     verify_sink vs = {EVP_MD_CTX_new(), fn, ctx};
     fetch_ctx fc = {s, CF_BLOB};
     mv_assert(vs.md && EVP_DigestInit_ex(vs.md, mv_md_sha256(), NULL));
-    st = mv_open_blob(s->keys, bid, fetch_part, &fc, sink_verify, &vs, err);
+    st = mv_open_blob(s->keys, bid, fetch_part, &fc, ddict_get, s, sink_verify, &vs, err);
     EVP_DigestFinal_ex(vs.md, got, NULL);
     EVP_MD_CTX_free(vs.md);
     if (!st && CRYPTO_memcmp(want, got, 32) != 0)
@@ -1463,7 +1739,6 @@ static int du_fn(const char *path, const struct stat *sb, int flag, struct FTW *
 
 mv_status mv_store_stats(mv_store *s, mv_stats *out, mv_err *err)
 {
-    (void)err;
     *out = s->stats;
     out->spool = s->spool_pending;
     out->changes = s->last_change;
@@ -1472,7 +1747,7 @@ mv_status mv_store_stats(mv_store *s, mv_stats *out, mv_err *err)
     nftw(path, du_fn, 16, FTW_PHYS);
     out->disk_bytes = du_total;
     free(path);
-    return MV_OK;
+    return meta_get_u64(s, "dict_next", &out->dictionaries, err);
 }
 
 /* ---- audit ------------------------------------------------------------------ */
@@ -1644,7 +1919,7 @@ mv_status mv_store_keys_rotate(mv_store *s, int rewrap_existing, unsigned *rotat
     mv_status st = mv_keys_rotate(s->keys, rotated, err);
     if (st || !rewrap_existing)
         return st;
-    static const int cfs[] = {CF_MSG, CF_COPY, CF_ATTR, CF_BLOB, CF_SPOOL, CF_AUDIT};
+    static const int cfs[] = {CF_MSG, CF_COPY, CF_ATTR, CF_BLOB, CF_SPOOL, CF_AUDIT, CF_DICT};
     for (size_t i = 0; i < sizeof cfs / sizeof *cfs && !st; i++)
         st = rewrap_cf(s, cfs[i], rewrapped, err);
     if (!st) {

@@ -200,6 +200,7 @@ typedef struct mv_stats {
     uint64_t disk_bytes;    /* size of ARCHIVE/store on disk */
     uint64_t spool;
     uint64_t changes;
+    uint64_t dictionaries;  /* compression dictionaries trained (one per shred bucket) */
 } mv_stats;
 MV_NODISCARD mv_status mv_store_stats(mv_store *s, mv_stats *st, mv_err *err);
 
@@ -249,6 +250,10 @@ MV_NODISCARD mv_status mv_store_keys_rotate(mv_store *s, int rewrap_existing, un
 /* mv_store_keys_rewrap - the root secret's wrap under a new master key. */
 MV_NODISCARD mv_status mv_store_keys_rewrap(mv_store *s, const mv_keysrc *src, uint64_t scrypt_n,
                                             mv_err *err);
+
+/* mv_store_set_dict_samples - messages sampled before a bucket's
+ * compression dictionary is trained (default 300; 0 = never train). */
+void mv_store_set_dict_samples(mv_store *s, unsigned n);
 
 /* Test hook: the bucket name for a receipt time. */
 void mv_store_bucket_for(mv_store *s, int64_t received_us, char *out, size_t n);

@@ -229,10 +229,10 @@ static void test_blob_chunks(void **state)
     parts p;
     memset(&p, 0, sizeof p);
     assert_int_equal(mv_keys_active_kek(k, "b", &kek, &err), MV_OK);
-    assert_int_equal(mv_seal_blob(k, kek, id, data, n, 3, collect, &p, &err), MV_OK);
+    assert_int_equal(mv_seal_blob(k, kek, id, data, n, 3, NULL, collect, &p, &err), MV_OK);
     assert_int_equal(p.n, 5); /* 4 chunks, then the header */
     mv_buf out = MV_BUF_INIT;
-    assert_int_equal(mv_open_blob(k, id, fetch, &p, sink, &out, &err), MV_OK);
+    assert_int_equal(mv_open_blob(k, id, fetch, &p, NULL, NULL, sink, &out, &err), MV_OK);
     assert_int_equal(out.len, n);
     assert_memory_equal(out.data, data, n);
     /* The last chunk gone: a cut tail is detected. */
@@ -241,21 +241,21 @@ static void test_blob_chunks(void **state)
     memcpy(saved, p.keys[3], MV_BLOBKEY_LEN);
     memset(p.keys[3], 0xff, MV_BLOBKEY_LEN);
     mv_buf_reset(&out);
-    assert_int_equal(mv_open_blob(k, id, fetch, &p, sink, &out, &err), MV_ECRYPTO);
+    assert_int_equal(mv_open_blob(k, id, fetch, &p, NULL, NULL, sink, &out, &err), MV_ECRYPTO);
     memcpy(p.keys[3], saved, MV_BLOBKEY_LEN);
     /* Two chunks swapped: detected. */
     mv_buf tmp = p.vals[0];
     p.vals[0] = p.vals[1];
     p.vals[1] = tmp;
     mv_buf_reset(&out);
-    assert_int_equal(mv_open_blob(k, id, fetch, &p, sink, &out, &err), MV_ECRYPTO);
+    assert_int_equal(mv_open_blob(k, id, fetch, &p, NULL, NULL, sink, &out, &err), MV_ECRYPTO);
     tmp = p.vals[0], p.vals[0] = p.vals[1], p.vals[1] = tmp;
     /* Another blob id: detected. */
     uint8_t other[32] = {9};
     for (int i = 0; i < p.n; i++)
         memcpy(p.keys[i], other, 32);
     mv_buf_reset(&out);
-    assert_int_equal(mv_open_blob(k, other, fetch, &p, sink, &out, &err), MV_ECRYPTO);
+    assert_int_equal(mv_open_blob(k, other, fetch, &p, NULL, NULL, sink, &out, &err), MV_ECRYPTO);
     for (int i = 0; i < p.n; i++)
         mv_buf_free(&p.vals[i]);
     mv_buf_free(&out);
@@ -343,6 +343,52 @@ static void test_store_dedup_and_reimport(void **state)
     free(kf);
 }
 
+/* The bucket's compression dictionary: trained after the samples, stored,
+ * used for later blobs, found again by a new process. */
+static void test_store_dictionary(void **state)
+{
+    (void)state;
+    char *dir = path("dictarchive"), *kf = path("key");
+    write_key(kf, 7, 0600);
+    mv_keysrc src = {kf, NULL};
+    mv_err err;
+    mv_store *s = NULL;
+    assert_int_equal(mv_store_create(dir, &src, NULL, &err), MV_OK);
+    assert_int_equal(mv_store_open(dir, &src, &s, &err), MV_OK);
+    mv_store_set_dict_samples(s, 8);
+    char msgs[40][600];
+    mv_commit_result r;
+    for (int i = 0; i < 40; i++) {
+        char ident[16];
+        uint8_t d[32] = {0};
+        snprintf(msgs[i], sizeof msgs[i],
+                 "From: sender%d@example.com\nTo: team@example.org\nSubject: weekly report %d\n"
+                 "Message-ID: <m%d@example.com>\n\nHello team,\nthe weekly report number %d is "
+                 "attached. Figures are up on last week; please review before the meeting on "
+                 "Thursday.\nRegards,\nsender %d\n", i, i, i, i, i);
+        snprintf(ident, sizeof ident, "d%d", i);
+        d[0] = (uint8_t)i;
+        d[1] = 0xdd;
+        spool_and_commit(s, msgs[i], ident, d, &r);
+        assert_int_equal(r.kind, MV_COMMIT_NEW);
+    }
+    mv_stats st;
+    assert_int_equal(mv_store_stats(s, &st, &err), MV_OK);
+    assert_int_equal(st.dictionaries, 1);
+    mv_store_close(s);
+    assert_int_equal(mv_store_open(dir, &src, &s, &err), MV_OK);
+    mv_buf b = MV_BUF_INIT;
+    for (int i = 0; i < 40; i++) {
+        mv_buf_reset(&b);
+        assert_int_equal(mv_store_read(s, (uint64_t)i + 1, 0, collect_bytes, &b, &err), MV_OK);
+        assert_string_equal((char *)b.data, msgs[i]);
+    }
+    mv_store_close(s);
+    mv_buf_free(&b);
+    free(dir);
+    free(kf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +397,7 @@ int main(void)
         cmocka_unit_test(test_record_seal),
         cmocka_unit_test(test_blob_chunks),
         cmocka_unit_test(test_store_dedup_and_reimport),
+        cmocka_unit_test(test_store_dictionary),
     };
     return cmocka_run_group_tests_name("store", tests, setup_dir, teardown_dir);
 }
