@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -52,6 +53,7 @@ typedef struct kek {
 } kek;
 
 struct mv_keys {
+    uint64_t inst; /* unique per open keystore in this process: names its KEKs in caches */
     char *path;
     pthread_mutex_t mu;
     uint8_t kdf;
@@ -274,6 +276,153 @@ static void hmac256(const uint8_t *key, const void *a, size_t an, const void *b,
     OPENSSL_cleanse(pad, sizeof pad);
 }
 
+
+/* ---- AES-KWP on AES-NI ----------------------------------------------------
+ *
+ * OpenSSL 3.0's AES-WRAP-PAD runs the table-based AES_encrypt and expands
+ * the key on every call; wrapping a DEK for every record made it a tenth of
+ * the ingest CPU.  This is RFC 5649 (for the 32-byte keys we wrap, n = 4
+ * semiblocks, so the RFC 3394 W function) over AES-256-ECB contexts that
+ * each thread keeps per KEK.  It is checked in the unit tests against
+ * OpenSSL's implementation and against the RFC's own vectors. */
+
+#define KWP_CACHE 8
+
+typedef struct kwp_ctx {
+    uint64_t inst;
+    uint32_t no;
+    EVP_CIPHER_CTX *enc, *dec;
+} kwp_ctx;
+
+typedef struct kwp_cache {
+    kwp_ctx e[KWP_CACHE];
+    unsigned next;
+} kwp_cache;
+
+static pthread_key_t kwp_tls;
+static pthread_once_t kwp_once = PTHREAD_ONCE_INIT;
+static EVP_CIPHER *cipher_ecb;
+
+static void kwp_cache_free(void *p)
+{
+    kwp_cache *c = p;
+    for (unsigned i = 0; i < KWP_CACHE; i++) {
+        EVP_CIPHER_CTX_free(c->e[i].enc);
+        EVP_CIPHER_CTX_free(c->e[i].dec);
+    }
+    free(c);
+}
+
+static void kwp_init(void)
+{
+    pthread_key_create(&kwp_tls, kwp_cache_free);
+    cipher_ecb = EVP_CIPHER_fetch(NULL, "AES-256-ECB", NULL);
+}
+
+/* kwp_ctx_for - this thread's ECB contexts for KEK (inst, no), made from
+ * key on first use.  Numbers are never reused within a keystore and inst
+ * never within the process, so an entry can never hold a stale key. */
+static kwp_ctx *kwp_ctx_for(uint64_t inst, uint32_t no, const uint8_t *key)
+{
+    pthread_once(&kwp_once, kwp_init);
+    if (!cipher_ecb)
+        return NULL;
+    kwp_cache *c = pthread_getspecific(kwp_tls);
+    if (!c) {
+        c = mv_xcalloc(1, sizeof *c);
+        pthread_setspecific(kwp_tls, c);
+    }
+    for (unsigned i = 0; i < KWP_CACHE; i++)
+        if (c->e[i].enc && c->e[i].inst == inst && c->e[i].no == no)
+            return &c->e[i];
+    kwp_ctx *e = &c->e[c->next++ % KWP_CACHE];
+    EVP_CIPHER_CTX_free(e->enc);
+    EVP_CIPHER_CTX_free(e->dec);
+    e->enc = EVP_CIPHER_CTX_new();
+    e->dec = EVP_CIPHER_CTX_new();
+    if (!e->enc || !e->dec || !EVP_EncryptInit_ex2(e->enc, cipher_ecb, key, NULL, NULL) ||
+        !EVP_DecryptInit_ex2(e->dec, cipher_ecb, key, NULL, NULL) ||
+        !EVP_CIPHER_CTX_set_padding(e->enc, 0) || !EVP_CIPHER_CTX_set_padding(e->dec, 0)) {
+        EVP_CIPHER_CTX_free(e->enc);
+        EVP_CIPHER_CTX_free(e->dec);
+        e->enc = e->dec = NULL;
+        ERR_clear_error();
+        return NULL;
+    }
+    e->inst = inst;
+    e->no = no;
+    return e;
+}
+
+static int aes_block(EVP_CIPHER_CTX *c, uint8_t b[16])
+{
+    int l = 0;
+    return EVP_CipherUpdate(c, b, &l, b, 16) && l == 16;
+}
+
+/* kwp_wrap32 - RFC 5649 wrap of a 32-byte key (AIV A65959A6 || 00000020). */
+static int kwp_wrap32(EVP_CIPHER_CTX *enc, const uint8_t in[32], uint8_t out[40])
+{
+    uint8_t a[8] = {0xa6, 0x59, 0x59, 0xa6, 0, 0, 0, 32}, r[4][8], b[16];
+    memcpy(r, in, 32);
+    for (unsigned j = 0; j < 6; j++)
+        for (unsigned i = 0; i < 4; i++) {
+            memcpy(b, a, 8);
+            memcpy(b + 8, r[i], 8);
+            if (!aes_block(enc, b))
+                return 0;
+            uint64_t t = (uint64_t)4 * j + i + 1;
+            memcpy(a, b, 8);
+            for (int x = 7; x >= 0 && t; x--, t >>= 8)
+                a[x] ^= (uint8_t)t;
+            memcpy(r[i], b + 8, 8);
+        }
+    memcpy(out, a, 8);
+    memcpy(out + 8, r, 32);
+    OPENSSL_cleanse(r, sizeof r);
+    OPENSSL_cleanse(b, sizeof b);
+    return 1;
+}
+
+/* kwp_unwrap32 - inverse; 0 unless the integrity check value is right. */
+static int kwp_unwrap32(EVP_CIPHER_CTX *dec, const uint8_t in[40], uint8_t out[32])
+{
+    static const uint8_t aiv[8] = {0xa6, 0x59, 0x59, 0xa6, 0, 0, 0, 32};
+    uint8_t a[8], r[4][8], b[16];
+    memcpy(a, in, 8);
+    memcpy(r, in + 8, 32);
+    for (int j = 5; j >= 0; j--)
+        for (int i = 3; i >= 0; i--) {
+            uint64_t t = (uint64_t)4 * (unsigned)j + (unsigned)i + 1;
+            for (int x = 7; x >= 0 && t; x--, t >>= 8)
+                a[x] ^= (uint8_t)t;
+            memcpy(b, a, 8);
+            memcpy(b + 8, r[i], 8);
+            if (!aes_block(dec, b))
+                return 0;
+            memcpy(a, b, 8);
+            memcpy(r[i], b + 8, 8);
+        }
+    int ok = CRYPTO_memcmp(a, aiv, 8) == 0;
+    if (ok)
+        memcpy(out, r, 32);
+    OPENSSL_cleanse(r, sizeof r);
+    OPENSSL_cleanse(b, sizeof b);
+    return ok;
+}
+
+mv_status mv_kwp_fast_selftest(const uint8_t key[32], const uint8_t in[32], uint8_t out[40],
+                               mv_err *err)
+{
+    static _Atomic uint64_t test_inst = UINT64_MAX / 2;
+    kwp_ctx *c = kwp_ctx_for(test_inst++, 0, key);
+    uint8_t back[32];
+    if (!c || !kwp_wrap32(c->enc, in, out) || !kwp_unwrap32(c->dec, out, back) ||
+        memcmp(back, in, 32) != 0)
+        return mv_err_set(err, MV_ECRYPTO, "fast KWP self-test failed");
+    return MV_OK;
+}
+
 /* ---- master key ---------------------------------------------------------- */
 
 static mv_status check_secret_file(const char *path, const char *what, mv_err *err)
@@ -451,7 +600,9 @@ void mv_keys_free(mv_keys *k)
 
 static mv_keys *keys_alloc(const char *path)
 {
+    static _Atomic uint64_t next_inst = 1;
     mv_keys *k = mv_xcalloc(1, sizeof *k);
+    k->inst = next_inst++;
     k->path = mv_xstrdup(path);
     pthread_mutex_init(&k->mu, NULL);
     return k;
@@ -725,38 +876,43 @@ static mv_status kek_key(mv_keys *k, uint32_t no, const uint8_t **key, mv_err *e
     return MV_OK;
 }
 
-mv_status mv_keys_wrap_new_dek(mv_keys *k, uint32_t kek_no, uint8_t dek[32],
-                               uint8_t wrapped[MV_WRAPPED_LEN], mv_err *err)
+/* kek_ctx - this thread's KWP contexts for KEK no (NULL: use OpenSSL's). */
+static kwp_ctx *kek_ctx(mv_keys *k, uint32_t no, mv_err *err, mv_status *st)
 {
-    const uint8_t *kk;
-    size_t wl = 0;
-    if (RAND_bytes(dek, 32) != 1)
-        return mv_err_openssl(err, "RAND_bytes");
+    const uint8_t *kk = NULL;
     pthread_mutex_lock(&k->mu);
-    mv_status st = kek_key(k, kek_no, &kk, err);
+    *st = kek_key(k, no, &kk, err);
     /* A KEK's bytes are never freed while the keystore is open (retired
      * ones are dropped only by mv_keys_drop_retired, single-threaded), so
      * the pointer may be used outside the lock. */
     pthread_mutex_unlock(&k->mu);
-    if (!st)
-        st = mv_kwp_wrap(kk, 32, dek, 32, wrapped, &wl, err);
-    return st;
+    return *st ? NULL : kwp_ctx_for(k->inst, no, kk);
+}
+
+mv_status mv_keys_wrap_new_dek(mv_keys *k, uint32_t kek_no, uint8_t dek[32],
+                               uint8_t wrapped[MV_WRAPPED_LEN], mv_err *err)
+{
+    mv_status st;
+    if (RAND_bytes(dek, 32) != 1)
+        return mv_err_openssl(err, "RAND_bytes");
+    kwp_ctx *c = kek_ctx(k, kek_no, err, &st);
+    if (st)
+        return st;
+    if (!c || !kwp_wrap32(c->enc, dek, wrapped))
+        return mv_err_openssl(err, "AES-KWP wrap");
+    return MV_OK;
 }
 
 mv_status mv_keys_unwrap_dek(mv_keys *k, uint32_t kek_no, const uint8_t *wrapped, size_t wlen,
                              uint8_t dek[32], mv_err *err)
 {
-    const uint8_t *kk;
-    size_t ol = 0;
-    pthread_mutex_lock(&k->mu);
-    mv_status st = kek_key(k, kek_no, &kk, err);
-    pthread_mutex_unlock(&k->mu);
-    if (st)
-        return st;
+    mv_status st;
     if (wlen != MV_WRAPPED_LEN)
         return mv_err_set(err, MV_EMALFORMED, "wrapped key has length %zu", wlen);
-    st = mv_kwp_unwrap(kk, 32, wrapped, wlen, dek, &ol, err);
-    if (st || ol != 32)
+    kwp_ctx *c = kek_ctx(k, kek_no, err, &st);
+    if (st)
+        return st;
+    if (!c || !kwp_unwrap32(c->dec, wrapped, dek))
         return mv_err_set(err, MV_ECRYPTO, "data key does not unwrap under key #%u: "
                           "the stored value was altered or damaged", kek_no);
     return MV_OK;
@@ -766,16 +922,12 @@ mv_status mv_keys_rewrap_dek(mv_keys *k, uint32_t from, uint32_t to, const uint8
                              size_t wlen, uint8_t out[MV_WRAPPED_LEN], mv_err *err)
 {
     uint8_t dek[32];
-    const uint8_t *kk;
-    size_t wl = 0;
     mv_status st = mv_keys_unwrap_dek(k, from, wrapped, wlen, dek, err);
     if (st)
         return st;
-    pthread_mutex_lock(&k->mu);
-    st = kek_key(k, to, &kk, err);
-    pthread_mutex_unlock(&k->mu);
-    if (!st)
-        st = mv_kwp_wrap(kk, 32, dek, 32, out, &wl, err);
+    kwp_ctx *c = kek_ctx(k, to, err, &st);
+    if (!st && (!c || !kwp_wrap32(c->enc, dek, out)))
+        st = mv_err_openssl(err, "AES-KWP wrap");
     OPENSSL_cleanse(dek, sizeof dek);
     return st;
 }

@@ -123,6 +123,12 @@ MV_NODISCARD mv_status mv_gcm_open(const uint8_t key[32], const uint8_t nonce[12
                                    const void *aad, size_t aadlen, const void *in, size_t n,
                                    const uint8_t tag[16], uint8_t *out, mv_err *err);
 
+/* mv_kwp_fast_selftest - the AES-NI KWP used for DEKs: wrap in with key
+ * into out and unwrap it again (for the unit tests' cross-check against
+ * OpenSSL's AES-WRAP-PAD). */
+MV_NODISCARD mv_status mv_kwp_fast_selftest(const uint8_t key[32], const uint8_t in[32],
+                                            uint8_t out[40], mv_err *err);
+
 /* Test hooks: RFC 5649 known-answer checks use these. */
 MV_NODISCARD mv_status mv_kwp_wrap(const uint8_t *kek, size_t keklen, const uint8_t *in,
                                    size_t n, uint8_t *out, size_t *outlen, mv_err *err);

@@ -86,6 +86,28 @@ static void test_kwp_rfc5649(void **state)
     assert_int_equal(mv_kwp_unwrap(kek, 24, out, ol, back, &bl, &err), MV_ECRYPTO);
 }
 
+/* The AES-NI KWP used for every DEK gives OpenSSL's AES-256-WRAP-PAD
+ * bytes, for many random keys. */
+static void test_kwp_fast_matches_openssl(void **state)
+{
+    (void)state;
+    mv_err err;
+    for (int i = 0; i < 200; i++) {
+        uint8_t kek[32], dek[32], a[40], b[40], back[40];
+        size_t bl, ul;
+        for (int j = 0; j < 32; j++) {
+            kek[j] = (uint8_t)(i * 31 + j * 7 + (i >> 3));
+            dek[j] = (uint8_t)(i * 17 + j * 13 + 5);
+        }
+        assert_int_equal(mv_kwp_fast_selftest(kek, dek, a, &err), MV_OK);
+        assert_int_equal(mv_kwp_wrap(kek, 32, dek, 32, b, &bl, &err), MV_OK);
+        assert_int_equal(bl, 40);
+        assert_memory_equal(a, b, 40);
+        assert_int_equal(mv_kwp_unwrap(kek, 32, a, 40, back, &ul, &err), MV_OK);
+        assert_memory_equal(back, dek, 32);
+    }
+}
+
 static mv_keys *new_keys(const char *name)
 {
     char *kf = path("key"), *ks = path(name);
@@ -393,6 +415,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kwp_rfc5649),
+        cmocka_unit_test(test_kwp_fast_matches_openssl),
         cmocka_unit_test(test_keystore_unlock),
         cmocka_unit_test(test_record_seal),
         cmocka_unit_test(test_blob_chunks),
