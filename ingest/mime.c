@@ -432,12 +432,12 @@ static void decode_part(walk *w, GMimePart *part, mv_buf *out)
     if (enc == GMIME_CONTENT_ENCODING_BASE64 || enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE) {
         stream_bytes(g_mime_data_wrapper_get_stream(dw), out);
         if (!encoded_ok(enc, out->data, out->len))
-            w->mi->defects |= MV_DEFECT_BAD_ENCODING;
+            w->mi->meta.defects |= MV_DEFECT_BAD_ENCODING;
     }
     GByteArray *ba = g_byte_array_new();
     GMimeStream *ms = g_mime_stream_mem_new_with_byte_array(ba); /* owns ba */
     if (g_mime_data_wrapper_write_to_stream(dw, ms) < 0)
-        w->mi->defects |= MV_DEFECT_BAD_ENCODING;
+        w->mi->meta.defects |= MV_DEFECT_BAD_ENCODING;
     mv_buf_reset(out);
     mv_buf_append(out, ba->data, ba->len);
     g_object_unref(ms);
@@ -455,14 +455,14 @@ static void check_charset(walk *w, GMimeObject *obj, const mv_buf *content)
         canon = cs;
     if (!g_ascii_strcasecmp(canon, "utf-8")) {
         if (!g_utf8_validate((const char *)content->data, (gssize)content->len, NULL))
-            w->mi->defects |= MV_DEFECT_BAD_ENCODING;
+            w->mi->meta.defects |= MV_DEFECT_BAD_ENCODING;
         return;
     }
     if (!g_ascii_strcasecmp(canon, "us-ascii") || !g_ascii_strcasecmp(canon, "iso-8859-1"))
         return;
     iconv_t cd = g_mime_iconv_open("UTF-8", cs);
     if (cd == (iconv_t)-1)
-        w->mi->defects |= MV_DEFECT_BAD_ENCODING;
+        w->mi->meta.defects |= MV_DEFECT_BAD_ENCODING;
     else
         g_mime_iconv_close(cd);
 }
@@ -514,9 +514,9 @@ static void walk_leaf(walk *w, GMimePart *part, int attached)
     int is_att = g_mime_part_is_attachment(part) || (!is_text && fname && *fname);
     int is_body = !is_att && is_plain_or_html(ct);
 
-    w->mi->n_parts++;
+    w->mi->meta.n_parts++;
     if (is_att) {
-        w->mi->n_attachments++;
+        w->mi->meta.n_attachments++;
         keep_name(w, fname);
     }
     if (attached)
@@ -545,7 +545,7 @@ static void walk_message_part(walk *w, GMimeMessagePart *mp, unsigned depth, int
 {
     GMimeObject *obj = GMIME_OBJECT(mp);
     GMimeMessage *inner = g_mime_message_part_get_message(mp);
-    w->mi->n_attachments++;
+    w->mi->meta.n_attachments++;
     const char *name = g_mime_object_get_content_disposition_parameter(obj, "filename");
     if (!name)
         name = g_mime_object_get_content_type_parameter(obj, "name");
@@ -569,24 +569,24 @@ static void walk_message_part(walk *w, GMimeMessagePart *mp, unsigned depth, int
 static void walk_object(walk *w, GMimeObject *obj, unsigned depth, int attached)
 {
     if (depth > w->lim.max_depth) {
-        w->mi->defects |= MV_DEFECT_DEPTH_LIMIT;
+        w->mi->meta.defects |= MV_DEFECT_DEPTH_LIMIT;
         return;
     }
     if (w->nodes >= w->lim.max_parts) {
-        w->mi->defects |= MV_DEFECT_PARTS_LIMIT;
+        w->mi->meta.defects |= MV_DEFECT_PARTS_LIMIT;
         return;
     }
     w->nodes++;
     if (GMIME_IS_MULTIPART(obj)) {
         GMimeMultipart *mp = GMIME_MULTIPART(obj);
         if (!g_mime_multipart_get_boundary(mp) || !mp->write_end_boundary)
-            w->mi->defects |= MV_DEFECT_BAD_BOUNDARY;
+            w->mi->meta.defects |= MV_DEFECT_BAD_BOUNDARY;
         int count = g_mime_multipart_get_count(mp);
         const char *pro = g_mime_multipart_get_prologue(mp);
         if (count == 0 && pro && !attached) {
             /* No part was found (no boundary, or it never occurs): GMime left
              * the whole content in the prologue, and it must still count. */
-            w->mi->defects |= MV_DEFECT_BAD_BOUNDARY;
+            w->mi->meta.defects |= MV_DEFECT_BAD_BOUNDARY;
             hash_body_text(w, (const uint8_t *)pro, strlen(pro));
         }
         for (int i = 0; i < count; i++)
@@ -665,15 +665,15 @@ static void dedup_fields(walk *w, const char *raw_date)
     mv_buf b = MV_BUF_INIT;
 
     put_str(md, DEDUP_TAG);
-    char *mid = mi->message_id ? mv_xstrdup(mi->message_id) : NULL;
+    char *mid = mi->meta.message_id ? mv_xstrdup(mi->meta.message_id) : NULL;
     if (mid)
         ascii_lower(mid);
     put_str(md, mid);
     free(mid);
 
-    if (mi->date_t != INT64_MIN) {
+    if (mi->meta.date_t != INT64_MIN) {
         char num[32];
-        snprintf(num, sizeof num, "%lld", (long long)mi->date_t);
+        snprintf(num, sizeof num, "%lld", (long long)mi->meta.date_t);
         put_str(md, num);
         put_str(md, "");
     } else {
@@ -689,7 +689,7 @@ static void dedup_fields(walk *w, const char *raw_date)
         put_lp(md, s, n);
     }
 
-    put_str(md, mi->from_addr);
+    put_str(md, mi->meta.from_addr);
 
     mv_buf_reset(&b);
     for (size_t i = 0; i < mi->n_recipients; i++) {
@@ -699,7 +699,7 @@ static void dedup_fields(walk *w, const char *raw_date)
     }
     put_lp(md, b.data, b.len);
 
-    normalise_subject(mi->subject, &b);
+    normalise_subject(mi->meta.subject, &b);
     put_lp(md, b.data, b.len);
 
     uint8_t body[32];
@@ -717,7 +717,7 @@ static void dedup_fields(walk *w, const char *raw_date)
     }
     put_lp(md, b.data, b.len);
 
-    digest_final(md, mi->dedup);
+    digest_final(md, mi->meta.dedup);
     EVP_MD_CTX_free(md);
     mv_buf_free(&b);
 }
@@ -730,19 +730,19 @@ static void fill_headers(walk *w, GMimeMessage *msg, GMimeParserOptions *opts,
     GMimeObject *obj = GMIME_OBJECT(msg);
 
     InternetAddressList *from = g_mime_message_get_from(msg);
-    mi->from = addr_field(msg, opts, "From", from);
+    mi->meta.from = addr_field(msg, opts, "From", from);
     const char *fa = first_mailbox(from, 0);
     if (fa) {
-        mi->from_addr = mv_xstrdup(fa);
-        ascii_lower(mi->from_addr);
+        mi->meta.from_addr = mv_xstrdup(fa);
+        ascii_lower(mi->meta.from_addr);
     } else {
-        mi->defects |= MV_DEFECT_NO_FROM;
+        mi->meta.defects |= MV_DEFECT_NO_FROM;
     }
     InternetAddressList *to = g_mime_message_get_to(msg);
     InternetAddressList *cc = g_mime_message_get_cc(msg);
-    mi->to = addr_field(msg, opts, "To", to);
-    mi->cc = addr_field(msg, opts, "Cc", cc);
-    mi->bcc = addr_field(msg, opts, "Bcc", g_mime_message_get_bcc(msg));
+    mi->meta.to = addr_field(msg, opts, "To", to);
+    mi->meta.cc = addr_field(msg, opts, "Cc", cc);
+    mi->meta.bcc = addr_field(msg, opts, "Bcc", g_mime_message_get_bcc(msg));
 
     strvec r = {0};
     collect_addrs(to, &r, 0);
@@ -753,29 +753,29 @@ static void fill_headers(walk *w, GMimeMessage *msg, GMimeParserOptions *opts,
 
     const char *subj = g_mime_message_get_subject(msg);
     if (subj)
-        mi->subject = mv_xstrdup(subj);
+        mi->meta.subject = mv_xstrdup(subj);
 
     GMimeHeader *dh = g_mime_header_list_get_header(g_mime_object_get_header_list(obj), "Date");
-    mi->date_t = INT64_MIN;
+    mi->meta.date_t = INT64_MIN;
     if (!dh) {
-        mi->defects |= MV_DEFECT_NO_DATE;
+        mi->meta.defects |= MV_DEFECT_NO_DATE;
     } else {
         const char *v = g_mime_header_get_value(dh);
         *raw_date = g_mime_header_get_raw_value(dh);
-        mi->date = mv_xstrdup(v ? v : "");
-        const char *s = mi->date;
+        mi->meta.date = mv_xstrdup(v ? v : "");
+        const char *s = mi->meta.date;
         size_t n = strlen(s);
         trim_ws(&s, &n);
         GDateTime *dt = g_mime_message_get_date(msg);
         if (dt)
-            mi->date_t = g_date_time_to_unix(dt);
+            mi->meta.date_t = g_date_time_to_unix(dt);
         else
-            mi->defects |= n ? MV_DEFECT_BAD_DATE : MV_DEFECT_NO_DATE;
+            mi->meta.defects |= n ? MV_DEFECT_BAD_DATE : MV_DEFECT_NO_DATE;
     }
 
     const char *mid = g_mime_message_get_message_id(msg);
     if (mid && *mid) {
-        mi->message_id = mv_xstrdup(mid);
+        mi->meta.message_id = mv_xstrdup(mid);
     } else {
         /* GMime gives nothing for an id without '@'; keep what was written */
         const char *raw = g_mime_object_get_header(obj, "Message-ID");
@@ -785,13 +785,13 @@ static void fill_headers(walk *w, GMimeMessage *msg, GMimeParserOptions *opts,
         if (n >= 2 && s[0] == '<' && s[n - 1] == '>')
             s++, n -= 2;
         if (n)
-            mi->message_id = mv_xstrndup(s, n);
+            mi->meta.message_id = mv_xstrndup(s, n);
         else
-            mi->defects |= MV_DEFECT_NO_MSGID;
+            mi->meta.defects |= MV_DEFECT_NO_MSGID;
     }
     const char *irt = g_mime_object_get_header(obj, "In-Reply-To");
     if (irt)
-        mi->in_reply_to = dup_g(g_mime_utils_decode_message_id(irt));
+        mi->meta.in_reply_to = dup_g(g_mime_utils_decode_message_id(irt));
 }
 
 /* parse - run GMime over p[0..n); NULL when it finds no message at all. */
@@ -837,26 +837,26 @@ mv_status mv_mime_summarize(const uint8_t *p, size_t n, const mv_mime_limits *li
     const char *raw_date = NULL;
     mv_msginfo *mi = mv_xcalloc(1, sizeof *mi);
     w.mi = mi;
-    mi->date_t = INT64_MIN;
+    mi->meta.date_t = INT64_MIN;
     if (!p)
         p = (const uint8_t *)"";
 
     mv_mime_init();
     {
         unsigned len = 0;
-        if (!EVP_Digest(p, n, mi->sha256, &len, mv_md_sha256(), NULL))
+        if (!EVP_Digest(p, n, mi->meta.sha256, &len, mv_md_sha256(), NULL))
             mv_assert_fail("EVP_Digest", __FILE__, __LINE__);
     }
     rawscan rs;
     scan_raw(p, n, &rs);
-    mi->defects |= rs.defects;
-    mi->header_bytes = rs.header_bytes;
+    mi->meta.defects |= rs.defects;
+    mi->meta.header_bytes = rs.header_bytes;
     mi->body_bytes = n - rs.header_bytes;
 
     size_t parse_len = n;
     int headers_only = 0;
     if (rs.header_end > w.lim.max_header_bytes) {
-        mi->defects |= MV_DEFECT_HEADER_LIMIT | MV_DEFECT_NOT_PARSED;
+        mi->meta.defects |= MV_DEFECT_HEADER_LIMIT | MV_DEFECT_NOT_PARSED;
         headers_only = 1;
         /* cut at the last complete line within the limit */
         size_t cut = w.lim.max_header_bytes;
@@ -865,36 +865,36 @@ mv_status mv_mime_summarize(const uint8_t *p, size_t n, const mv_mime_limits *li
         parse_len = cut;
     } else if (n > w.lim.max_parse_bytes || n > G_MAXUINT ||
                rs.boundaries > (size_t)w.lim.max_parts * 2 + 16) {
-        mi->defects |= MV_DEFECT_NOT_PARSED;
+        mi->meta.defects |= MV_DEFECT_NOT_PARSED;
         if (rs.boundaries > (size_t)w.lim.max_parts * 2 + 16)
-            mi->defects |= MV_DEFECT_PARTS_LIMIT;
+            mi->meta.defects |= MV_DEFECT_PARTS_LIMIT;
         headers_only = 1;
         parse_len = rs.header_bytes;
     }
 
     opts = g_mime_parser_options_new();
-    g_mime_parser_options_set_warning_callback(opts, on_warning, &mi->defects);
+    g_mime_parser_options_set_warning_callback(opts, on_warning, &mi->meta.defects);
     w.fmt = g_mime_format_options_new();
     g_mime_format_options_set_newline_format(w.fmt, GMIME_NEWLINE_FORMAT_UNIX);
 
     msg = parse(p, parse_len, opts);
     if (!msg) {
-        mi->defects |= MV_DEFECT_UNPARSEABLE | MV_DEFECT_NO_FROM | MV_DEFECT_NO_DATE |
+        mi->meta.defects |= MV_DEFECT_UNPARSEABLE | MV_DEFECT_NO_FROM | MV_DEFECT_NO_DATE |
                        MV_DEFECT_NO_MSGID;
-        dedup_raw(p, n, mi->dedup);
+        dedup_raw(p, n, mi->meta.dedup);
         goto out;
     }
     fill_headers(&w, msg, opts, &raw_date);
     if (headers_only) {
         /* the body was not read, so only identical bytes may merge */
-        dedup_raw(p, n, mi->dedup);
+        dedup_raw(p, n, mi->meta.dedup);
         goto out;
     }
     /* Without a Message-ID the remaining fields do not tell messages
      * apart well enough (two header blocks cut off at different places,
      * both without body, From or Subject, would merge): such a message
      * merges only with byte-identical copies. */
-    int no_msgid = !mi->message_id;
+    int no_msgid = !mi->meta.message_id;
 
     w.body = EVP_MD_CTX_new();
     if (!w.body || !EVP_DigestInit_ex(w.body, mv_md_sha256(), NULL))
@@ -903,15 +903,15 @@ mv_status mv_mime_summarize(const uint8_t *p, size_t n, const mv_mime_limits *li
     if (top)
         walk_object(&w, top, 0, 0);
     if (no_msgid)
-        dedup_raw(p, n, mi->dedup);
+        dedup_raw(p, n, mi->meta.dedup);
     else
         dedup_fields(&w, raw_date);
 
 out:
     if (w.names.n) {
         strvec_push(&w.names, NULL); /* NULL-terminated as well */
-        mi->attachments = w.names.v;
-        mi->n_attachment_names = w.names.n - 1;
+        mi->meta.attachments = w.names.v;
+        mi->meta.n_names = w.names.n - 1;
         w.names.v = NULL;
         w.names.n = w.names.cap = 0;
     }
@@ -933,21 +933,10 @@ void mv_msginfo_free(mv_msginfo *m)
 {
     if (!m)
         return;
-    free(m->from);
-    free(m->from_addr);
-    free(m->to);
-    free(m->cc);
-    free(m->bcc);
-    free(m->subject);
-    free(m->date);
-    free(m->message_id);
-    free(m->in_reply_to);
+    mv_msgmeta_clear(&m->meta);
     for (size_t i = 0; i < m->n_recipients; i++)
         free(m->recipients[i]);
     free(m->recipients);
-    for (size_t i = 0; i < m->n_attachment_names; i++)
-        free(m->attachments[i]);
-    free(m->attachments);
     free(m);
 }
 

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "../lib/err.h"
+#include "../store/store.h"
 
 /* Defect bits: recorded with the message, never a reason to refuse it. */
 enum {
@@ -45,31 +46,16 @@ typedef struct mv_mime_limits {
 
 void mv_mime_limits_default(mv_mime_limits *l);
 
+/* What the pipeline learns: the header summary the store keeps with the
+ * message (mv_msgmeta, store/store.h: decoded UTF-8 header values, each
+ * NULL when absent; attachment names NULL-terminated; sizes, defects
+ * (MV_DEFECT_*), SHA-256 of the exact bytes, dedup digest per
+ * docs/dedup.md), and what only ingest needs. */
 typedef struct mv_msginfo {
-    /* Decoded header values as UTF-8 (RFC 2047 decoded, charset converted),
-     * each NULL when absent. */
-    char *from;        /* full From field, e.g. "Alice <alice@example.com>" */
-    char *from_addr;   /* first addr-spec of From, lower-cased */
-    char *to;          /* full To field */
-    char *cc;
-    char *bcc;         /* a Bcc header, when the message carries one */
-    char *subject;
-    char *date;        /* the Date field as written */
-    int64_t date_t;    /* seconds since the epoch (UTC); INT64_MIN when absent or unparseable */
-    char *message_id;  /* without angle brackets */
-    char *in_reply_to; /* without angle brackets */
+    mv_msgmeta meta;
     char **recipients; /* sorted unique lower-cased addr-specs of To and Cc */
     size_t n_recipients;
-    char **attachments; /* attachment file names (RFC 2231 / 2047 decoded), in order;
-                         * NULL-terminated, NULL when there are none */
-    size_t n_attachment_names; /* entries in attachments (<= n_attachments, <= max_names) */
-    size_t n_attachments;  /* count of attachment parts, even those without a name */
-    size_t header_bytes;   /* bytes of the top-level header block, including the blank line */
-    size_t body_bytes;     /* total - header_bytes */
-    unsigned n_parts;      /* MIME leaf parts walked */
-    uint32_t defects;      /* MV_DEFECT_* */
-    uint8_t sha256[32];    /* SHA-256 of the exact bytes */
-    uint8_t dedup[32];     /* dedup digest: docs/dedup.md */
+    size_t body_bytes; /* total - header_bytes */
 } mv_msginfo;
 
 /* mv_mime_init - initialise GMime once per process (thread-safe, idempotent). */

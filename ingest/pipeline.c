@@ -135,19 +135,9 @@ static mv_status process(mv_pipeline *p, item *w, mv_prepared **out, int *defect
     mv_status st = mv_mime_summarize(w->it.data, w->it.len, &lim, &mi, err);
     if (st)
         return st;
-    mv_msgmeta m = {
-        .from = mi->from, .from_addr = mi->from_addr, .to = mi->to, .cc = mi->cc, .bcc = mi->bcc,
-        .subject = mi->subject, .date = mi->date, .message_id = mi->message_id,
-        .in_reply_to = mi->in_reply_to, .date_t = mi->date_t, .attachments = mi->attachments,
-.n_attachments = (uint32_t)mi->n_attachments,
-        .header_bytes = mi->header_bytes, .n_parts = mi->n_parts, .defects = mi->defects,
-    };
-    m.n_names = mi->n_attachment_names;
-    memcpy(m.sha256, mi->sha256, 32);
-    memcpy(m.dedup, mi->dedup, 32);
-    *defective = mi->defects != 0;
+    *defective = mi->meta.defects != 0;
     /* The bytes pass to the prepared arrival: no copy of a large message. */
-    st = mv_store_prepare(p->s, &w->it, &m, 1, out, err);
+    st = mv_store_prepare(p->s, &w->it, &mi->meta, 1, out, err);
     w->data = w->raw = NULL;
     mv_msginfo_free(mi);
     return st;

@@ -996,7 +996,7 @@ static void meta_copy(mv_msgmeta *d, const mv_msgmeta *m)
         d->attachments[i] = mv_xstrdup(m->attachments[i] ? m->attachments[i] : "");
 }
 
-static void meta_free(mv_msgmeta *m)
+void mv_msgmeta_clear(mv_msgmeta *m)
 {
     free(m->from);
     free(m->from_addr);
@@ -1027,7 +1027,7 @@ void mv_prepared_free(mv_prepared *p)
     if (!p)
         return;
     arrival_owned_free(&p->arr);
-    meta_free(&p->meta);
+    mv_msgmeta_clear(&p->meta);
     if (p->data)
         OPENSSL_cleanse(p->data, p->size);
     if (p->raw)
@@ -1516,7 +1516,7 @@ void mv_message_free(mv_message *m)
     if (!m)
         return;
     free(m->bucket);
-    meta_free(&m->meta);
+    mv_msgmeta_clear(&m->meta);
     free(m);
 }
 

@@ -104,7 +104,9 @@ MV_NODISCARD mv_status mv_spool_replay(mv_store *s, mv_spool_fn fn, void *ctx, m
 
 /* ---- messages ------------------------------------------------------------ */
 
-/* The header summary kept with a message (strings UTF-8, NULL if absent). */
+/* The header summary kept with a message (strings UTF-8, NULL if absent;
+ * attachments holds n_names names, and a NULL after them when filled by
+ * ingest/mime). */
 typedef struct mv_msgmeta {
     char *from, *from_addr, *to, *cc, *bcc, *subject, *date, *message_id, *in_reply_to;
     int64_t date_t; /* INT64_MIN when unknown */
@@ -117,6 +119,9 @@ typedef struct mv_msgmeta {
     uint8_t sha256[32];
     uint8_t dedup[32];
 } mv_msgmeta;
+
+/* mv_msgmeta_clear - free the strings a summary owns and zero it. */
+void mv_msgmeta_clear(mv_msgmeta *m);
 
 typedef struct mv_prepared mv_prepared;
 

@@ -25,8 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (mv_mime_summarize(data, size, &lim, &m, NULL) != MV_OK)
         __builtin_trap();
     char names[512];
-    mv_defects_str(m->defects, names, sizeof names);
-    if (m->header_bytes + m->body_bytes != size || m->n_attachment_names > m->n_attachments)
+    mv_defects_str(m->meta.defects, names, sizeof names);
+    if (m->meta.header_bytes + m->body_bytes != size || m->meta.n_names > m->meta.n_attachments)
         __builtin_trap();
     for (size_t i = 1; i < m->n_recipients; i++)
         if (strcmp(m->recipients[i - 1], m->recipients[i]) >= 0)

@@ -46,7 +46,7 @@ static char *crlf(const char *s)
 static void dedup_of(const char *s, uint8_t out[32])
 {
     mv_msginfo *m = summarize(s);
-    memcpy(out, m->dedup, 32);
+    memcpy(out, m->meta.dedup, 32);
     mv_msginfo_free(m);
 }
 
@@ -71,28 +71,28 @@ static void test_fields(void **state)
 {
     (void)state;
     mv_msginfo *m = summarize(simple);
-    assert_string_equal(m->from, "Alice <Alice@Example.com>");
-    assert_string_equal(m->from_addr, "alice@example.com");
-    assert_non_null(m->to);
-    assert_string_equal(m->cc, "BOB@example.org");
-    assert_string_equal(m->bcc, "secret@example.org");
-    assert_string_equal(m->subject, "Café   menu");
-    assert_string_equal(m->date, "Mon, 1 Jan 2024 10:00:00 +0100");
-    assert_int_equal(m->date_t, 1704099600);
-    assert_string_equal(m->message_id, "ABC@Example.COM");
-    assert_string_equal(m->in_reply_to, "parent@example.com");
+    assert_string_equal(m->meta.from, "Alice <Alice@Example.com>");
+    assert_string_equal(m->meta.from_addr, "alice@example.com");
+    assert_non_null(m->meta.to);
+    assert_string_equal(m->meta.cc, "BOB@example.org");
+    assert_string_equal(m->meta.bcc, "secret@example.org");
+    assert_string_equal(m->meta.subject, "Café   menu");
+    assert_string_equal(m->meta.date, "Mon, 1 Jan 2024 10:00:00 +0100");
+    assert_int_equal(m->meta.date_t, 1704099600);
+    assert_string_equal(m->meta.message_id, "ABC@Example.COM");
+    assert_string_equal(m->meta.in_reply_to, "parent@example.com");
     assert_int_equal(m->n_recipients, 4);
     assert_string_equal(m->recipients[0], "bob@example.org");
     assert_string_equal(m->recipients[1], "carol@example.org");
     assert_string_equal(m->recipients[2], "dave@example.org");
     assert_string_equal(m->recipients[3], "eve@example.org");
-    assert_int_equal(m->n_parts, 1);
-    assert_int_equal(m->n_attachments, 0);
-    assert_null(m->attachments);
-    assert_int_equal(m->defects, 0);
+    assert_int_equal(m->meta.n_parts, 1);
+    assert_int_equal(m->meta.n_attachments, 0);
+    assert_null(m->meta.attachments);
+    assert_int_equal(m->meta.defects, 0);
     const char *body = strstr(simple, "\n\nHello") + 2;
-    assert_int_equal(m->header_bytes, (size_t)(body - simple));
-    assert_int_equal(m->body_bytes, strlen(simple) - m->header_bytes);
+    assert_int_equal(m->meta.header_bytes, (size_t)(body - simple));
+    assert_int_equal(m->body_bytes, strlen(simple) - m->meta.header_bytes);
     mv_msginfo_free(m);
 }
 
@@ -101,9 +101,9 @@ static void test_sha256(void **state)
     (void)state;
     mv_msginfo *m = summarize("");
     char hex[65];
-    mv_hex(m->sha256, 32, hex);
+    mv_hex(m->meta.sha256, 32, hex);
     assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-    assert_int_equal(m->header_bytes, 0);
+    assert_int_equal(m->meta.header_bytes, 0);
     assert_int_equal(m->body_bytes, 0);
     mv_msginfo_free(m);
 }
@@ -113,9 +113,9 @@ static void test_no_body(void **state)
     (void)state;
     static const char s[] = "From: a@example.com\nSubject: only headers";
     mv_msginfo *m = summarize(s);
-    assert_int_equal(m->header_bytes, sizeof s - 1);
+    assert_int_equal(m->meta.header_bytes, sizeof s - 1);
     assert_int_equal(m->body_bytes, 0);
-    assert_string_equal(m->subject, "only headers");
+    assert_string_equal(m->meta.subject, "only headers");
     mv_msginfo_free(m);
 }
 
@@ -150,15 +150,15 @@ static void test_rfc2047_2231(void **state)
         "\n"
         "nameless\n"
         "--b--\n");
-    assert_string_equal(m->from, "Jörg <jorg@example.com>");
-    assert_string_equal(m->to, "Élodíe <elodie@example.com>");
-    assert_string_equal(m->subject, "élève café");
-    assert_int_equal(m->n_attachments, 3);
-    assert_int_equal(m->n_attachment_names, 2);
-    assert_string_equal(m->attachments[0], "résumé.pdf");
-    assert_string_equal(m->attachments[1], "€.png");
-    assert_null(m->attachments[2]);
-    assert_int_equal(m->n_parts, 4);
+    assert_string_equal(m->meta.from, "Jörg <jorg@example.com>");
+    assert_string_equal(m->meta.to, "Élodíe <elodie@example.com>");
+    assert_string_equal(m->meta.subject, "élève café");
+    assert_int_equal(m->meta.n_attachments, 3);
+    assert_int_equal(m->meta.n_names, 2);
+    assert_string_equal(m->meta.attachments[0], "résumé.pdf");
+    assert_string_equal(m->meta.attachments[1], "€.png");
+    assert_null(m->meta.attachments[2]);
+    assert_int_equal(m->meta.n_parts, 4);
     mv_msginfo_free(m);
 }
 
@@ -189,12 +189,12 @@ static void test_rfc822_attachment(void **state)
                               "GIF89a\n"
                               "--i--\n"
                               "--o--\n");
-    assert_int_equal(m->n_attachments, 2); /* the message and the gif inside it */
-    assert_int_equal(m->n_attachment_names, 2);
-    assert_string_equal(m->attachments[0], "fwd.eml");
-    assert_string_equal(m->attachments[1], "a.gif");
-    assert_int_equal(m->n_parts, 3);
-    assert_int_equal(m->defects & MV_DEFECT_BAD_BOUNDARY, 0);
+    assert_int_equal(m->meta.n_attachments, 2); /* the message and the gif inside it */
+    assert_int_equal(m->meta.n_names, 2);
+    assert_string_equal(m->meta.attachments[0], "fwd.eml");
+    assert_string_equal(m->meta.attachments[1], "a.gif");
+    assert_int_equal(m->meta.n_parts, 3);
+    assert_int_equal(m->meta.defects & MV_DEFECT_BAD_BOUNDARY, 0);
     mv_msginfo_free(m);
 }
 
@@ -248,10 +248,10 @@ static void test_defects(void **state)
         size_t n = c->len ? c->len : strlen(c->msg);
         mv_msginfo *m = summarize_lim(c->msg, n, NULL);
         char got[256];
-        mv_defects_str(m->defects, got, sizeof got);
-        if (c->want == 0 && m->defects != 0)
+        mv_defects_str(m->meta.defects, got, sizeof got);
+        if (c->want == 0 && m->meta.defects != 0)
             fail_msg("%s: unexpected defects %s", c->name, got);
-        if ((m->defects & c->want) != c->want)
+        if ((m->meta.defects & c->want) != c->want)
             fail_msg("%s: want 0x%x, got %s", c->name, (unsigned)c->want, got);
         mv_msginfo_free(m);
     }
@@ -266,13 +266,13 @@ static void test_long_line(void **state)
         mv_buf_append_byte(&b, 'x');
     mv_buf_append_str(&b, "\n");
     mv_msginfo *m = summarize_lim((const char *)b.data, b.len, NULL);
-    assert_int_equal(m->defects & MV_DEFECT_LONG_LINE, 0); /* 998 is allowed */
+    assert_int_equal(m->meta.defects & MV_DEFECT_LONG_LINE, 0); /* 998 is allowed */
     mv_msginfo_free(m);
     mv_buf_append_str(&b, "yyyyyyyyyy");
     for (int i = 0; i < 998; i++)
         mv_buf_append_byte(&b, 'y');
     m = summarize_lim((const char *)b.data, b.len, NULL);
-    assert_int_not_equal(m->defects & MV_DEFECT_LONG_LINE, 0);
+    assert_int_not_equal(m->meta.defects & MV_DEFECT_LONG_LINE, 0);
     mv_msginfo_free(m);
     mv_buf_free(&b);
 }
@@ -300,14 +300,14 @@ static void test_limits(void **state)
     build_nested(&b, 10);
     lim.max_depth = 5;
     mv_msginfo *m = summarize_lim((const char *)b.data, b.len, &lim);
-    assert_int_not_equal(m->defects & MV_DEFECT_DEPTH_LIMIT, 0);
-    assert_int_equal(m->n_parts, 0);
+    assert_int_not_equal(m->meta.defects & MV_DEFECT_DEPTH_LIMIT, 0);
+    assert_int_equal(m->meta.n_parts, 0);
     mv_msginfo_free(m);
     /* GMime's own nesting cap, far past ours, must not crash either */
     mv_buf_reset(&b);
     build_nested(&b, 3000);
     m = summarize_lim((const char *)b.data, b.len, NULL);
-    assert_int_not_equal(m->defects & MV_DEFECT_DEPTH_LIMIT, 0);
+    assert_int_not_equal(m->meta.defects & MV_DEFECT_DEPTH_LIMIT, 0);
     mv_msginfo_free(m);
 
     /* parts: walked up to the limit */
@@ -319,8 +319,8 @@ static void test_limits(void **state)
         mv_buf_printf(&b, "--p\nContent-Type: text/plain\n\npart %d\n", i);
     mv_buf_append_str(&b, "--p--\n");
     m = summarize_lim((const char *)b.data, b.len, &lim);
-    assert_int_not_equal(m->defects & MV_DEFECT_PARTS_LIMIT, 0);
-    assert_int_equal(m->n_parts, 9); /* the multipart itself is one of the 10 */
+    assert_int_not_equal(m->meta.defects & MV_DEFECT_PARTS_LIMIT, 0);
+    assert_int_equal(m->meta.n_parts, 9); /* the multipart itself is one of the 10 */
     mv_msginfo_free(m);
     /* far more boundary lines than the limit: not given to GMime at all */
     mv_buf_reset(&b);
@@ -328,9 +328,9 @@ static void test_limits(void **state)
     for (int i = 0; i < 100000; i++)
         mv_buf_append_str(&b, "--p\n\n");
     m = summarize_lim((const char *)b.data, b.len, NULL);
-    assert_int_equal(m->defects & (MV_DEFECT_PARTS_LIMIT | MV_DEFECT_NOT_PARSED),
+    assert_int_equal(m->meta.defects & (MV_DEFECT_PARTS_LIMIT | MV_DEFECT_NOT_PARSED),
                      MV_DEFECT_PARTS_LIMIT | MV_DEFECT_NOT_PARSED);
-    assert_string_equal(m->from_addr, "a@example.com");
+    assert_string_equal(m->meta.from_addr, "a@example.com");
     mv_msginfo_free(m);
 
     /* header block over the limit */
@@ -342,17 +342,17 @@ static void test_limits(void **state)
         mv_buf_printf(&b, "X-Filler-%d: some header text\n", i);
     mv_buf_append_str(&b, "\nbody\n");
     m = summarize_lim((const char *)b.data, b.len, &lim);
-    assert_int_equal(m->defects & (MV_DEFECT_HEADER_LIMIT | MV_DEFECT_NOT_PARSED),
+    assert_int_equal(m->meta.defects & (MV_DEFECT_HEADER_LIMIT | MV_DEFECT_NOT_PARSED),
                      MV_DEFECT_HEADER_LIMIT | MV_DEFECT_NOT_PARSED);
-    assert_string_equal(m->from_addr, "a@example.com"); /* within the first 200 bytes */
+    assert_string_equal(m->meta.from_addr, "a@example.com"); /* within the first 200 bytes */
     mv_msginfo_free(m);
 
     /* parse limit */
     mv_mime_limits_default(&lim);
     lim.max_parse_bytes = 64;
     m = summarize_lim(simple, strlen(simple), &lim);
-    assert_int_not_equal(m->defects & MV_DEFECT_NOT_PARSED, 0);
-    assert_string_equal(m->subject, "Café   menu");
+    assert_int_not_equal(m->meta.defects & MV_DEFECT_NOT_PARSED, 0);
+    assert_string_equal(m->meta.subject, "Café   menu");
     mv_msginfo_free(m);
 
     /* names kept */
@@ -365,8 +365,8 @@ static void test_limits(void **state)
                           "Content-Disposition: attachment; filename=f%d\n\nz\n", i);
     mv_buf_append_str(&b, "--p--\n");
     m = summarize_lim((const char *)b.data, b.len, &lim);
-    assert_int_equal(m->n_attachments, 5);
-    assert_int_equal(m->n_attachment_names, 2);
+    assert_int_equal(m->meta.n_attachments, 5);
+    assert_int_equal(m->meta.n_names, 2);
     mv_msginfo_free(m);
     mv_buf_free(&b);
 }
@@ -606,7 +606,7 @@ static void test_hostile(void **state)
         mv_buf_append_byte(&b, 'a');
     mv_buf_append_str(&b, "\n\nx\n");
     mv_msginfo *m = summarize_lim((const char *)b.data, b.len, NULL);
-    assert_int_not_equal(m->defects & MV_DEFECT_HEADER_LIMIT, 0);
+    assert_int_not_equal(m->meta.defects & MV_DEFECT_HEADER_LIMIT, 0);
     mv_msginfo_free(m);
     /* random-ish bytes */
     mv_buf_reset(&b);
@@ -619,7 +619,7 @@ static void test_hostile(void **state)
     mv_msginfo_free(m);
     /* NULL pointer with zero length */
     m = summarize_lim(NULL, 0, NULL);
-    assert_int_not_equal(m->defects & MV_DEFECT_UNPARSEABLE, 0);
+    assert_int_not_equal(m->meta.defects & MV_DEFECT_UNPARSEABLE, 0);
     mv_msginfo_free(m);
     mv_buf_free(&b);
     mv_msginfo_free(NULL);
@@ -632,7 +632,7 @@ static void *thread_body(void *arg)
     for (int i = 0; i < 200; i++) {
         mv_msginfo *m = NULL;
         if (mv_mime_summarize((const uint8_t *)base_msg, strlen(base_msg), NULL, &m, NULL) != MV_OK ||
-            memcmp(m->dedup, want, 32) != 0) {
+            memcmp(m->meta.dedup, want, 32) != 0) {
             mv_msginfo_free(m);
             return (void *)1;
         }
