@@ -62,12 +62,9 @@ int cli_global_opt(mv_cli *c, int opt, const char *arg)
 
 mv_status cli_open(mv_cli *c, mv_store **out, mv_err *err)
 {
-    mv_status st = mv_store_open(c->archive, &c->keys, out, err);
-    if (st == MV_OK)
-        return st;
-    /* A refused open is audited nowhere (no archive to write to) but is
-     * still reported clearly. */
-    return st;
+    /* An open refused for a wrong key cannot be audited in the archive
+     * (nothing may be written without the key); cli_finish reports it. */
+    return mv_store_open(c->archive, &c->keys, out, err);
 }
 
 int cli_exit_code(mv_status st)

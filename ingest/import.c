@@ -93,7 +93,7 @@ static char *envelope_sender(const char *from_line)
     return mv_xstrndup(from_line, n);
 }
 
-static mv_status add(imp *im, const mv_source_msg *m, mv_err *err)
+static mv_status add(imp *im, mv_source *src, const mv_source_msg *m, mv_err *err)
 {
     uint8_t sha[32];
     char hex[65];
@@ -119,11 +119,20 @@ static mv_status add(imp *im, const mv_source_msg *m, mv_err *err)
     }
     pending *p = &im->batch[im->n++];
     memset(p, 0, sizeof *p);
-    p->data = mv_xmalloc(m->len ? m->len : 1);
-    memcpy(p->data, m->data, m->len);
-    if (m->raw && (m->raw_len != m->len || memcmp(m->raw, m->data, m->len) != 0)) {
+    size_t own_raw_len = 0;
+    if (m->raw && m->raw != m->data &&
+        (m->raw_len != m->len || memcmp(m->raw, m->data, m->len) != 0)) {
+        own_raw_len = m->raw_len;
         p->raw = mv_xmalloc(m->raw_len ? m->raw_len : 1);
         memcpy(p->raw, m->raw, m->raw_len);
+    }
+    /* The source's buffer itself, not a copy: a large message is held once. */
+    size_t len = m->len;
+    p->data = mv_source_take(src, &len);
+    if (!p->data || len != m->len) {
+        free(p->data);
+        p->data = mv_xmalloc(m->len ? m->len : 1);
+        memcpy(p->data, m->data, m->len);
     }
     p->origin = mv_xstrdup(m->origin);
     p->mail_from = envelope_sender(m->mbox_from);
@@ -144,7 +153,7 @@ static mv_status add(imp *im, const mv_source_msg *m, mv_err *err)
     p->it.data = p->data;
     p->it.len = m->len;
     p->it.raw = p->raw;
-    p->it.raw_len = p->raw ? m->raw_len : 0;
+    p->it.raw_len = own_raw_len;
     im->bytes += m->len + p->it.raw_len;
     if (im->n == SPOOL_BATCH || im->bytes >= SPOOL_BATCH_BYTES)
         return flush(im, err);
@@ -187,7 +196,7 @@ mv_status mv_import(mv_store *s, char *const *paths, size_t npaths, const mv_imp
             goto out;
         r->found++;
         r->bytes += m.len;
-        if ((st = add(im, &m, err)))
+        if ((st = add(im, src, &m, err)))
             goto out;
         if (prog && (r->found & 63) == 0) {
             mv_pipeline_stats ps;

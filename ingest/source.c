@@ -519,6 +519,7 @@ struct mv_source {
     unsigned long ordinal;
     uint64_t mbox_done; /* bytes of the mbox already counted in done */
     mv_buf msg;
+    mv_buf *last; /* the buffer behind the last message's data, for mv_source_take */
     char *origin;
 };
 
@@ -778,6 +779,7 @@ static void fill_whole(mv_source *s, mv_source_msg *m, const entry *e)
         s->origin = mv_xasprintf("file:%s", e->path);
     }
     memset(m, 0, sizeof *m);
+    s->last = &s->msg;
     m->data = m->raw = s->msg.data;
     m->len = m->raw_len = s->msg.len;
     m->origin = s->origin;
@@ -849,6 +851,7 @@ static int next_mbox_msg(mv_source *s, mv_source_msg *m)
             } else {
                 mbox_split *sp = &s->split;
                 memset(m, 0, sizeof *m);
+                s->last = &sp->data;
                 m->data = sp->data.data ? sp->data.data : (const uint8_t *)"";
                 m->len = sp->data.len;
                 m->raw = sp->raw.data ? sp->raw.data : (const uint8_t *)"";
@@ -949,6 +952,16 @@ mv_status mv_source_next(mv_source *s, mv_source_msg *m, mv_err *err)
         fill_whole(s, m, e);
         return MV_OK;
     }
+}
+
+uint8_t *mv_source_take(mv_source *s, size_t *len)
+{
+    if (!s->last || !s->last->data)
+        return NULL;
+    /* The next message starts a fresh buffer: readers reset, then append. */
+    uint8_t *p = mv_buf_steal(s->last, len);
+    s->last = NULL;
+    return p;
 }
 
 uint64_t mv_source_total_bytes(const mv_source *s)

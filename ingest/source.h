@@ -65,6 +65,11 @@ MV_NODISCARD mv_status mv_source_open(char *const *paths, size_t npaths,
  * (files that cannot be read are reported through warn and skipped; the
  *  count is in mv_source_failed) */
 MV_NODISCARD mv_status mv_source_next(mv_source *s, mv_source_msg *m, mv_err *err);
+/* mv_source_take - hand over the buffer behind the last message's data
+ * (allocated with malloc; the caller frees it), so a large message need not
+ * be copied.  After it, m->data and m->raw of that message are invalid.
+ * Returns NULL when there is nothing to take. */
+uint8_t *mv_source_take(mv_source *s, size_t *len);
 uint64_t mv_source_total_bytes(const mv_source *s); /* sum of the sizes of candidate files */
 uint64_t mv_source_done_bytes(const mv_source *s);  /* bytes consumed so far */
 uint64_t mv_source_skipped(const mv_source *s);     /* files skipped as not mail */

@@ -322,23 +322,54 @@ out:
     return st;
 }
 
-static mv_status count_spool(mv_store *s, mv_err *err)
+static int cmp_u64(const void *a, const void *b)
 {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* clean_spool - count the pending arrivals, and remove blob parts whose
+ * arrival never got its envelope (a large arrival's chunks written ahead
+ * of a batch that a crash prevented: never acknowledged, so not kept). */
+static mv_status clean_spool(mv_store *s, mv_err *err)
+{
+    uint64_t *seqs = NULL, n = 0, cap = 0, orphans = 0;
+    char *e = NULL;
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_SPOOL]);
-    uint64_t n = 0;
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t kl;
-        rocksdb_iter_key(it, &kl);
-        if (kl == 8)
-            n++;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        if (kl != 8)
+            continue;
+        if (n == cap)
+            seqs = mv_xrealloc(seqs, (cap = cap ? cap * 2 : 64) * sizeof *seqs);
+        seqs[n++] = mv_be64_get(k);
     }
-    char *e = NULL;
+    qsort(seqs, n, sizeof *seqs, cmp_u64);
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        if (kl != MV_BLOBKEY_LEN)
+            continue;
+        uint64_t seq = mv_be64_get(k + 24);
+        if (!bsearch(&seq, seqs, n, sizeof *seqs, cmp_u64)) {
+            rocksdb_writebatch_delete_cf(b, s->cf[CF_SPOOL], (const char *)k, kl);
+            orphans++;
+        }
+    }
     rocksdb_iter_get_error(it, &e);
     rocksdb_iter_destroy(it);
-    if (e)
-        return rocks_err(err, e, "reading the spool");
-    s->spool_pending = n;
-    return MV_OK;
+    free(seqs);
+    mv_status st = e ? rocks_err(err, e, "reading the spool") : MV_OK;
+    if (!st && orphans) {
+        mv_log_notice("spool: removed %llu parts of unfinished arrivals", (unsigned long long)orphans);
+        st = write_batch(s, b, 1, err);
+    }
+    rocksdb_writebatch_destroy(b);
+    if (!st)
+        s->spool_pending = n;
+    return st;
 }
 
 mv_status mv_store_open(const char *dir, const mv_keysrc *src, mv_store **out, mv_err *err)
@@ -395,7 +426,7 @@ mv_status mv_store_open(const char *dir, const mv_keysrc *src, mv_store **out, m
             st = mv_err_set(err, MV_EMALFORMED, "store statistics are damaged");
         goto out;
     }
-    if ((st = count_spool(s, err)))
+    if ((st = clean_spool(s, err)))
         goto out;
     *out = s;
     s = NULL;
@@ -548,17 +579,25 @@ typedef struct batch_emit {
     mv_store *s;
     rocksdb_writebatch_t *b;
     int cf;
-    uint64_t bytes;
+    int ahead; /* write chunk parts now, not in the batch (a large item) */
 } batch_emit;
 
 static mv_status emit_to_batch(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val,
                                size_t vl, int is_header, mv_err *err)
 {
-    (void)is_header;
-    (void)err;
     batch_emit *be = ctx;
+    if (be->ahead && !is_header) {
+        /* A large arrival's chunks go to RocksDB one by one, so neither the
+         * batch nor a memtable holds all of it; the synced batch with its
+         * header and envelope follows them in the WAL and makes them
+         * durable.  A crash before it leaves parts without an envelope,
+         * removed at the next open (clean_spool). */
+        char *e = NULL;
+        rocksdb_put_cf(be->s->db, be->s->wo, be->s->cf[be->cf], (const char *)key, kl,
+                       (const char *)val, vl, &e);
+        return e ? rocks_err(err, e, "writing to the spool") : MV_OK;
+    }
     rocksdb_writebatch_put_cf(be->b, be->s->cf[be->cf], (const char *)key, kl, (const char *)val, vl);
-    be->bytes += vl;
     return MV_OK;
 }
 
@@ -589,6 +628,7 @@ mv_status mv_spool_add(mv_store *s, mv_spool_item *items, size_t n, mv_err *err)
         rocksdb_writebatch_put_cf(b, s->cf[CF_SPOOL], (const char *)key, 8, (const char *)sealed.data,
                                   sealed.len);
         /* Spooled bytes are sealed without compression: they live briefly. */
+        be.ahead = it->len + it->raw_len > BIG_BLOB;
         spool_blob_id(it->seq, 0, id);
         if ((st = mv_seal_blob(s->keys, kek, id, it->data, it->len, 0, NULL, emit_to_batch, &be, err)))
             break;

@@ -43,6 +43,8 @@ finish() {
 new_archive() {
     "$MV" init --archive "$1" --new-key-file "$1.key" >/dev/null
 }
+# (mvk is a shell function: to kill a background mailvault, start "$MV"
+# itself, or the kill reaches only the subshell.)
 mvk() { # mvk DIR args... : run mailvault on archive DIR with its key
     local a=$1; shift
     "$MV" --archive "$a" --key-file "$a.key" "$@"

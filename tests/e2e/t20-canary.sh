@@ -26,7 +26,7 @@ check "archive directory and TMPDIR hold no canary in any form" \
 begin_subtest "a crashed import leaves nothing in the clear either"
 B=$WORK/b
 new_archive "$B"
-mvk "$B" import --quiet "$WORK/mail" >/dev/null 2>&1 &
+"$MV" --archive "$B" --key-file "$B.key" import --quiet "$WORK/mail" >/dev/null 2>&1 &
 pid=$!
 sleep 0.3
 kill -9 $pid 2>/dev/null

@@ -22,7 +22,7 @@ kills=0
 for frac in 0.2 0.4 0.6 0.5; do
     sig=KILL
     [ "$frac" = 0.5 ] && sig=INT
-    mvk "$A" import --quiet "$WORK/mail" >/dev/null 2>&1 &
+    "$MV" --archive "$A" --key-file "$A.key" import --quiet "$WORK/mail" >/dev/null 2>&1 &
     pid=$!
     sleep "$(awk -v f="$full" -v x="$frac" 'BEGIN { printf "%.2f", f * x }')"
     if kill -$sig $pid 2>/dev/null; then kills=$((kills + 1)); fi
@@ -43,4 +43,28 @@ begin_subtest "same result as an uninterrupted import"
 check "every message once, byte-exact" python3 "$ROOT/tests/e2e/roundtrip.py" --sample 200 "$A" "$A.key" "$WORK/manifest"
 serials=$(mvk "$A" list --format json | python3 -c 'import json,sys; s=[m["serial"] for m in json.load(sys.stdin)]; print(s==list(range(1,len(s)+1)))')
 check "serials are gapless" [ "$serials" = True ]
+begin_subtest "a large message: kill -9 while it is spooled, then import again"
+mkdir -p "$WORK/big"
+python3 - "$WORK/big/big.eml" <<'PY'
+import base64, os, sys
+with open(sys.argv[1], "wb") as f:
+    f.write(b"From: a@example.com\r\nTo: b@example.com\r\nSubject: large\r\n"
+            b"Message-ID: <large@example.com>\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n"
+            b"MIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n")
+    f.write(base64.encodebytes(os.urandom(40 << 20)).replace(b"\n", b"\r\n"))
+PY
+B=$WORK/b
+new_archive "$B"
+"$MV" --archive "$B" --key-file "$B.key" import --quiet "$WORK/big" >/dev/null 2>&1 &
+pid=$!
+sleep 0.5
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+mvk "$B" import --quiet "$WORK/big" >/dev/null
+check "import after the kill" [ $? -eq 0 ]
+check "the large message is archived once, byte-exact" \
+    [ "$(mvk "$B" show 1 --raw | sha256sum)" = "$(sha256sum <"$WORK/big/big.eml")" ]
+check "and only once" bash -c "[ \$(\"$MV\" --archive '$B' --key-file '$B.key' list | wc -l) -eq 1 ]"
+check "verify passes" bash -c "\"$MV\" --archive '$B' --key-file '$B.key' verify >/dev/null"
 finish
