@@ -50,13 +50,6 @@ REPLAY_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(O)/replay/%)
 all: check-deps $(O)/mailvault
 
 check-deps:
-ifneq ($(PKG_OK),yes)
-	@echo "missing build dependencies (pkg-config: $(PKGS))." >&2
-	@echo "run: scripts/deps.sh build   (as root it installs them; otherwise it prints the apt-get line)" >&2
-	@exit 1
-endif
-
-deps:
 	$(Q)scripts/deps.sh build
 
 $(O)/%.o: %.c
