@@ -50,6 +50,18 @@ REPLAY_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(O)/replay/%)
 all: check-deps $(O)/mailvault
 
 check-deps:
+ifneq ($(PKG_OK),yes)
+	@missing=""; debs=""; for m in $(PKGS); do pkg-config --exists $$m 2>/dev/null && continue; \
+	   missing="$$missing $$m"; \
+	   case $$m in rocksdb) d=librocksdb-dev;; openssl) d=libssl-dev;; gmime-3.0) d=libgmime-3.0-dev;; \
+	     libzstd) d=libzstd-dev;; glib-2.0) d=libglib2.0-dev;; *) d=$$m;; esac; debs="$$debs $$d"; done; \
+	 command -v pkg-config >/dev/null || { missing=" (pkg-config itself)"; debs=" pkg-config"; }; \
+	 echo "missing build dependencies:$$missing" >&2; \
+	 echo "install the Debian packages:$$debs  (scripts/deps.sh build does it as root)" >&2; \
+	 exit 1
+endif
+
+deps:
 	$(Q)scripts/deps.sh build
 
 $(O)/%.o: %.c
