@@ -86,13 +86,13 @@ static void show_text(const mv_message *m, mv_copy **cs, size_t nc)
         const mv_copy *c = cs[i];
         mv_hex(c->sha256, 32, hex);
         printf("copy %u:\n", c->no);
-        printf("  %-14s%s\n", "received:", mv_fmt_time(c->received_us / 1000000, t, sizeof t));
-        printf("  %-14s%s\n", "source:", c->source);
-        printf("  %-14s", "origin:");
+        printf("  %-16s%s\n", "received:", mv_fmt_time(c->received_us / 1000000, t, sizeof t));
+        printf("  %-16s%s\n", "source:", c->source);
+        printf("  %-16s", "origin:");
         text_safe(stdout, c->origin ? c->origin : "");
-        printf("\n  %-14s%llu bytes, sha256 %s\n", "bytes:", (unsigned long long)c->size, hex);
+        printf("\n  %-16s%llu bytes, sha256 %s\n", "bytes:", (unsigned long long)c->size, hex);
         mv_hex(c->message_sha256, 32, hex);
-        printf("  %-14s%s\n", "message:", hex);
+        printf("  %-16s%s\n", "message:", hex);
         printf("  %-16s", "envelope from:");
         text_safe(stdout, c->mail_from ? c->mail_from : "(none)");
         printf("\n  %-16s", "envelope to:");
@@ -102,12 +102,12 @@ static void show_text(const mv_message *m, mv_copy **cs, size_t nc)
         }
         printf("%s\n", c->n_rcpt ? "" : "(none)");
         if (c->facts) {
-            printf("  %-14s", "facts:");
+            printf("  %-16s", "facts:");
             text_safe(stdout, c->facts);
             printf("\n");
         }
         if (c->note) {
-            printf("  %-14s", "note:");
+            printf("  %-16s", "note:");
             text_safe(stdout, c->note);
             printf("\n");
         }
