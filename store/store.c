@@ -346,14 +346,15 @@ static mv_status clean_spool(mv_store *s, mv_err *err)
             seqs = mv_xrealloc(seqs, (cap = cap ? cap * 2 : 64) * sizeof *seqs);
         seqs[n++] = mv_be64_get(k);
     }
-    qsort(seqs, n, sizeof *seqs, cmp_u64);
+    if (n)
+        qsort(seqs, n, sizeof *seqs, cmp_u64);
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t kl;
         const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
         if (kl != MV_BLOBKEY_LEN)
             continue;
         uint64_t seq = mv_be64_get(k + 24);
-        if (!bsearch(&seq, seqs, n, sizeof *seqs, cmp_u64)) {
+        if (!n || !bsearch(&seq, seqs, n, sizeof *seqs, cmp_u64)) {
             rocksdb_writebatch_delete_cf(b, s->cf[CF_SPOOL], (const char *)k, kl);
             orphans++;
         }
