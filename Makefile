@@ -111,6 +111,10 @@ bench: all
 lint:
 	$(Q)! grep -nE '\b(strcpy|strcat|sprintf|vsprintf|strncpy|strncat|gets|atoi|atol|rand|srand|strtok)\s*\(' \
 	    $$(git ls-files '*.c' '*.h') | grep -v poison || (echo "banned function used" >&2; exit 1)
+	$(Q)if command -v cppcheck >/dev/null; then cppcheck --quiet --error-exitcode=1 \
+	    --enable=warning,performance,portability --std=c11 -D_GNU_SOURCE \
+	    --suppress=missingIncludeSystem lib store ingest cli; \
+	  else echo "lint: cppcheck not installed (Debian package cppcheck): skipped"; fi
 	$(Q)$(MAKE) --no-print-directory check-headers
 
 check-headers:
