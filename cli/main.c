@@ -5,6 +5,7 @@
  * locked memory while it runs and disables core dumps.  Secrets are read
  * from files only (never from the command line, which other users can see).
  * LIMITS: see docs/limits.md. */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,13 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     mv_secure_process();
+    /* Fixed malloc thresholds.  glibc's dynamic ones grow (mmap up to
+     * 32 MiB, trim up to 64 MiB per arena) once a large buffer is freed;
+     * from then on every thread's arena kept what it freed, and an
+     * import's RSS grew with its length (350 MB for 20,000 messages
+     * instead of 130).  Setting the trim threshold also freezes the mmap
+     * threshold at 128 KiB: large buffers go straight back to the system. */
+    mallopt(M_TRIM_THRESHOLD, 4 << 20);
     /* MAILVAULT_LOG=debug|info|notice|warning: how much goes to stderr. */
     const char *lv = getenv("MAILVAULT_LOG");
     if (lv) {

@@ -257,7 +257,7 @@ mv_status mv_pipeline_start(mv_store *s, const mv_pipeline_opts *o, mv_pipeline 
         p->o.workers = n > 0 ? (unsigned)n : 1;
     }
     if (!p->o.max_inflight_bytes)
-        p->o.max_inflight_bytes = 64u << 20;
+        p->o.max_inflight_bytes = 16u << 20;
     if (!p->o.parse_limit)
         p->o.parse_limit = 32u << 20;
     pthread_mutex_init(&p->mu, NULL);

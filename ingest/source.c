@@ -748,10 +748,17 @@ static void close_current(mv_source *s)
 static int read_whole(int fd, uint64_t size, mv_buf *out)
 {
     mv_buf_reset(out);
-    mv_buf_reserve(out, (size_t)size);
+    /* Exactly the size the walk saw (+1 to notice growth): the buffer is
+     * handed on with the message (mv_source_take), so a generous reserve
+     * would cost a fresh large allocation for every file. */
+    mv_buf_reserve(out, (size_t)size + 1);
     for (;;) {
-        mv_buf_reserve(out, READ_CHUNK);
-        ssize_t got = read(fd, out->data + out->len, READ_CHUNK);
+        size_t room = out->cap - out->len - 1;
+        if (room == 0) {
+            mv_buf_reserve(out, READ_CHUNK);
+            room = out->cap - out->len - 1;
+        }
+        ssize_t got = read(fd, out->data + out->len, room);
         if (got < 0) {
             if (errno == EINTR)
                 continue;

@@ -78,6 +78,11 @@ struct mv_store {
     rocksdb_readoptions_t *ro;
     unsigned retention_days;
     pthread_mutex_t spool_mu, audit_mu;
+    /* Write batches kept between uses (cleared, capacity kept): a batch
+     * grows to megabytes, and allocating it anew for every commit costs an
+     * mmap and its page faults each time. */
+    rocksdb_writebatch_t *spool_batch;  /* under spool_mu */
+    rocksdb_writebatch_t *commit_batch; /* committer thread */
     uint64_t next_spool, next_audit;
     _Atomic uint64_t spool_pending;
     pthread_mutex_t dict_mu;
@@ -193,6 +198,9 @@ static void set_options(mv_store *s)
     rocksdb_options_set_max_background_jobs(s->opts, 2);
     rocksdb_options_set_max_total_wal_size(s->opts, 256u << 20);
     rocksdb_options_set_keep_log_file_num(s->opts, 3);
+    /* Memory is bounded by this, not by the corpus: all memtables together
+     * stay under 64 MiB (RocksDB flushes the largest when it is reached). */
+    rocksdb_options_set_db_write_buffer_size(s->opts, 64u << 20);
     for (int i = 0; i < CF_COUNT; i++) {
         rocksdb_options_t *o = rocksdb_options_create();
         /* Values are encrypted: compression would only burn CPU. */
@@ -251,6 +259,10 @@ void mv_store_close(mv_store *s)
             rocksdb_options_destroy(s->cf_opts[i]);
     if (s->opts)
         rocksdb_options_destroy(s->opts);
+    if (s->spool_batch)
+        rocksdb_writebatch_destroy(s->spool_batch);
+    if (s->commit_batch)
+        rocksdb_writebatch_destroy(s->commit_batch);
     if (s->wo_sync)
         rocksdb_writeoptions_destroy(s->wo_sync);
     if (s->wo)
@@ -609,9 +621,12 @@ mv_status mv_spool_add(mv_store *s, mv_spool_item *items, size_t n, mv_err *err)
     mv_buf rec = MV_BUF_INIT, sealed = MV_BUF_INIT;
     if ((st = mv_keys_active_kek(s->keys, "spool", &kek, err)))
         return st;
-    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
-    batch_emit be = {s, b, CF_SPOOL, 0};
     pthread_mutex_lock(&s->spool_mu);
+    if (!s->spool_batch)
+        s->spool_batch = rocksdb_writebatch_create();
+    rocksdb_writebatch_t *b = s->spool_batch;
+    rocksdb_writebatch_clear(b);
+    batch_emit be = {s, b, CF_SPOOL, 0};
     uint64_t seq = s->next_spool;
     for (size_t i = 0; i < n && !st; i++) {
         mv_spool_item *it = &items[i];
@@ -659,8 +674,8 @@ mv_status mv_spool_add(mv_store *s, mv_spool_item *items, size_t n, mv_err *err)
             s->spool_pending += n;
         }
     }
+    rocksdb_writebatch_clear(b);
     pthread_mutex_unlock(&s->spool_mu);
-    rocksdb_writebatch_destroy(b);
     mv_buf_wipe(&rec);
     mv_buf_free(&sealed);
     return st;
@@ -1384,7 +1399,10 @@ mv_status mv_store_commit(mv_store *s, mv_prepared **items, size_t n, mv_commit_
                           mv_err *err)
 {
     mv_status st = MV_OK;
-    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    if (!s->commit_batch)
+        s->commit_batch = rocksdb_writebatch_create();
+    rocksdb_writebatch_t *b = s->commit_batch;
+    rocksdb_writebatch_clear(b);
     mv_buf rec = MV_BUF_INIT, tmp = MV_BUF_INIT;
     pending *pend = mv_xcalloc(n ? n : 1, sizeof *pend);
     size_t npend = 0;
@@ -1546,7 +1564,7 @@ mv_status mv_store_commit(mv_store *s, mv_prepared **items, size_t n, mv_commit_
     free(written.ids);
     mv_buf_wipe(&rec);
     mv_buf_free(&tmp);
-    rocksdb_writebatch_destroy(b);
+    rocksdb_writebatch_clear(b);
     return st;
 }
 
