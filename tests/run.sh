@@ -26,12 +26,10 @@ count_cmocka() { # file -> adds to passed/failed
     echo "${p:-0} ${f:-0}"
 }
 
-for t in "$B"/tests/*_test; do
-    [ -x "$t" ] || continue
-    name=$(basename "$t")
-    "$t" >"$log/$name" 2>&1
-    rc=$?
-    read -r p f < <(count_cmocka "$log/$name")
+# tally NAME RC P F - add one runner's counts (a non-zero exit with no
+# failure counted is one failure: a crash) and show its log on failure.
+tally() {
+    local name=$1 rc=$2 p=${3:-0} f=${4:-0}
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
     passed=$((passed + p))
     failed=$((failed + f))
@@ -39,7 +37,17 @@ for t in "$B"/tests/*_test; do
         failures+=("$name")
         cat "$log/$name"
     fi
-    echo "unit   $name: $p passed, $f failed"
+    T_P=$p T_F=$f
+}
+
+for t in "$B"/tests/*_test; do
+    [ -x "$t" ] || continue
+    name=$(basename "$t")
+    "$t" >"$log/$name" 2>&1
+    rc=$?
+    read -r p f < <(count_cmocka "$log/$name")
+    tally "$name" "$rc" "$p" "$f"
+    echo "unit   $name: $T_P passed, $T_F failed"
 done
 
 for r in "$B"/replay/fuzz_*; do
@@ -65,16 +73,8 @@ for e in tests/e2e/t*.sh; do
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log/$name" | tail -1)
     p=$(echo "$line" | sed -n 's/^\([0-9]*\) passed.*/\1/p')
     f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
-    p=${p:-0}
-    f=${f:-0}
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-    passed=$((passed + p))
-    failed=$((failed + f))
-    if [ "$f" -ne 0 ]; then
-        failures+=("$name")
-        cat "$log/$name"
-    fi
-    echo "e2e    $name: $p passed, $f failed ($(($(date +%s) - start)) s)"
+    tally "$name" "$rc" "$p" "$f"
+    echo "e2e    $name: $T_P passed, $T_F failed ($(($(date +%s) - start)) s)"
 done
 
 [ ${#failures[@]} -gt 0 ] && echo "failed: ${failures[*]}"
