@@ -24,7 +24,7 @@ typedef struct mv_pipeline mv_pipeline;
 
 typedef struct mv_pipeline_opts {
     unsigned workers;          /* 0 = number of CPUs */
-    size_t max_inflight_bytes; /* message bytes between submit and commit; 0 = 64 MiB */
+    size_t max_inflight_bytes; /* message bytes between submit and commit; 0 = 16 MiB */
     size_t parse_limit;        /* larger messages get headers-only parsing; 0 = 32 MiB */
 } mv_pipeline_opts;
 
