@@ -203,6 +203,13 @@ mv_file_kind mv_detect_kind(const uint8_t *p, size_t n)
      * the date an mbox separator needs): the line stays in the message. */
     if (c >= 5 && memcmp(p, "From ", 5) == 0 && !is_header_line(p, c) && len < n)
         i = len;
+    /* Saved by tools that add a UTF-8 byte-order mark, or damaged with
+     * blanks before the first field: still mail, archived as it is (the
+     * parser records what it cannot read). */
+    if (i == 0 && n >= 3 && p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf)
+        i = 3;
+    while (i < n && i < 16 && (p[i] == ' ' || p[i] == '\t'))
+        i++;
     len = line_len(p + i, n - i);
     c = content_len(p + i, len);
     if (!is_header_line(p + i, c) || memchr(p + i, '\0', c))

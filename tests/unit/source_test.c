@@ -86,7 +86,9 @@ static const detect_case detect_cases[] = {
     {"empty", "", 0, MV_FILE_OTHER},
     {"binary", "\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16, MV_FILE_OTHER},
     {"nul in header", "Subject: a\0b\nTo: x\n", 19, MV_FILE_OTHER},
-    {"utf-8 bom", "\xef\xbb\xbf" "From: a@x\nTo: b@x\n\n", 0, MV_FILE_OTHER},
+    {"utf-8 bom", "\xef\xbb\xbf" "From: a@x\nTo: b@x\n\n", 0, MV_FILE_EML},
+    {"blanks before the first field", " From: a@x\nSubject: s\n\nbody\n", 0, MV_FILE_EML},
+    {"indented prose", "  Note: this file is\nnot an email.\n", 0, MV_FILE_OTHER},
     {"from without header after", "From here on\nwe talk\n", 0, MV_FILE_OTHER},
     {"leading blank line", "\nFrom: a@x\n", 0, MV_FILE_OTHER},
 };
