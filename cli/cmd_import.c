@@ -59,7 +59,10 @@ int cmd_import(int argc, char **argv)
     mv_import_result r;
     st = mv_import(s, argv + optind, (size_t)(argc - optind), &o, &r, &err);
     double rate = r.seconds > 0 ? (double)r.found / r.seconds : 0;
-    if (c.json) {
+    /* A failure before any mail was read (a path that does not exist)
+     * gets its error alone, not a summary of zeros. */
+    int worked = st == MV_OK || r.found || r.replayed;
+    if (worked && c.json) {
         printf("{");
         json_kv_u64(stdout, "found", r.found, 0);
         json_kv_u64(stdout, "imported", r.imported, 1);
@@ -72,7 +75,7 @@ int cmd_import(int argc, char **argv)
         json_kv_u64(stdout, "bytes", r.bytes, 1);
         json_kv_u64(stdout, "stored_bytes", r.stored_bytes, 1);
         printf(",\"seconds\":%.3f,\"messages_per_second\":%.1f}\n", r.seconds, rate);
-    } else {
+    } else if (worked) {
         printf("imported %llu new message%s, %llu duplicate%s merged as copies, "
                "%llu already imported",
                (unsigned long long)r.imported, r.imported == 1 ? "" : "s",
