@@ -949,25 +949,6 @@ static const char *const defect_names[] = {
 
 char *mv_defects_str(uint32_t defects, char *out, size_t n)
 {
-    size_t len = 0;
-    if (!out || n == 0)
-        return out;
-    out[0] = '\0';
-    for (unsigned bit = 0; bit < 32; bit++) {
-        if (!(defects & (1u << bit)))
-            continue;
-        char unknown[16];
-        const char *name = unknown;
-        if (bit < sizeof defect_names / sizeof defect_names[0])
-            name = defect_names[bit];
-        else
-            snprintf(unknown, sizeof unknown, "bit%u", bit);
-        int w = snprintf(out + len, n - len, "%s%s", len ? "," : "", name);
-        if (w < 0 || (size_t)w >= n - len) {
-            /* truncated: snprintf has NUL-terminated what fits */
-            break;
-        }
-        len += (size_t)w;
-    }
-    return out;
+    return mv_bits_str(defects, defect_names, sizeof defect_names / sizeof defect_names[0], "bit",
+                       out, n);
 }

@@ -211,3 +211,29 @@ int mv_unhex(const char *in, uint8_t *out, size_t n)
     }
     return in[2 * n] == '\0' ? 0 : -1;
 }
+
+char *mv_bits_str(uint32_t bits, const char *const *names, size_t n_names, const char *prefix,
+                  char *out, size_t n)
+{
+    size_t len = 0;
+    if (!out || n == 0)
+        return out;
+    out[0] = '\0';
+    for (unsigned bit = 0; bit < 32; bit++) {
+        if (!(bits & (1u << bit)))
+            continue;
+        char unknown[48];
+        const char *name = unknown;
+        if (bit < n_names)
+            name = names[bit];
+        else
+            snprintf(unknown, sizeof unknown, "%s%u", prefix, bit);
+        int w = snprintf(out + len, n - len, "%s%s", len ? "," : "", name);
+        if (w < 0 || (size_t)w >= n - len) {
+            out[len] = '\0'; /* a name that does not fit is left out whole */
+            break;
+        }
+        len += (size_t)w;
+    }
+    return out;
+}

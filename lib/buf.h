@@ -74,6 +74,12 @@ static inline uint64_t mv_be64_get(const uint8_t *p)
     return ((uint64_t)mv_be32_get(p) << 32) | mv_be32_get(p + 4);
 }
 
+/* mv_bits_str - the names of the set bits, comma-separated, into out (n
+ * bytes; cut at a name that does not fit); bits without a name are
+ * written as PREFIX and the bit number.  Returns out. */
+char *mv_bits_str(uint32_t bits, const char *const *names, size_t n_names, const char *prefix,
+                  char *out, size_t n);
+
 /* hex helpers: out must hold 2*n+1 bytes */
 void mv_hex(const uint8_t *in, size_t n, char *out);
 int mv_unhex(const char *in, uint8_t *out, size_t n); /* 0 ok, -1 bad */
