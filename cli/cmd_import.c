@@ -9,7 +9,7 @@
 
 static void help(void)
 {
-    printf("usage: mailvault import [--workers N] [--quiet] [--format json] PATH...\n\n"
+    fprintf(cli_out, "usage: mailvault import [--workers N] [--quiet] [--format json] PATH...\n\n"
            "Archive every message under the paths: mbox files (mboxo and mboxrd), Maildir\n"
            "folders (cur/ and new/), single message files, and directories of any of these,\n"
            "recursively.  Files are recognised by content, not by name; files that are not\n"
@@ -46,44 +46,46 @@ int cmd_import(int argc, char **argv)
     int rc = cli_getopt(&c, argc, argv, opts, import_opt, &o, help);
     if (rc)
         return CLI_GETOPT_EXIT(rc);
-    if (optind >= argc)
+    if (c.argi >= argc)
         return cli_usage_error("import", "give at least one PATH");
-    o.progress = isatty(STDERR_FILENO);
+    o.progress = !cli_in_daemon && cli_err == stderr && isatty(STDERR_FILENO);
     mv_err err = {0};
     mv_store *s = NULL;
     mv_status st = cli_open(&c, &s, &err);
     if (st)
         return cli_finish(&c, NULL, st, &err);
-    for (int i = optind; i < argc; i++)
+    if ((st = cli_require(&c, s, MV_USER_ADMIN, &err)))
+        return cli_finish(&c, s, st, &err);
+    for (int i = c.argi; i < argc; i++)
         cli_detail(&c, "%s", argv[i]);
     mv_import_result r;
-    st = mv_import(s, argv + optind, (size_t)(argc - optind), &o, &r, &err);
+    st = mv_import(s, argv + c.argi, (size_t)(argc - c.argi), &o, &r, &err);
     double rate = r.seconds > 0 ? (double)r.found / r.seconds : 0;
     /* A failure before any mail was read (a path that does not exist)
      * gets its error alone, not a summary of zeros. */
     int worked = st == MV_OK || r.found || r.replayed;
     if (worked && c.json) {
-        printf("{");
-        json_kv_u64(stdout, "found", r.found, 0);
-        json_kv_u64(stdout, "imported", r.imported, 1);
-        json_kv_u64(stdout, "duplicates", r.duplicates, 1);
-        json_kv_u64(stdout, "already_imported", r.already, 1);
-        json_kv_u64(stdout, "replayed_from_spool", r.replayed, 1);
-        json_kv_u64(stdout, "defective", r.defective, 1);
-        json_kv_u64(stdout, "failed", r.failed, 1);
-        json_kv_u64(stdout, "skipped_files", r.skipped_files, 1);
-        json_kv_u64(stdout, "bytes", r.bytes, 1);
-        json_kv_u64(stdout, "stored_bytes", r.stored_bytes, 1);
-        printf(",\"seconds\":%.3f,\"messages_per_second\":%.1f}\n", r.seconds, rate);
+        fprintf(cli_out, "{");
+        json_kv_u64(cli_out, "found", r.found, 0);
+        json_kv_u64(cli_out, "imported", r.imported, 1);
+        json_kv_u64(cli_out, "duplicates", r.duplicates, 1);
+        json_kv_u64(cli_out, "already_imported", r.already, 1);
+        json_kv_u64(cli_out, "replayed_from_spool", r.replayed, 1);
+        json_kv_u64(cli_out, "defective", r.defective, 1);
+        json_kv_u64(cli_out, "failed", r.failed, 1);
+        json_kv_u64(cli_out, "skipped_files", r.skipped_files, 1);
+        json_kv_u64(cli_out, "bytes", r.bytes, 1);
+        json_kv_u64(cli_out, "stored_bytes", r.stored_bytes, 1);
+        fprintf(cli_out, ",\"seconds\":%.3f,\"messages_per_second\":%.1f}\n", r.seconds, rate);
     } else if (worked) {
-        printf("imported %llu new message%s, %llu duplicate%s merged as copies, "
+        fprintf(cli_out, "imported %llu new message%s, %llu duplicate%s merged as copies, "
                "%llu already imported",
                (unsigned long long)r.imported, r.imported == 1 ? "" : "s",
                (unsigned long long)r.duplicates, r.duplicates == 1 ? "" : "s",
                (unsigned long long)r.already);
         if (r.replayed)
-            printf(", %llu resumed from an interrupted run", (unsigned long long)r.replayed);
-        printf("\n  defects recorded: %llu   failed: %llu   files skipped (not mail): %llu\n"
+            fprintf(cli_out, ", %llu resumed from an interrupted run", (unsigned long long)r.replayed);
+        fprintf(cli_out, "\n  defects recorded: %llu   failed: %llu   files skipped (not mail): %llu\n"
                "  bytes: %llu   stored: %llu   %.1f s (%.0f messages/s)\n",
                (unsigned long long)r.defective, (unsigned long long)r.failed,
                (unsigned long long)r.skipped_files, (unsigned long long)r.bytes,

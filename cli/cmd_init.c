@@ -15,7 +15,7 @@
 
 static void help(void)
 {
-    printf("usage: mailvault init [--archive DIR] (--key-file F | --passphrase-file F | --new-key-file F)\n"
+    fprintf(cli_out, "usage: mailvault init [--archive DIR] (--key-file F | --passphrase-file F | --new-key-file F)\n"
            "                      [--retention DAYS|Ny]\n\n"
            "Create an archive in DIR: the store (DIR/store) and the keystore (DIR/keys).\n"
            "The master key comes from a 32-byte key file (not readable by other users) or\n"
@@ -105,8 +105,8 @@ int cmd_init(int argc, char **argv)
     int rc = cli_getopt(&c, argc, argv, opts, init_opt, &a, help);
     if (rc)
         return CLI_GETOPT_EXIT(rc);
-    if (optind < argc)
-        return cli_usage_error("init", "unexpected argument '%s'", argv[optind]);
+    if (c.argi < argc)
+        return cli_usage_error("init", "unexpected argument '%s'", argv[c.argi]);
     mv_err err = {0};
     mv_status st = MV_OK;
     if (a.newkey) {
@@ -129,15 +129,15 @@ int cmd_init(int argc, char **argv)
     cli_detail(&c, "archive created (%s, retention %u days)", sum.unlock, sum.retention_days);
     if (!st) {
         if (c.json) {
-            printf("{");
-            json_kv_str(stdout, "archive", c.archive, 0);
-            json_kv_str(stdout, "archive_id", sum.archive_id, 1);
-            json_kv_str(stdout, "unlock", sum.unlock, 1);
-            json_kv_u64(stdout, "retention_days", sum.retention_days, 1);
-            json_kv_str(stdout, "signing_key_sha256", sum.signing_fpr, 1);
-            printf("}\n");
+            fprintf(cli_out, "{");
+            json_kv_str(cli_out, "archive", c.archive, 0);
+            json_kv_str(cli_out, "archive_id", sum.archive_id, 1);
+            json_kv_str(cli_out, "unlock", sum.unlock, 1);
+            json_kv_u64(cli_out, "retention_days", sum.retention_days, 1);
+            json_kv_str(cli_out, "signing_key_sha256", sum.signing_fpr, 1);
+            fprintf(cli_out, "}\n");
         } else {
-            printf("created archive %s\n  id:           %s\n  unlocked by:  %s\n"
+            fprintf(cli_out, "created archive %s\n  id:           %s\n  unlocked by:  %s\n"
                    "  retention:    %u days\n  signing key:  %s\n",
                    c.archive, sum.archive_id, sum.unlock, sum.retention_days, sum.signing_fpr);
         }

@@ -8,7 +8,7 @@
 
 static void help(void)
 {
-    printf("usage: mailvault keys list [--format json]\n"
+    fprintf(cli_out, "usage: mailvault keys list [--format json]\n"
            "       mailvault keys rotate [--rewrap-existing]\n"
            "       mailvault keys rewrap (--new-key-file F | --new-passphrase-file F)\n\n"
            "list    the key hierarchy: how the archive is unlocked, its signing key's\n"
@@ -56,15 +56,15 @@ static void print_kek(void *ctx, const mv_keyinfo *k)
     char t[32];
     mv_fmt_time(k->created, t, sizeof t);
     if (o->json) {
-        printf("%s{", o->n++ ? "," : "");
-        json_kv_u64(stdout, "id", k->no, 0);
-        json_kv_str(stdout, "name", k->name, 1);
-        json_kv_u64(stdout, "version", k->version, 1);
-        json_kv_str(stdout, "created", t, 1);
-        json_kv_str(stdout, "state", k->active ? "active" : "retired", 1);
-        printf("}");
+        fprintf(cli_out, "%s{", o->n++ ? "," : "");
+        json_kv_u64(cli_out, "id", k->no, 0);
+        json_kv_str(cli_out, "name", k->name, 1);
+        json_kv_u64(cli_out, "version", k->version, 1);
+        json_kv_str(cli_out, "created", t, 1);
+        json_kv_str(cli_out, "state", k->active ? "active" : "retired", 1);
+        fprintf(cli_out, "}");
     } else {
-        printf("  #%-5u %-22s v%-3u %s  %s\n", k->no, k->name, k->version, t,
+        fprintf(cli_out, "  #%-5u %-22s v%-3u %s  %s\n", k->no, k->name, k->version, t,
                k->active ? "active" : "retired");
     }
 }
@@ -83,9 +83,9 @@ int cmd_keys(int argc, char **argv)
     int rc = cli_getopt(&c, argc, argv, opts, keys_opt, &a, help);
     if (rc)
         return CLI_GETOPT_EXIT(rc);
-    if (optind + 1 != argc)
+    if (c.argi + 1 != argc)
         return cli_usage_error("keys", "give one of: list, rotate, rewrap");
-    const char *sub = argv[optind];
+    const char *sub = argv[c.argi];
     if (strcmp(sub, "list") && strcmp(sub, "rotate") && strcmp(sub, "rewrap"))
         return cli_usage_error("keys", "unknown keys command '%s'", sub);
     if (!strcmp(sub, "rewrap") && !!a.newsrc.key_file == !!a.newsrc.passphrase_file)
@@ -96,23 +96,25 @@ int cmd_keys(int argc, char **argv)
     if (st)
         return cli_finish(&c, NULL, st, &err);
     cli_detail(&c, "%s", sub);
+    if ((st = cli_require(&c, s, MV_USER_ADMIN, &err)))
+        return cli_finish(&c, s, st, &err);
     if (!strcmp(sub, "list")) {
         mv_keys_summary sum;
         list_out o = {c.json, 0};
         char t[32];
         if (c.json) {
-            printf("{\"keks\":[");
+            fprintf(cli_out, "{\"keks\":[");
             st = mv_store_keys_list(s, &sum, print_kek, &o, &err);
-            printf("]");
-            json_kv_str(stdout, "archive_id", sum.archive_id, 1);
-            json_kv_str(stdout, "unlock", sum.unlock, 1);
-            json_kv_str(stdout, "created", mv_fmt_time(sum.created, t, sizeof t), 1);
-            json_kv_str(stdout, "signing_key_sha256", sum.signing_fpr, 1);
-            json_kv_u64(stdout, "retention_days", sum.retention_days, 1);
-            printf("}\n");
+            fprintf(cli_out, "]");
+            json_kv_str(cli_out, "archive_id", sum.archive_id, 1);
+            json_kv_str(cli_out, "unlock", sum.unlock, 1);
+            json_kv_str(cli_out, "created", mv_fmt_time(sum.created, t, sizeof t), 1);
+            json_kv_str(cli_out, "signing_key_sha256", sum.signing_fpr, 1);
+            json_kv_u64(cli_out, "retention_days", sum.retention_days, 1);
+            fprintf(cli_out, "}\n");
         } else {
             st = mv_store_keys_list(s, &sum, NULL, NULL, &err);
-            printf("archive id:     %s\nunlocked by:    master key from a %s\n"
+            fprintf(cli_out, "archive id:     %s\nunlocked by:    master key from a %s\n"
                    "root secret:    created %s, wrapped by the master key (AES-256-KWP)\n"
                    "signing key:    Ed25519, SHA-256 of public key %s\n"
                    "retention:      %u days (default bucket)\n"
@@ -128,15 +130,15 @@ int cmd_keys(int argc, char **argv)
         st = mv_store_keys_rotate(s, a.rewrap_existing, &rotated, &rewrapped, &err);
         cli_detail(&c, "rotated=%u rewrapped=%llu", rotated, (unsigned long long)rewrapped);
         if (!st)
-            printf("rotated %u key-encryption key%s%s", rotated, rotated == 1 ? "" : "s",
+            fprintf(cli_out, "rotated %u key-encryption key%s%s", rotated, rotated == 1 ? "" : "s",
                    a.rewrap_existing ? "" : "\n");
         if (!st && a.rewrap_existing)
-            printf("; rewrapped %llu data keys; retired keys destroyed\n",
+            fprintf(cli_out, "; rewrapped %llu data keys; retired keys destroyed\n",
                    (unsigned long long)rewrapped);
     } else {
         st = mv_store_keys_rewrap(s, &a.newsrc, a.scrypt_n, &err);
         if (!st)
-            printf("the root secret is now wrapped by the new %s; the old one no longer opens "
+            fprintf(cli_out, "the root secret is now wrapped by the new %s; the old one no longer opens "
                    "this archive\n", a.newsrc.key_file ? "key file" : "passphrase");
     }
     return cli_finish(&c, s, st, &err);

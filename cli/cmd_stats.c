@@ -6,7 +6,7 @@
 
 static void help(void)
 {
-    printf("usage: mailvault stats [--format json]\n\n"
+    fprintf(cli_out, "usage: mailvault stats [--format json]\n\n"
            "messages, copies, raw bytes (every arrival), stored bytes (sealed blobs after\n"
            "dedup and compression), their ratio, and the size of the store on disk.\n");
 }
@@ -18,30 +18,32 @@ int cmd_stats(int argc, char **argv)
     int rc = cli_getopt(&c, argc, argv, NULL, cli_no_opt, NULL, help);
     if (rc)
         return CLI_GETOPT_EXIT(rc);
-    if (optind < argc)
-        return cli_usage_error("stats", "unexpected argument '%s'", argv[optind]);
+    if (c.argi < argc)
+        return cli_usage_error("stats", "unexpected argument '%s'", argv[c.argi]);
     mv_err err = {0};
     mv_store *s = NULL;
     mv_stats t;
     mv_status st = cli_open(&c, &s, &err);
     if (st)
         return cli_finish(&c, NULL, st, &err);
+    if ((st = cli_require(&c, s, MV_USER_ALL, &err)))
+        return cli_finish(&c, s, st, &err);
     if (!(st = mv_store_stats(s, &t, &err))) {
         double ratio = t.raw_bytes ? (double)t.stored_bytes / (double)t.raw_bytes : 0;
         if (c.json) {
-            printf("{");
-            json_kv_u64(stdout, "messages", t.messages, 0);
-            json_kv_u64(stdout, "copies", t.copies, 1);
-            json_kv_u64(stdout, "message_bytes", t.message_bytes, 1);
-            json_kv_u64(stdout, "raw_bytes", t.raw_bytes, 1);
-            json_kv_u64(stdout, "stored_bytes", t.stored_bytes, 1);
-            json_kv_u64(stdout, "blobs", t.blobs, 1);
-            json_kv_u64(stdout, "disk_bytes", t.disk_bytes, 1);
-            json_kv_u64(stdout, "spool", t.spool, 1);
-            json_kv_u64(stdout, "dictionaries", t.dictionaries, 1);
-            printf(",\"ratio\":%.4f}\n", ratio);
+            fprintf(cli_out, "{");
+            json_kv_u64(cli_out, "messages", t.messages, 0);
+            json_kv_u64(cli_out, "copies", t.copies, 1);
+            json_kv_u64(cli_out, "message_bytes", t.message_bytes, 1);
+            json_kv_u64(cli_out, "raw_bytes", t.raw_bytes, 1);
+            json_kv_u64(cli_out, "stored_bytes", t.stored_bytes, 1);
+            json_kv_u64(cli_out, "blobs", t.blobs, 1);
+            json_kv_u64(cli_out, "disk_bytes", t.disk_bytes, 1);
+            json_kv_u64(cli_out, "spool", t.spool, 1);
+            json_kv_u64(cli_out, "dictionaries", t.dictionaries, 1);
+            fprintf(cli_out, ",\"ratio\":%.4f}\n", ratio);
         } else {
-            printf("messages:      %llu\ncopies:        %llu\nmessage bytes: %llu\n"
+            fprintf(cli_out, "messages:      %llu\ncopies:        %llu\nmessage bytes: %llu\n"
                    "raw bytes:     %llu\nstored bytes:  %llu\nratio:         %.1f%%\n"
                    "blobs:         %llu\ndictionaries:  %llu\ndisk:          %llu\nspool: %llu\n",
                    (unsigned long long)t.messages, (unsigned long long)t.copies,

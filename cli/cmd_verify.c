@@ -12,7 +12,7 @@
 
 static void help(void)
 {
-    printf("usage: mailvault verify [--format json]\n\n"
+    fprintf(cli_out, "usage: mailvault verify [--format json]\n\n"
            "Reads back every archived message and every copy, decrypting and\n"
            "authenticating each chunk and recomputing its SHA-256 against the record,\n"
            "and checks that serials run from 1 with no gap.  Prints the counts and\n"
@@ -33,17 +33,19 @@ int cmd_verify(int argc, char **argv)
     int rc = cli_getopt(&c, argc, argv, NULL, cli_no_opt, NULL, help);
     if (rc)
         return CLI_GETOPT_EXIT(rc);
-    if (optind < argc)
-        return cli_usage_error("verify", "unexpected argument '%s'", argv[optind]);
+    if (c.argi < argc)
+        return cli_usage_error("verify", "unexpected argument '%s'", argv[c.argi]);
     mv_err err = {0};
     mv_store *s = NULL;
     mv_status st = cli_open(&c, &s, &err);
     if (st)
         return cli_finish(&c, NULL, st, &err);
+    if ((st = cli_require(&c, s, MV_USER_AUDITOR | MV_USER_ADMIN, &err)))
+        return cli_finish(&c, s, st, &err);
     uint64_t last = mv_store_last_serial(s), msgs = 0, copies = 0, bytes = 0, bad = 0;
-    mv_progress *prog = mv_progress_new("verifying", last);
+    mv_progress *prog = cli_progress_new("verifying", last);
     if (c.json)
-        printf("{\"failures\":[");
+        fprintf(cli_out, "{\"failures\":[");
     for (uint64_t serial = 1; serial <= last; serial++) {
         mv_message *m = NULL;
         mv_err e = {0};
@@ -57,12 +59,12 @@ int cmd_verify(int argc, char **argv)
         }
         if (vs) {
             if (c.json) {
-                printf("%s{", bad ? "," : "");
-                json_kv_u64(stdout, "serial", serial, 0);
-                json_kv_str(stdout, "error", e.msg, 1);
-                printf("}");
+                fprintf(cli_out, "%s{", bad ? "," : "");
+                json_kv_u64(cli_out, "serial", serial, 0);
+                json_kv_str(cli_out, "error", e.msg, 1);
+                fprintf(cli_out, "}");
             } else {
-                fprintf(stdout, "FAILED serial %llu: %s\n", (unsigned long long)serial, e.msg);
+                fprintf(cli_out, "FAILED serial %llu: %s\n", (unsigned long long)serial, e.msg);
             }
             bad++;
         }
@@ -70,15 +72,15 @@ int cmd_verify(int argc, char **argv)
     }
     mv_progress_free(prog);
     if (c.json) {
-        printf("]");
-        json_kv_u64(stdout, "messages", last, 1);
-        json_kv_u64(stdout, "messages_ok", msgs, 1);
-        json_kv_u64(stdout, "copies_ok", copies, 1);
-        json_kv_u64(stdout, "bytes", bytes, 1);
-        json_kv_u64(stdout, "failed", bad, 1);
-        printf("}\n");
+        fprintf(cli_out, "]");
+        json_kv_u64(cli_out, "messages", last, 1);
+        json_kv_u64(cli_out, "messages_ok", msgs, 1);
+        json_kv_u64(cli_out, "copies_ok", copies, 1);
+        json_kv_u64(cli_out, "bytes", bytes, 1);
+        json_kv_u64(cli_out, "failed", bad, 1);
+        fprintf(cli_out, "}\n");
     } else {
-        printf("%llu messages and %llu copies read back and matched their SHA-256 "
+        fprintf(cli_out, "%llu messages and %llu copies read back and matched their SHA-256 "
                "(%llu bytes); %llu failed\n",
                (unsigned long long)msgs, (unsigned long long)copies, (unsigned long long)bytes,
                (unsigned long long)bad);

@@ -1,20 +1,44 @@
 /* SPDX-License-Identifier: MIT */
-/* common.c - options, archive opening, exit codes, audit, output helpers. */
+/* common.c - options, archive opening, roles, exit codes, audit, output
+ * helpers. */
 #include "cli.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../lib/log.h"
 #include "../lib/util.h"
 
+__thread FILE *cli_out, *cli_err;
+__thread int cli_in_daemon;
+__thread mv_store *cli_served_store;
+__thread uid_t cli_peer_uid;
+
+/* getopt keeps its state in globals (optind, optarg, its place inside a
+ * group of short options): one parse at a time in the process. */
+static pthread_mutex_t getopt_mu = PTHREAD_MUTEX_INITIALIZER;
+
 void cli_init(mv_cli *c, const char *cmd)
 {
+    if (!cli_out)
+        cli_out = stdout;
+    if (!cli_err)
+        cli_err = stderr;
     memset(c, 0, sizeof *c);
     c->cmd = cmd;
+    c->uid = cli_in_daemon ? cli_peer_uid : getuid();
+    mv_user_name_for_uid(c->uid, c->user, sizeof c->user);
+    if (cli_in_daemon) {
+        /* The daemon's archive and keys, whatever its environment says. */
+        c->archive = mv_store_dir(cli_served_store);
+        return;
+    }
     c->archive = getenv("MAILVAULT_ARCHIVE");
     c->keys.key_file = getenv("MAILVAULT_KEY_FILE");
     c->keys.passphrase_file = getenv("MAILVAULT_PASSPHRASE_FILE");
@@ -34,7 +58,16 @@ void cli_free(mv_cli *c)
 
 int cli_global_opt(mv_cli *c, int opt, const char *arg)
 {
+    if (cli_in_daemon && (opt == 'A' || opt == 'K' || opt == 'P' || opt == CLI_OPT_SOCKET)) {
+        fprintf(cli_err, "mailvault %s: --archive, --key-file, --passphrase-file and --socket "
+                         "are not accepted by the daemon (it serves its own archive with its "
+                         "own keys)\n", c->cmd);
+        return -1;
+    }
     switch (opt) {
+    case CLI_OPT_SOCKET:
+        c->socket = arg;
+        return 1;
     case 'A':
         c->archive = arg;
         return 1;
@@ -52,7 +85,7 @@ int cli_global_opt(mv_cli *c, int opt, const char *arg)
         else if (strcmp(arg, "text") == 0 || strcmp(arg, "table") == 0)
             c->json = 0;
         else {
-            fprintf(stderr, "mailvault %s: --format must be text or json\n", c->cmd);
+            fprintf(cli_err, "mailvault %s: --format must be text or json\n", c->cmd);
             return -1;
         }
         return 1;
@@ -62,9 +95,61 @@ int cli_global_opt(mv_cli *c, int opt, const char *arg)
 
 mv_status cli_open(mv_cli *c, mv_store **out, mv_err *err)
 {
+    if (cli_in_daemon) {
+        c->served = 1;
+        *out = cli_served_store;
+        return MV_OK;
+    }
     /* An open refused for a wrong key cannot be audited in the archive
      * (nothing may be written without the key); cli_finish reports it. */
     return mv_store_open(c->archive, &c->keys, out, err);
+}
+
+static void any_user(void *ctx, const mv_user_rec *u)
+{
+    (void)u;
+    *(int *)ctx = 1;
+}
+
+mv_status cli_roles(mv_cli *c, mv_store *s, unsigned *roles, mv_err *err)
+{
+    *roles = 0;
+    mv_status st = mv_store_user_get(s, c->user, roles, err);
+    if (st != MV_ENOTFOUND)
+        return st;
+    /* Not a user.  An archive made before users existed has none at all:
+     * then whoever owns its directory (who could always open it) holds
+     * every role until the first user is added. */
+    int some = 0;
+    struct stat sb;
+    if ((st = mv_store_user_list(s, any_user, &some, err)))
+        return st;
+    if (!some && stat(mv_store_dir(s), &sb) == 0 && sb.st_uid == c->uid)
+        *roles = MV_USER_ALL;
+    mv_err_clear(err);
+    return MV_OK;
+}
+
+mv_status cli_require(mv_cli *c, mv_store *s, unsigned any_of, mv_err *err)
+{
+    unsigned roles;
+    mv_status st = cli_roles(c, s, &roles, err);
+    if (st || (roles & any_of))
+        return st;
+    c->refused = 1;
+    if ((any_of & MV_USER_ALL) == MV_USER_ALL)
+        return mv_err_set(err, MV_EPERM, "user '%s' holds no role in this archive", c->user);
+    char need[80] = "";
+    size_t n = 0;
+    for (unsigned bit = 1; bit <= MV_USER_AUDITOR; bit <<= 1) {
+        if (!(any_of & bit))
+            continue;
+        int w = snprintf(need + n, sizeof need - n, "%s%s", n ? " or " : "",
+                         mv_user_role_name(bit));
+        if (w > 0 && (size_t)w < sizeof need - n)
+            n += (size_t)w;
+    }
+    return mv_err_set(err, MV_EPERM, "user '%s' lacks the role %s", c->user, need);
 }
 
 int cli_exit_code(mv_status st)
@@ -112,18 +197,21 @@ void cli_detail(mv_cli *c, const char *fmt, ...)
 int cli_finish(mv_cli *c, mv_store *s, mv_status st, const mv_err *err)
 {
     const char *msg = st ? (err && err->msg[0] ? err->msg : mv_status_str(st)) : "ok";
+    mv_err aerr = {0};
     if (s) {
-        mv_err aerr = {0};
-        if (mv_store_audit(s, mv_current_user(), c->cmd, c->detail.len ? (char *)c->detail.data : "",
-                           st, msg, &aerr) != MV_OK) {
-            fprintf(stderr, "mailvault %s: cannot write the audit record: %s\n", c->cmd, aerr.msg);
+        char *result = c->refused ? mv_xasprintf("refused: %s", msg) : NULL;
+        if (mv_store_audit(s, c->user, c->cmd, c->detail.len ? (char *)c->detail.data : "", st,
+                           result ? result : msg, &aerr) != MV_OK) {
+            fprintf(cli_err, "mailvault %s: cannot write the audit record: %s\n", c->cmd, aerr.msg);
             if (!st)
                 st = aerr.code ? aerr.code : MV_ESTORE, msg = aerr.msg;
         }
-        mv_store_close(s);
+        free(result);
+        if (!c->served)
+            mv_store_close(s);
     }
     if (st)
-        fprintf(stderr, "mailvault %s: %s\n", c->cmd, msg);
+        fprintf(cli_err, "mailvault %s: %s\n", c->cmd, msg);
     cli_free(c);
     return cli_exit_code(st);
 }
@@ -131,11 +219,11 @@ int cli_finish(mv_cli *c, mv_store *s, mv_status st, const mv_err *err)
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "mailvault %s: ", cmd);
+    fprintf(cli_err, "mailvault %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vfprintf(cli_err, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\n(see: mailvault %s --help)\n", cmd);
+    fprintf(cli_err, "\n(see: mailvault %s --help)\n", cmd);
     return EXIT_USAGE;
 }
 
@@ -225,7 +313,10 @@ int cli_getopt(mv_cli *c, int argc, char **argv, const struct option *extra, cli
     if (ne)
         memcpy(all + ng, extra, ne * sizeof *extra);
     int opt, rc = 0;
-    optind = 1;
+    pthread_mutex_lock(&getopt_mu);
+    /* 0, not 1: glibc then also forgets where it was inside a group of
+     * short options from the previous parse. */
+    optind = 0;
     opterr = 0;
     while (!rc && (opt = getopt_long(argc, argv, "h", all, NULL)) != -1) {
         if (opt == 'h') {
@@ -242,6 +333,8 @@ int cli_getopt(mv_cli *c, int argc, char **argv, const struct option *extra, cli
         if (g < 0 || (!g && fn(ctx, opt, optarg) < 0))
             rc = -1;
     }
+    c->argi = optind;
+    pthread_mutex_unlock(&getopt_mu);
     free(all);
     return rc;
 }
@@ -250,4 +343,13 @@ int cli_no_opt(void *ctx, int opt, const char *arg)
 {
     (void)ctx, (void)opt, (void)arg;
     return -1;
+}
+
+struct mv_progress *cli_progress_new(const char *what, uint64_t total)
+{
+    /* mv_progress draws on fd 2: only when that is this command's own
+     * terminal, never from inside the daemon. */
+    if (cli_in_daemon || cli_err != stderr || !isatty(STDERR_FILENO))
+        return NULL;
+    return mv_progress_new(what, total);
 }

@@ -1,10 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* main.c - `mailvault`: git-style subcommands over the encrypted archive.
  *
+ * When `mailvault serve` runs, it owns the archive: every command but
+ * init, serve and help is sent to it over the control socket
+ * (cli/remote.c, docs/protocol.md) and runs there, as the calling user;
+ * otherwise the command opens the archive itself.  Either way the same
+ * code runs and writes the same audit records.
+ *
  * SECURITY: runs with the caller's privileges; holds the archive's keys in
  * locked memory while it runs and disables core dumps.  Secrets are read
  * from files only (never from the command line, which other users can see).
- * LIMITS: see docs/limits.md. */
+ * Through the daemon the client holds no key and sends none.
+ * LIMITS: see docs/limits.md and docs/protocol.md. */
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,37 +25,65 @@
 #define MV_VERSION "0.1.0"
 #endif
 
-static const struct {
-    const char *name;
-    int (*fn)(int, char **);
-    const char *summary;
-} commands[] = {
-    {"init", cmd_init, "create an archive and its keys"},
-    {"import", cmd_import, "archive mbox, Maildir and .eml files"},
-    {"list", cmd_list, "list archived messages"},
-    {"show", cmd_show, "show a message, its copies, or its exact bytes"},
-    {"stats", cmd_stats, "messages, copies, raw and stored bytes"},
-    {"keys", cmd_keys, "list, rotate and rewrap the archive's keys"},
-    {"audit", cmd_audit, "read the audit trail"},
-    {"verify", cmd_verify, "read every message back and check its SHA-256"},
+/* The hints end "the archive is served by a running daemon; stop it first
+ * (...)" when a command cannot run beside the daemon. */
+static const cli_command commands[] = {
+    {"init", cmd_init, "create an archive and its keys",
+     "an archive is created before its daemon starts", 1},
+    {"import", cmd_import, "archive mbox, Maildir and .eml files",
+     "or hand the mail to the daemon's SMTP/LMTP listener", 0},
+    {"list", cmd_list, "list archived messages", NULL, 0},
+    {"show", cmd_show, "show a message, its copies, or its exact bytes", NULL, 0},
+    {"stats", cmd_stats, "messages, copies, raw and stored bytes", NULL, 0},
+    {"keys", cmd_keys, "list, rotate and rewrap the archive's keys",
+     "keys change only while no daemon holds them", 0},
+    {"audit", cmd_audit, "read the audit trail", NULL, 0},
+    {"verify", cmd_verify, "read every message back and check its SHA-256", NULL, 0},
+    {"users", cmd_users, "the archive's users and their roles", NULL, 0},
 };
+
+const cli_command *cli_find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* asks_help - whether a command line asks for --help (answered here,
+ * never by a daemon). */
+static int asks_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return 1;
+    }
+    return 0;
+}
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: mailvault [--archive DIR] [--key-file F | --passphrase-file F] COMMAND [ARGS]\n\n"
+    fprintf(f, "usage: mailvault [--archive DIR] [--key-file F | --passphrase-file F]\n"
+               "                 [--socket S] COMMAND [ARGS]\n\n"
                "An encrypted email archive for compliance.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nEvery command takes --archive DIR (default ./archive, or $MAILVAULT_ARCHIVE),\n"
                "--key-file F or --passphrase-file F (or $MAILVAULT_KEY_FILE /\n"
                "$MAILVAULT_PASSPHRASE_FILE, which hold paths, never the secret) and\n"
-               "--format text|json where the output is data.\n"
+               "--format text|json where the output is data.  While `mailvault serve` runs,\n"
+               "commands go through its control socket (ARCHIVE/mailvault.sock, or\n"
+               "$MAILVAULT_SOCKET, or --socket S) and run there as the calling user.\n"
                "`mailvault COMMAND --help` describes a command; `man mailvault` (docs/mailvault.1)\n"
                "lists exit codes.\n");
 }
 
 int main(int argc, char **argv)
 {
+    cli_out = stdout;
+    cli_err = stderr;
     mv_secure_process();
     /* Fixed malloc thresholds.  glibc's dynamic ones grow (mmap up to
      * 32 MiB, trim up to 64 MiB per arena) once a large buffer is freed;
@@ -72,40 +107,40 @@ int main(int argc, char **argv)
            strcmp(argv[i], "-h") != 0 && strcmp(argv[i], "--version") != 0)
         i += strchr(argv[i], '=') ? 1 : 2;
     if (i >= argc) {
-        usage(stderr);
+        usage(cli_err);
         return EXIT_USAGE;
     }
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "help") == 0) {
         if (strcmp(argv[i], "help") == 0 && i + 1 < argc) {
             char *hv[] = {argv[i + 1], "--help", NULL};
-            for (size_t c = 0; c < sizeof commands / sizeof *commands; c++)
-                if (strcmp(commands[c].name, argv[i + 1]) == 0)
-                    return commands[c].fn(2, hv);
+            const cli_command *c = cli_find_command(argv[i + 1]);
+            if (c)
+                return c->fn(2, hv);
         }
-        usage(stdout);
+        usage(cli_out);
         return EXIT_OK;
     }
     if (strcmp(argv[i], "--version") == 0) {
-        printf("mailvault %s\n", MV_VERSION);
+        fprintf(cli_out, "mailvault %s\n", MV_VERSION);
         return EXIT_OK;
     }
-    for (size_t c = 0; c < sizeof commands / sizeof *commands; c++) {
-        if (strcmp(commands[c].name, argv[i]) != 0)
-            continue;
+    const cli_command *c = cli_find_command(argv[i]);
+    if (c) {
         /* argv for the command: its name, its own args, then the globals. */
         char **sub = mv_xcalloc((size_t)argc + 1, sizeof *sub);
-        int n = 0;
+        int n = 0, rc;
         sub[n++] = argv[i];
         for (int j = i + 1; j < argc; j++)
             sub[n++] = argv[j];
         for (int j = 1; j < i; j++)
             sub[n++] = argv[j];
         sub[n] = NULL;
-        int rc = commands[c].fn(n, sub);
+        if (c->local || asks_help(n, sub) || !cli_remote(n, sub, &rc))
+            rc = c->fn(n, sub);
         free(sub);
         return rc;
     }
-    fprintf(stderr, "mailvault: unknown command '%s'\n", argv[i]);
-    usage(stderr);
+    fprintf(cli_err, "mailvault: unknown command '%s'\n", argv[i]);
+    usage(cli_err);
     return EXIT_USAGE;
 }

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,10 +37,13 @@
  * the two is harmless (content-addressed, rewritten by the retry). */
 #define BIG_BLOB (4u << 20)
 
+/* "user" came after the first archives: RocksDB creates it when an older
+ * store is opened (create_missing_column_families). */
 enum { CF_DEFAULT, CF_MSG, CF_COPY, CF_ATTR, CF_BLOB, CF_SPOOL, CF_DEDUP, CF_COPYID, CF_CHANGES,
-       CF_AUDIT, CF_DICT, CF_COUNT };
+       CF_AUDIT, CF_DICT, CF_USER, CF_COUNT };
 static const char *const cf_names[CF_COUNT] = {"default", "msg", "copy", "attr", "blob", "spool",
-                                                "dedup", "copyid", "changes", "audit", "dict"};
+                                                "dedup", "copyid", "changes", "audit", "dict",
+                                                "user"};
 
 /* Compression dictionaries, one per shred bucket: trained on the bucket's
  * first DICT_SAMPLES messages, sealed under the bucket's KEK (a dictionary
@@ -78,6 +82,9 @@ struct mv_store {
     rocksdb_readoptions_t *ro;
     unsigned retention_days;
     pthread_mutex_t spool_mu, audit_mu;
+    /* Serialises user changes, so the "one admin remains" check and the
+     * write it allows are one step. */
+    pthread_mutex_t users_mu;
     /* Write batches kept between uses (cleared, capacity kept): a batch
      * grows to megabytes, and allocating it anew for every commit costs an
      * mmap and its page faults each time. */
@@ -97,6 +104,10 @@ struct mv_store {
 };
 
 /* ---- small helpers ------------------------------------------------------- */
+
+static mv_status user_batch_put(mv_store *s, rocksdb_writebatch_t *b, const char *name,
+                                unsigned roles, const char *by, mv_buf *rec, mv_buf *tmp,
+                                mv_err *err);
 
 static mv_status rocks_err(mv_err *err, char *e, const char *what)
 {
@@ -285,6 +296,7 @@ void mv_store_close(mv_store *s)
     mv_keys_free(s->keys);
     pthread_mutex_destroy(&s->spool_mu);
     pthread_mutex_destroy(&s->audit_mu);
+    pthread_mutex_destroy(&s->users_mu);
     free(s->dir);
     free(s);
 }
@@ -295,6 +307,7 @@ static mv_store *store_alloc(const char *dir)
     s->dir = mv_xstrdup(dir);
     pthread_mutex_init(&s->spool_mu, NULL);
     pthread_mutex_init(&s->audit_mu, NULL);
+    pthread_mutex_init(&s->users_mu, NULL);
     pthread_mutex_init(&s->dict_mu, NULL);
     s->dict_samples = DICT_SAMPLES;
     return s;
@@ -308,6 +321,17 @@ mv_status mv_store_create(const char *dir, const mv_keysrc *src, const mv_create
     char *kpath = mv_xasprintf("%s/keys", dir), *spath = mv_xasprintf("%s/store", dir);
     mv_kdf_params kp = {o ? o->scrypt_n : 0};
     rocksdb_writebatch_t *b = NULL;
+    mv_buf rec = MV_BUF_INIT, tmp = MV_BUF_INIT;
+    char creator[MV_USER_NAME_MAX + 1];
+    if (o && o->creator) {
+        if (!mv_user_name_ok(o->creator)) {
+            st = mv_err_set(err, MV_EUSAGE, "'%s' is not a valid user name", o->creator);
+            goto out;
+        }
+        snprintf(creator, sizeof creator, "%s", o->creator);
+    } else {
+        mv_user_name_for_uid(getuid(), creator, sizeof creator);
+    }
     if (access(kpath, F_OK) == 0 || access(spath, F_OK) == 0) {
         st = mv_err_set(err, MV_EEXIST, "%s already holds an archive", dir);
         goto out;
@@ -327,10 +351,15 @@ mv_status mv_store_create(const char *dir, const mv_keysrc *src, const mv_create
     rocksdb_writebatch_put_cf(b, s->cf[CF_DEFAULT], "archive_id", 10,
                               (const char *)mv_keys_archive_id(s->keys), MV_ARCHIVE_ID_LEN);
     rocksdb_writebatch_put_cf(b, s->cf[CF_DEFAULT], "retention_days", 14, (const char *)r, 4);
-    st = write_batch(s, b, 1, err);
+    /* The creator is the first admin, in the same batch: an archive never
+     * exists without one. */
+    if (!(st = user_batch_put(s, b, creator, MV_USER_ALL, "init", &rec, &tmp, err)))
+        st = write_batch(s, b, 1, err);
 out:
     if (b)
         rocksdb_writebatch_destroy(b);
+    mv_buf_wipe(&rec);
+    mv_buf_free(&tmp);
     mv_store_close(s);
     free(kpath);
     free(spath);
@@ -1556,7 +1585,7 @@ mv_status mv_store_commit(mv_store *s, mv_prepared **items, size_t n, mv_commit_
         st = write_batch(s, b, 0, err);
     }
     if (!st) {
-        s->last_serial = serial;
+        __atomic_store_n(&s->last_serial, serial, __ATOMIC_RELEASE);
         s->last_change = change;
         s->stats = stats;
         s->spool_pending -= n;
@@ -1786,7 +1815,9 @@ out:
 
 uint64_t mv_store_last_serial(mv_store *s)
 {
-    return s->last_serial;
+    /* written by the committer, read by any thread (the daemon's control
+     * requests) */
+    return __atomic_load_n(&s->last_serial, __ATOMIC_ACQUIRE);
 }
 
 static _Thread_local uint64_t du_total;
@@ -1849,7 +1880,10 @@ mv_status mv_store_audit_list(mv_store *s, uint64_t limit, mv_audit_fn fn, void 
     mv_status st = MV_OK;
     uint8_t start[8];
     mv_buf plain = MV_BUF_INIT;
-    uint64_t first = limit && s->next_audit > limit ? s->next_audit - limit + 1 : 1;
+    pthread_mutex_lock(&s->audit_mu);
+    uint64_t next = s->next_audit;
+    pthread_mutex_unlock(&s->audit_mu);
+    uint64_t first = limit && next > limit ? next - limit + 1 : 1;
     u64key(start, first);
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_AUDIT]);
     for (rocksdb_iter_seek(it, (const char *)start, 8); rocksdb_iter_valid(it) && !st;
@@ -1890,6 +1924,336 @@ mv_status mv_store_audit_list(mv_store *s, uint64_t limit, mv_audit_fn fn, void 
     else
         rocksdb_free(e);
     mv_buf_wipe(&plain);
+    return st;
+}
+
+/* ---- users and roles ---------------------------------------------------------- */
+
+/* Names in canonical order: bit i is role_names[i]. */
+static const char *const role_names[] = {"admin", "officer", "legal", "auditor"};
+
+const char *mv_user_role_name(unsigned role)
+{
+    for (unsigned i = 0; i < 4; i++)
+        if (role == 1u << i)
+            return role_names[i];
+    return NULL;
+}
+
+char *mv_user_roles_str(unsigned roles, char *out, size_t n)
+{
+    size_t len = 0;
+    if (n)
+        out[0] = '\0';
+    for (unsigned i = 0; i < 4; i++) {
+        if (!(roles & (1u << i)))
+            continue;
+        int w = snprintf(out + len, n > len ? n - len : 0, "%s%s", len ? "," : "", role_names[i]);
+        if (w < 0 || (size_t)w >= (n > len ? n - len : 0))
+            return out; /* truncated: the caller's buffer was too small */
+        len += (size_t)w;
+    }
+    if (!len)
+        snprintf(out, n, "none");
+    return out;
+}
+
+mv_status mv_user_roles_parse(const char *s, unsigned *roles, mv_err *err)
+{
+    unsigned r = 0;
+    const char *p = s ? s : "";
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t l = strcspn(p, ", ");
+        if (!l)
+            break;
+        unsigned i;
+        for (i = 0; i < 4; i++)
+            if (strlen(role_names[i]) == l && memcmp(p, role_names[i], l) == 0)
+                break;
+        if (i == 4) {
+            char name[40];
+            mv_log_safe(p, l, name, sizeof name);
+            return mv_err_set(err, MV_EUSAGE,
+                              "unknown role '%s' (roles: admin, officer, legal, auditor)", name);
+        }
+        r |= 1u << i;
+        p += l;
+    }
+    if (!r)
+        return mv_err_set(err, MV_EUSAGE,
+                          "give at least one role (admin, officer, legal, auditor)");
+    *roles = r;
+    return MV_OK;
+}
+
+int mv_user_name_ok(const char *name)
+{
+    if (!name)
+        return 0;
+    if (strncmp(name, "uid:", 4) == 0) {
+        const char *d = name + 4;
+        size_t l = strlen(d);
+        if (l == 0 || l > 10 || strspn(d, "0123456789") != l || (d[0] == '0' && l > 1))
+            return 0;
+        return strtoull(d, NULL, 10) <= UINT32_MAX;
+    }
+    size_t l = strlen(name);
+    if (l == 0 || l > MV_USER_NAME_MAX)
+        return 0;
+    if (!((name[0] >= 'a' && name[0] <= 'z') || name[0] == '_'))
+        return 0;
+    return strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_.-") == l;
+}
+
+void mv_user_name_for_uid(uid_t uid, char *out, size_t n)
+{
+    struct passwd pw, *res = NULL;
+    size_t cap = 4096;
+    char *buf = NULL;
+    int r;
+    /* getpwuid_r says ERANGE when its buffer is short; grow it, within reason. */
+    do {
+        buf = mv_xrealloc(buf, cap);
+        r = getpwuid_r(uid, &pw, buf, cap, &res);
+        cap *= 4;
+    } while (r == ERANGE && cap <= (1u << 20));
+    if (r == 0 && res && mv_user_name_ok(res->pw_name))
+        snprintf(out, n, "%s", res->pw_name);
+    else
+        snprintf(out, n, "uid:%lu", (unsigned long)uid);
+    free(buf);
+}
+
+/* user_key - the lookup key of a user record: a keyed hash, so the store
+ * does not list its users' names in plaintext.  XXX: the copy-id purpose
+ * with a label of its own keeps the input domains apart; a purpose of its
+ * own (store/keys.h) would be cleaner. */
+static void user_key(mv_store *s, const char *name, uint8_t key[32])
+{
+    static const char label[] = "mailvault/v1/user";
+    mv_keys_mac2(s->keys, MV_DERIVE_COPY_ID, label, sizeof label, name, strlen(name), key);
+}
+
+/* user_batch_put - seal a user record (version 1: name, roles, time, by)
+ * into the batch. */
+static mv_status user_batch_put(mv_store *s, rocksdb_writebatch_t *b, const char *name,
+                                unsigned roles, const char *by, mv_buf *rec, mv_buf *tmp,
+                                mv_err *err)
+{
+    uint8_t key[32];
+    user_key(s, name, key);
+    mv_buf_reset(rec);
+    mv_buf_put_u8(rec, 1);
+    mv_buf_put_str(rec, name);
+    mv_buf_put_u32(rec, roles);
+    mv_buf_put_u64(rec, (uint64_t)mv_now_us());
+    mv_buf_put_str(rec, by);
+    /* Its own KEK: user records are not mail and belong to no shred bucket. */
+    return seal_put(s, b, CF_USER, MV_FAM_META, "users", key, sizeof key, rec, tmp, err);
+}
+
+typedef struct user_owned {
+    char *name, *by;
+    unsigned roles;
+    int64_t changed_us;
+} user_owned;
+
+/* user_decode - open and parse a stored user record into u (owned). */
+static mv_status user_decode(mv_store *s, const uint8_t *key, size_t kl, const uint8_t *v,
+                             size_t vl, user_owned *u, mv_err *err)
+{
+    mv_buf plain = MV_BUF_INIT;
+    memset(u, 0, sizeof *u);
+    mv_status st = mv_open_record(s->keys, MV_FAM_META, key, kl, v, vl, &plain, err);
+    if (st)
+        goto out;
+    mv_rd r;
+    mv_rd_init(&r, plain.data, plain.len);
+    uint8_t ver = mv_rd_u8(&r);
+    u->name = mv_rd_str(&r);
+    u->roles = mv_rd_u32(&r);
+    u->changed_us = (int64_t)mv_rd_u64(&r);
+    u->by = mv_rd_str(&r);
+    if (ver != 1 || r.bad || r.left || !mv_user_name_ok(u->name) || !u->roles ||
+        (u->roles & ~MV_USER_ALL)) {
+        st = mv_err_set(err, MV_EMALFORMED, "a user record is damaged");
+        goto out;
+    }
+    if (kl == 32) {
+        /* The AAD binds the record to its key; the key must also be its name's. */
+        uint8_t want[32];
+        user_key(s, u->name, want);
+        if (memcmp(want, key, 32) != 0)
+            st = mv_err_set(err, MV_EMALFORMED, "a user record is stored under another name");
+    }
+out:
+    if (st) {
+        free(u->name);
+        free(u->by);
+        memset(u, 0, sizeof *u);
+    }
+    mv_buf_wipe(&plain);
+    return st;
+}
+
+/* users_load - every user record (unsorted) into *out. */
+static mv_status users_load(mv_store *s, user_owned **out, size_t *n, mv_err *err)
+{
+    mv_status st = MV_OK;
+    size_t cap = 0;
+    *out = NULL;
+    *n = 0;
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_USER]);
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it) && !st; rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        if (*n == cap)
+            *out = mv_xrealloc(*out, (cap = cap ? cap * 2 : 16) * sizeof **out);
+        if (kl != 32)
+            st = mv_err_set(err, MV_EMALFORMED, "a user record has a key of %zu bytes", kl);
+        else if (!(st = user_decode(s, k, kl, v, vl, &(*out)[*n], err)))
+            (*n)++;
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    if (e && !st)
+        st = rocks_err(err, e, "reading the users");
+    else
+        rocksdb_free(e);
+    return st;
+}
+
+static void users_free(user_owned *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(u[i].name);
+        free(u[i].by);
+    }
+    free(u);
+}
+
+/* admins_besides - how many admins there are other than name. */
+static mv_status admins_besides(mv_store *s, const char *name, size_t *count, mv_err *err)
+{
+    user_owned *u;
+    size_t n;
+    mv_status st = users_load(s, &u, &n, err);
+    *count = 0;
+    for (size_t i = 0; !st && i < n; i++)
+        if ((u[i].roles & MV_USER_ADMIN) && strcmp(u[i].name, name) != 0)
+            (*count)++;
+    users_free(u, n);
+    return st;
+}
+
+mv_status mv_store_user_put(mv_store *s, const char *name, unsigned roles, const char *by,
+                            mv_err *err)
+{
+    if (!mv_user_name_ok(name))
+        return mv_err_set(err, MV_EUSAGE, "'%s' is not a valid user name", name ? name : "");
+    if (!roles || (roles & ~MV_USER_ALL))
+        return mv_err_set(err, MV_EUSAGE,
+                          "give at least one role (admin, officer, legal, auditor)");
+    mv_buf rec = MV_BUF_INIT, tmp = MV_BUF_INIT;
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    mv_status st = MV_OK;
+    pthread_mutex_lock(&s->users_mu);
+    if (!(roles & MV_USER_ADMIN)) {
+        size_t others;
+        unsigned cur = 0;
+        if ((st = admins_besides(s, name, &others, err)))
+            goto out;
+        if (!others) {
+            mv_status g = mv_store_user_get(s, name, &cur, NULL);
+            if (g == MV_OK && (cur & MV_USER_ADMIN))
+                st = mv_err_set(err, MV_EPERM,
+                                "'%s' is the last admin and cannot lose the role admin "
+                                "(make another user admin first)", name);
+            else
+                st = mv_err_set(err, MV_EPERM,
+                                "the archive would have no admin: add one first "
+                                "(mailvault users add NAME --role admin)");
+            goto out;
+        }
+    }
+    if (!(st = user_batch_put(s, b, name, roles, by ? by : "", &rec, &tmp, err)))
+        st = write_batch(s, b, 1, err);
+out:
+    pthread_mutex_unlock(&s->users_mu);
+    rocksdb_writebatch_destroy(b);
+    mv_buf_wipe(&rec);
+    mv_buf_free(&tmp);
+    return st;
+}
+
+mv_status mv_store_user_get(mv_store *s, const char *name, unsigned *roles, mv_err *err)
+{
+    if (!mv_user_name_ok(name))
+        return mv_err_set(err, MV_EUSAGE, "'%s' is not a valid user name", name ? name : "");
+    uint8_t key[32];
+    mv_buf v = MV_BUF_INIT;
+    user_owned u;
+    user_key(s, name, key);
+    mv_status st = get(s, CF_USER, key, sizeof key, &v, err);
+    if (st == MV_ENOTFOUND)
+        st = mv_err_set(err, MV_ENOTFOUND, "no user '%s'", name);
+    else if (!st && !(st = user_decode(s, key, sizeof key, v.data, v.len, &u, err))) {
+        *roles = u.roles;
+        free(u.name);
+        free(u.by);
+    }
+    mv_buf_free(&v);
+    return st;
+}
+
+mv_status mv_store_user_remove(mv_store *s, const char *name, mv_err *err)
+{
+    unsigned roles = 0;
+    size_t others = 0;
+    uint8_t key[32];
+    mv_status st;
+    pthread_mutex_lock(&s->users_mu);
+    if ((st = mv_store_user_get(s, name, &roles, err)))
+        goto out;
+    if ((roles & MV_USER_ADMIN) && (st = admins_besides(s, name, &others, err)) == MV_OK &&
+        !others)
+        st = mv_err_set(err, MV_EPERM,
+                        "'%s' is the last admin and cannot be removed (make another user admin "
+                        "first)", name);
+    if (st)
+        goto out;
+    user_key(s, name, key);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_delete_cf(b, s->cf[CF_USER], (const char *)key, sizeof key);
+    st = write_batch(s, b, 1, err);
+    rocksdb_writebatch_destroy(b);
+out:
+    pthread_mutex_unlock(&s->users_mu);
+    return st;
+}
+
+static int cmp_user(const void *a, const void *b)
+{
+    return strcmp(((const user_owned *)a)->name, ((const user_owned *)b)->name);
+}
+
+mv_status mv_store_user_list(mv_store *s, mv_user_fn fn, void *ctx, mv_err *err)
+{
+    user_owned *u;
+    size_t n;
+    mv_status st = users_load(s, &u, &n, err);
+    if (!st && n) {
+        qsort(u, n, sizeof *u, cmp_user);
+        for (size_t i = 0; i < n; i++) {
+            mv_user_rec r = {u[i].name, u[i].roles, u[i].changed_us, u[i].by};
+            fn(ctx, &r);
+        }
+    }
+    users_free(u, n);
     return st;
 }
 
@@ -1981,7 +2345,8 @@ mv_status mv_store_keys_rotate(mv_store *s, int rewrap_existing, unsigned *rotat
     mv_status st = mv_keys_rotate(s->keys, rotated, err);
     if (st || !rewrap_existing)
         return st;
-    static const int cfs[] = {CF_MSG, CF_COPY, CF_ATTR, CF_BLOB, CF_SPOOL, CF_AUDIT, CF_DICT};
+    static const int cfs[] = {CF_MSG,   CF_COPY,  CF_ATTR, CF_BLOB,
+                              CF_SPOOL, CF_AUDIT, CF_DICT, CF_USER};
     for (size_t i = 0; i < sizeof cfs / sizeof *cfs && !st; i++)
         st = rewrap_cf(s, cfs[i], rewrapped, err);
     if (!st) {

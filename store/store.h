@@ -16,6 +16,8 @@
  *   copyid   HMAC(copy key, arrival identity) -> state (spooled/archived)
  *   changes  u64 seq -> u8 kind | u64 serial | u32 copy (no content)
  *   audit    u64 seq -> sealed audit record
+ *   user     HMAC(user-id key, name) -> sealed user record (name, roles,
+ *            when and by whom last set)
  *
  * One process owns an archive (RocksDB's lock): a second opener gets a
  * clear MV_ETEMP error.  Functions of one mv_store may be called from
@@ -26,6 +28,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "../lib/buf.h"
 #include "../lib/err.h"
@@ -41,10 +44,14 @@ typedef struct mv_keysrc {
 typedef struct mv_create_opts {
     unsigned retention_days; /* default retention, 0 = 2557 (7 years) */
     uint64_t scrypt_n;       /* 0 = 2^17 */
+    const char *creator;     /* the first user, given every role; NULL = the
+                              * calling process's user (mv_user_name_for_uid) */
 } mv_create_opts;
 
 /* mv_store_create - make a new archive in dir (created if missing; must
- * not already hold one).
+ * not already hold one), with its creator as its first user, holding
+ * every role.
+ * @retval MV_EUSAGE   creator is not a valid user name
  * @retval MV_EEXIST   an archive is already there
  * @retval MV_EPERM / MV_ENOKEY / MV_ENOTFOUND  key source problems */
 MV_NODISCARD mv_status mv_store_create(const char *dir, const mv_keysrc *src,
@@ -226,6 +233,67 @@ typedef void (*mv_audit_fn)(void *ctx, const mv_audit_rec *r);
 /* mv_store_audit_list - the last `limit` records (0 = all) in order. */
 MV_NODISCARD mv_status mv_store_audit_list(mv_store *s, uint64_t limit, mv_audit_fn fn, void *ctx,
                                            mv_err *err);
+
+/* ---- users and roles ------------------------------------------------------ */
+
+/* Roles (docs/roles.md).  A user holds any combination. */
+#define MV_USER_ADMIN 1u   /* users, keys, import, the daemon */
+#define MV_USER_OFFICER 2u /* search and view mail */
+#define MV_USER_LEGAL 4u   /* holds and export */
+#define MV_USER_AUDITOR 8u /* verify, reports, the audit trail; reads no mail content */
+#define MV_USER_ALL 15u
+#define MV_USER_NAME_MAX 64 /* bytes of a user name */
+#define MV_USER_ROLES_STR 40 /* a buffer for mv_user_roles_str */
+
+/* mv_user_role_name - "admin", "officer", "legal", "auditor" for one role
+ * bit; NULL for anything else. */
+const char *mv_user_role_name(unsigned role);
+/* mv_user_roles_str - "admin,officer" (canonical order) or "none", into
+ * out (MV_USER_ROLES_STR bytes suffice); returns out. */
+char *mv_user_roles_str(unsigned roles, char *out, size_t n);
+/* mv_user_roles_parse - a comma-separated list of role names (blanks
+ * around names allowed, duplicates harmless) into a non-empty mask.
+ * @retval MV_EUSAGE  an unknown role, or none at all (message names it) */
+MV_NODISCARD mv_status mv_user_roles_parse(const char *s, unsigned *roles, mv_err *err);
+/* mv_user_name_ok - 1 for a valid user name: a login name
+ * [a-z_][a-z0-9_.-]* of at most MV_USER_NAME_MAX bytes, or "uid:N" for a
+ * numeric uid without a name. */
+int mv_user_name_ok(const char *name);
+/* mv_user_name_for_uid - the user name of a uid: its login name
+ * (getpwuid_r) when that is a valid user name, else "uid:N".  out must
+ * hold MV_USER_NAME_MAX + 1 bytes.  Thread-safe. */
+void mv_user_name_for_uid(uid_t uid, char *out, size_t n);
+
+/* mv_store_user_put - create or replace a user's roles (roles non-zero,
+ * within MV_USER_ALL); by names who did it.  Synced.  Refused when it
+ * would leave the archive without an admin.
+ * @retval MV_EUSAGE  invalid name or roles
+ * @retval MV_EPERM   it would leave no admin (the last admin demoted, or a
+ *                    first user who is not an admin) */
+MV_NODISCARD mv_status mv_store_user_put(mv_store *s, const char *name, unsigned roles,
+                                         const char *by, mv_err *err);
+/* mv_store_user_get - a user's roles.
+ * @retval MV_ENOTFOUND  no such user
+ * @retval MV_EUSAGE     not a valid user name */
+MV_NODISCARD mv_status mv_store_user_get(mv_store *s, const char *name, unsigned *roles,
+                                         mv_err *err);
+/* mv_store_user_remove - remove a user.  Synced.
+ * @retval MV_ENOTFOUND  no such user
+ * @retval MV_EPERM      the user is the last admin */
+MV_NODISCARD mv_status mv_store_user_remove(mv_store *s, const char *name, mv_err *err);
+typedef struct mv_user_rec {
+    const char *name;
+    unsigned roles;
+    int64_t changed_us; /* when the roles were last set */
+    const char *by;     /* who set them */
+} mv_user_rec;
+/* The record's strings are valid during the call only. */
+typedef void (*mv_user_fn)(void *ctx, const mv_user_rec *u);
+/* mv_store_user_list - every user, sorted by name.  Archives created
+ * before users existed have none (then the owner of the archive directory
+ * holds every role: see docs/roles.md).
+ * @retval MV_EMALFORMED / MV_ECRYPTO  a user record is damaged */
+MV_NODISCARD mv_status mv_store_user_list(mv_store *s, mv_user_fn fn, void *ctx, mv_err *err);
 
 /* ---- keys ---------------------------------------------------------------- */
 
