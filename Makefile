@@ -44,6 +44,7 @@ UNIT_SRC := $(wildcard tests/unit/*_test.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(O)/tests/%)
 FUZZ_SRC := $(filter-out tests/fuzz/standalone_main.c,$(wildcard tests/fuzz/fuzz_*.c))
 REPLAY_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(O)/replay/%)
+TOOL_BIN := $(O)/tools/mvload
 
 .PHONY: all deps check-deps check demo fuzz fuzz-replay bench clean lint check-headers
 
@@ -85,10 +86,14 @@ $(O)/replay/%: tests/fuzz/%.c tests/fuzz/standalone_main.c $(O)/libmv.a
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
 
+$(O)/tools/%: tests/tools/%.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBS)
+
 # `make check` = dependencies, build, unit tests, fuzz corpora replay, end-to-end tests.
 check:
 	$(Q)scripts/deps.sh check
-	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN) $(REPLAY_BIN) O=$(O) SAN=$(SAN)
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN) $(REPLAY_BIN) $(TOOL_BIN) O=$(O) SAN=$(SAN)
 	$(Q)MV_BUILD=$(O) SAN=$(SAN) tests/run.sh
 
 demo:
@@ -107,6 +112,8 @@ fuzz:
 
 bench: all
 	$(Q)MV_BUILD=$(O) bench/import
+	$(Q)$(MAKE) --no-print-directory $(O)/tools/mvload
+	$(Q)MV_BUILD=$(O) bench/smtp
 
 lint:
 	$(Q)! grep -nE '\b(strcpy|strcat|sprintf|vsprintf|strncpy|strncat|gets|atoi|atol|rand|srand|strtok)\s*\(' \

@@ -12,7 +12,8 @@ what=${1:-build}
 pkgs="build-essential pkg-config librocksdb-dev libssl-dev libgmime-3.0-dev libzstd-dev libglib2.0-dev"
 case "$what" in
 build) ;;
-check | demo) pkgs="$pkgs libcmocka-dev python3" ;;
+check) pkgs="$pkgs libcmocka-dev python3 openssl swaks postfix" ;;
+demo) pkgs="$pkgs libcmocka-dev python3" ;;
 fuzz) pkgs="$pkgs libcmocka-dev python3 clang libclang-rt-14-dev" ;;
 *) echo "usage: $0 build|check|demo|fuzz" >&2; exit 64 ;;
 esac
@@ -33,6 +34,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "installing:$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
+# Postfix is a test peer only (the tests run private instances): keep the
+# system's own instance unconfigured, so installing it starts nothing.
+case "$missing" in
+*postfix*) echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections ;;
+esac
 # A fresh machine has no package lists yet; refresh them once if the install fails.
 apt-get install -y -q $missing >/dev/null 2>&1 || {
     apt-get update -q >/dev/null && apt-get install -y -q $missing

@@ -49,3 +49,28 @@ mvk() { # mvk DIR args... : run mailvault on archive DIR with its key
     local a=$1; shift
     "$MV" --archive "$a" --key-file "$a.key" "$@"
 }
+
+# free_port: a TCP port on 127.0.0.1 nothing listens on right now.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+# start_serve ARCHIVE LOG ARGS...: start `mailvault serve` in the
+# background; waits until it listens (its pid file).  Sets SERVE_PID.
+start_serve() {
+    local a=$1 logf=$2; shift 2
+    rm -f "$a.pid"
+    "$MV" serve --archive "$a" --key-file "$a.key" --pid-file "$a.pid" "$@" >>"$logf" 2>&1 &
+    SERVE_PID=$!
+    local i
+    for i in $(seq 1 200); do
+        [ -s "$a.pid" ] && return 0
+        kill -0 "$SERVE_PID" 2>/dev/null || { echo "# serve exited:"; tail -5 "$logf" | sed 's/^/#   /'; return 1; }
+        sleep 0.05
+    done
+    echo "# serve did not start in 10 s"; return 1
+}
+# stop_serve: SIGTERM, wait; returns serve's exit code.
+stop_serve() {
+    kill -TERM "$SERVE_PID" 2>/dev/null
+    wait "$SERVE_PID"
+}
