@@ -600,6 +600,15 @@ int cmd_serve(int argc, char **argv)
         if ((st = mv_write_file_atomic(pidf, pid, (size_t)n, 0644, &err)))
             goto done;
     }
+    /* the start is evidence too: the audit trail shows when the archive
+     * was open for mail (the stop is audited by cli_finish) */
+    {
+        char d[96];
+        snprintf(d, sizeof d, "started listeners=%zu pid=%ld", b.sc.n_listeners, (long)getpid());
+        mv_err aerr = {0};
+        if (mv_store_audit(s, c.user, "serve", d, MV_OK, "ok", &aerr) != MV_OK)
+            mv_log_warn("cannot audit the start: %s", aerr.msg);
+    }
     mv_log_notice("serving %s (control socket %s)", c.archive, ctl_path);
     for (;;) {
         int sig = 0;

@@ -10,7 +10,7 @@ GEN="python3 $ROOT/tests/gen/mvgen.py"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mve2e.XXXXXX")
 export TMPDIR="$WORK/tmp"
 mkdir -p "$TMPDIR"
-trap 'rm -rf "$WORK"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
 T_PASS=0
 T_FAIL=0
 T_NUM=0
