@@ -566,8 +566,13 @@ static int do_tls(session *x)
                          .tv_usec = (suseconds_t)(x->cf->c.command_timeout_ms % 1000) * 1000};
     setsockopt(x->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     int r = SSL_accept(x->ssl);
-    struct timeval zero = {0, 0};
-    setsockopt(x->fd, SOL_SOCKET, SO_RCVTIMEO, &zero, sizeof zero);
+    /* From here SSL_read may block inside a record a client never
+     * finishes: the socket's own timeout bounds it (data timeout, the
+     * longer of the two). */
+    uint64_t ms = x->cf->c.data_timeout_ms > x->cf->c.command_timeout_ms ? x->cf->c.data_timeout_ms
+                                                                         : x->cf->c.command_timeout_ms;
+    struct timeval after = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    setsockopt(x->fd, SOL_SOCKET, SO_RCVTIMEO, &after, sizeof after);
     if (r != 1) {
         unsigned long e = ERR_peek_last_error();
         char buf[120];
@@ -1113,6 +1118,11 @@ static void accept_one(mv_server *srv, listener *l)
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
+    /* a client that stops reading our replies must not hold a session
+     * thread for ever: sends give up after the command timeout */
+    struct timeval snd = {.tv_sec = (time_t)(cf->c.command_timeout_ms / 1000),
+                          .tv_usec = (suseconds_t)(cf->c.command_timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof snd);
     pthread_attr_t at;
     pthread_attr_init(&at);
     pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
