@@ -37,13 +37,13 @@
  * the two is harmless (content-addressed, rewritten by the retry). */
 #define BIG_BLOB (4u << 20)
 
-/* "user" came after the first archives: RocksDB creates it when an older
- * store is opened (create_missing_column_families). */
+/* "user" and "escrow" came after the first archives: RocksDB creates
+ * them when an older store is opened (create_missing_column_families). */
 enum { CF_DEFAULT, CF_MSG, CF_COPY, CF_ATTR, CF_BLOB, CF_SPOOL, CF_DEDUP, CF_COPYID, CF_CHANGES,
-       CF_AUDIT, CF_DICT, CF_USER, CF_COUNT };
+       CF_AUDIT, CF_DICT, CF_USER, CF_ESCROW, CF_COUNT };
 static const char *const cf_names[CF_COUNT] = {"default", "msg", "copy", "attr", "blob", "spool",
                                                 "dedup", "copyid", "changes", "audit", "dict",
-                                                "user"};
+                                                "user", "escrow"};
 
 /* Compression dictionaries, one per shred bucket: trained on the bucket's
  * first DICT_SAMPLES messages, sealed under the bucket's KEK (a dictionary
@@ -81,7 +81,7 @@ struct mv_store {
     rocksdb_writeoptions_t *wo_sync, *wo;
     rocksdb_readoptions_t *ro;
     unsigned retention_days;
-    pthread_mutex_t spool_mu, audit_mu;
+    pthread_mutex_t spool_mu, audit_mu, escrow_mu;
     /* Serialises user changes, so the "one admin remains" check and the
      * write it allows are one step. */
     pthread_mutex_t users_mu;
@@ -296,6 +296,7 @@ void mv_store_close(mv_store *s)
     mv_keys_free(s->keys);
     pthread_mutex_destroy(&s->spool_mu);
     pthread_mutex_destroy(&s->audit_mu);
+    pthread_mutex_destroy(&s->escrow_mu);
     pthread_mutex_destroy(&s->users_mu);
     free(s->dir);
     free(s);
@@ -307,6 +308,7 @@ static mv_store *store_alloc(const char *dir)
     s->dir = mv_xstrdup(dir);
     pthread_mutex_init(&s->spool_mu, NULL);
     pthread_mutex_init(&s->audit_mu, NULL);
+    pthread_mutex_init(&s->escrow_mu, NULL);
     pthread_mutex_init(&s->users_mu, NULL);
     pthread_mutex_init(&s->dict_mu, NULL);
     s->dict_samples = DICT_SAMPLES;
@@ -2346,7 +2348,7 @@ mv_status mv_store_keys_rotate(mv_store *s, int rewrap_existing, unsigned *rotat
     if (st || !rewrap_existing)
         return st;
     static const int cfs[] = {CF_MSG,   CF_COPY,  CF_ATTR, CF_BLOB,
-                              CF_SPOOL, CF_AUDIT, CF_DICT, CF_USER};
+                              CF_SPOOL, CF_AUDIT, CF_DICT, CF_USER, CF_ESCROW};
     for (size_t i = 0; i < sizeof cfs / sizeof *cfs && !st; i++)
         st = rewrap_cf(s, cfs[i], rewrapped, err);
     if (!st) {
@@ -2362,4 +2364,147 @@ mv_status mv_store_keys_rewrap(mv_store *s, const mv_keysrc *src, uint64_t scryp
 {
     mv_kdf_params kp = {scrypt_n};
     return mv_keys_rewrap_master(s->keys, src, &kp, err);
+}
+
+/* ---- escrow keyring ------------------------------------------------------ */
+
+/* Record (version 1), sealed under the "escrow" KEK with the u32 id as
+ * key: kind, description, added time, by whom, then the key material.
+ * The material is a secret: it leaves this function only into a buffer
+ * the caller wipes. */
+static mv_status escrow_decode(mv_store *s, const uint8_t *k, size_t kl, const uint8_t *v,
+                               size_t vl, mv_escrow_rec *e, mv_buf *material, mv_err *err)
+{
+    mv_buf plain = MV_BUF_INIT;
+    memset(e, 0, sizeof *e);
+    mv_status st = mv_open_record(s->keys, MV_FAM_META, k, kl, v, vl, &plain, err);
+    if (!st) {
+        mv_rd r;
+        mv_rd_init(&r, plain.data, plain.len);
+        uint8_t ver = mv_rd_u8(&r);
+        e->kind = mv_rd_str(&r);
+        e->description = mv_rd_str(&r);
+        e->added_us = (int64_t)mv_rd_u64(&r);
+        e->added_by = mv_rd_str(&r);
+        size_t ml = 0;
+        const uint8_t *m = mv_rd_lp(&r, &ml);
+        if (ver != 1 || r.bad || r.left || kl != 4) {
+            st = mv_err_set(err, MV_EMALFORMED, "an escrow key record is damaged");
+        } else {
+            e->id = mv_be32_get(k);
+            e->material_bytes = ml;
+            if (material)
+                mv_buf_append(material, m, ml);
+        }
+    }
+    if (st)
+        mv_escrow_rec_clear(e);
+    mv_buf_wipe(&plain);
+    return st;
+}
+
+void mv_escrow_rec_clear(mv_escrow_rec *e)
+{
+    free(e->kind);
+    free(e->description);
+    free(e->added_by);
+    memset(e, 0, sizeof *e);
+}
+
+mv_status mv_store_escrow_add(mv_store *s, const char *kind, const char *description,
+                              const uint8_t *material, size_t n, const char *by, uint32_t *id,
+                              mv_err *err)
+{
+    if (!kind || !*kind || !n)
+        return mv_err_set(err, MV_EUSAGE, "an escrow key needs a kind and key material");
+    pthread_mutex_lock(&s->escrow_mu);
+    uint64_t last = 0;
+    mv_status st = meta_get_u64(s, "escrow_next", &last, err);
+    mv_buf rec = MV_BUF_INIT, tmp = MV_BUF_INIT;
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    uint8_t key[4];
+    if (!st && last >= UINT32_MAX)
+        st = mv_err_set(err, MV_ELIMIT, "the escrow keyring is full");
+    if (!st) {
+        mv_be32_put(key, (uint32_t)(last + 1));
+        mv_buf_put_u8(&rec, 1);
+        mv_buf_put_str(&rec, kind);
+        mv_buf_put_str(&rec, description);
+        mv_buf_put_u64(&rec, (uint64_t)mv_now_us());
+        mv_buf_put_str(&rec, by);
+        mv_buf_put_lp(&rec, material, n);
+        st = seal_put(s, b, CF_ESCROW, MV_FAM_META, "escrow", key, sizeof key, &rec, &tmp, err);
+    }
+    if (!st) {
+        batch_u64(b, s, "escrow_next", last + 1);
+        st = write_batch(s, b, 1, err);
+    }
+    if (!st)
+        *id = (uint32_t)(last + 1);
+    pthread_mutex_unlock(&s->escrow_mu);
+    rocksdb_writebatch_destroy(b);
+    mv_buf_wipe(&rec);
+    mv_buf_wipe(&tmp);
+    return st;
+}
+
+mv_status mv_store_escrow_get(mv_store *s, uint32_t id, mv_escrow_rec *e, mv_buf *material,
+                              mv_err *err)
+{
+    uint8_t key[4];
+    mv_be32_put(key, id);
+    mv_buf v = MV_BUF_INIT;
+    mv_status st = get(s, CF_ESCROW, key, sizeof key, &v, err);
+    if (st == MV_ENOTFOUND)
+        st = mv_err_set(err, MV_ENOTFOUND, "no escrow key #%u", id);
+    if (!st)
+        st = escrow_decode(s, key, sizeof key, v.data, v.len, e, material, err);
+    mv_buf_free(&v);
+    return st;
+}
+
+mv_status mv_store_escrow_list(mv_store *s, mv_escrow_fn fn, void *ctx, int with_material,
+                               mv_err *err)
+{
+    mv_status st = MV_OK;
+    mv_buf material = MV_BUF_INIT;
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_ESCROW]);
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it) && !st; rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        mv_escrow_rec e;
+        mv_buf_wipe(&material);
+        if ((st = escrow_decode(s, k, kl, v, vl, &e, with_material ? &material : NULL, err)))
+            break;
+        st = fn(ctx, &e, with_material ? material.data : NULL, material.len, err);
+        mv_escrow_rec_clear(&e);
+    }
+    mv_buf_wipe(&material);
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    if (e && !st)
+        st = rocks_err(err, e, "reading the escrow keyring");
+    else
+        rocksdb_free(e);
+    return st;
+}
+
+mv_status mv_store_escrow_remove(mv_store *s, uint32_t id, mv_err *err)
+{
+    uint8_t key[4];
+    mv_be32_put(key, id);
+    mv_buf v = MV_BUF_INIT;
+    mv_status st = get(s, CF_ESCROW, key, sizeof key, &v, err);
+    mv_buf_free(&v);
+    if (st == MV_ENOTFOUND)
+        return mv_err_set(err, MV_ENOTFOUND, "no escrow key #%u", id);
+    if (st)
+        return st;
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_delete_cf(b, s->cf[CF_ESCROW], (const char *)key, sizeof key);
+    st = write_batch(s, b, 1, err);
+    rocksdb_writebatch_destroy(b);
+    return st;
 }

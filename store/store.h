@@ -324,6 +324,39 @@ MV_NODISCARD mv_status mv_store_keys_rotate(mv_store *s, int rewrap_existing, un
 MV_NODISCARD mv_status mv_store_keys_rewrap(mv_store *s, const mv_keysrc *src, uint64_t scrypt_n,
                                             mv_err *err);
 
+/* ---- escrow keyring --------------------------------------------------------
+ * The organisation's escrowed private keys (S/MIME, OpenPGP), kept inside
+ * the archive, each sealed under the "escrow" KEK (DESIGN.md 3).  The
+ * store keeps them as opaque material; ingest/escrow interprets it.
+ * Callers must wipe (mv_buf_wipe) any material they receive. */
+typedef struct mv_escrow_rec {
+    uint32_t id;          /* 1, 2, ... never reused */
+    char *kind;           /* "x509" or "openpgp" */
+    char *description;    /* subject, issuer, serial, fingerprints ... (text) */
+    int64_t added_us;
+    char *added_by;
+    size_t material_bytes;
+} mv_escrow_rec;
+void mv_escrow_rec_clear(mv_escrow_rec *e);
+/* mv_store_escrow_add - store key material (synced); *id gets its number. */
+MV_NODISCARD mv_status mv_store_escrow_add(mv_store *s, const char *kind, const char *description,
+                                           const uint8_t *material, size_t n, const char *by,
+                                           uint32_t *id, mv_err *err);
+/* mv_store_escrow_get - one key; material (may be NULL) gets its bytes.
+ * @retval MV_ENOTFOUND no such key */
+MV_NODISCARD mv_status mv_store_escrow_get(mv_store *s, uint32_t id, mv_escrow_rec *e,
+                                           mv_buf *material, mv_err *err);
+/* mv_store_escrow_list - every key in id order; material passed (and wiped
+ * after fn) only when with_material.  fn's error stops the walk. */
+typedef mv_status (*mv_escrow_fn)(void *ctx, const mv_escrow_rec *e, const uint8_t *material,
+                                  size_t n, mv_err *err);
+MV_NODISCARD mv_status mv_store_escrow_list(mv_store *s, mv_escrow_fn fn, void *ctx,
+                                            int with_material, mv_err *err);
+/* mv_store_escrow_remove - delete one key (synced).  Whether it may go
+ * (the only key of archived messages) is the caller's decision.
+ * @retval MV_ENOTFOUND no such key */
+MV_NODISCARD mv_status mv_store_escrow_remove(mv_store *s, uint32_t id, mv_err *err);
+
 /* mv_store_set_dict_samples - messages sampled before a bucket's
  * compression dictionary is trained (default 300; 0 = never train). */
 void mv_store_set_dict_samples(mv_store *s, unsigned n);

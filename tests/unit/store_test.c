@@ -411,6 +411,74 @@ static void test_store_dictionary(void **state)
     free(kf);
 }
 
+
+static mv_status count_escrow(void *ctx, const mv_escrow_rec *e, const uint8_t *m, size_t n,
+                              mv_err *err)
+{
+    (void)err;
+    size_t *c = ctx;
+    assert_true(e->id > 0);
+    assert_string_equal(e->kind, "x509");
+    if (m)
+        assert_int_equal(n, e->material_bytes);
+    (*c)++;
+    return MV_OK;
+}
+
+/* The escrow keyring: material sealed (nowhere in the clear on disk),
+ * ids never reused, and it survives a rotation that destroys old KEKs. */
+static void test_store_escrow(void **state)
+{
+    (void)state;
+    char *dir = path("escrow"), *kf = path("ekey");
+    write_key(kf, 9, 0600);
+    mv_keysrc src = {kf, NULL};
+    mv_err err;
+    mv_store *s = NULL;
+    assert_int_equal(mv_store_create(dir, &src, NULL, &err), MV_OK);
+    assert_int_equal(mv_store_open(dir, &src, &s, &err), MV_OK);
+    static const char secret[] = "-----ESCROWCANARYPRIVATEKEYMATERIAL-----";
+    uint32_t a = 0, b = 0;
+    assert_int_equal(mv_store_escrow_add(s, "x509", "CN=Alice", (const uint8_t *)secret,
+                                         sizeof secret, "root", &a, &err), MV_OK);
+    assert_int_equal(mv_store_escrow_add(s, "x509", "CN=Bob", (const uint8_t *)"k2", 2, "root", &b,
+                                         &err), MV_OK);
+    assert_int_equal(a, 1);
+    assert_int_equal(b, 2);
+    mv_escrow_rec e;
+    mv_buf m = MV_BUF_INIT;
+    assert_int_equal(mv_store_escrow_get(s, a, &e, &m, &err), MV_OK);
+    assert_string_equal(e.description, "CN=Alice");
+    assert_int_equal(m.len, sizeof secret);
+    assert_memory_equal(m.data, secret, sizeof secret);
+    mv_escrow_rec_clear(&e);
+    mv_buf_wipe(&m);
+    unsigned rotated;
+    uint64_t rewrapped;
+    assert_int_equal(mv_store_keys_rotate(s, 1, &rotated, &rewrapped, &err), MV_OK);
+    assert_int_equal(mv_store_escrow_remove(s, b, &err), MV_OK);
+    assert_int_equal(mv_store_escrow_remove(s, b, &err), MV_ENOTFOUND);
+    mv_store_close(s);
+    assert_int_equal(mv_store_open(dir, &src, &s, &err), MV_OK);
+    size_t n = 0;
+    assert_int_equal(mv_store_escrow_list(s, count_escrow, &n, 1, &err), MV_OK);
+    assert_int_equal(n, 1);
+    uint32_t c = 0;
+    assert_int_equal(mv_store_escrow_add(s, "x509", "CN=Carol", (const uint8_t *)"k3", 2, "root", &c,
+                                         &err), MV_OK);
+    assert_int_equal(c, 3); /* never reused */
+    assert_int_equal(mv_store_escrow_get(s, a, &e, &m, &err), MV_OK);
+    assert_memory_equal(m.data, secret, sizeof secret);
+    mv_escrow_rec_clear(&e);
+    mv_buf_wipe(&m);
+    mv_store_close(s);
+    char *cmd = mv_xasprintf("grep -rqa ESCROWCANARY '%s'", dir);
+    assert_int_not_equal(system(cmd), 0);
+    free(cmd);
+    free(dir);
+    free(kf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -421,6 +489,7 @@ int main(void)
         cmocka_unit_test(test_blob_chunks),
         cmocka_unit_test(test_store_dedup_and_reimport),
         cmocka_unit_test(test_store_dictionary),
+        cmocka_unit_test(test_store_escrow),
     };
     return cmocka_run_group_tests_name("store", tests, setup_dir, teardown_dir);
 }
