@@ -12,7 +12,7 @@ new_archive "$A"
 LOG=$WORK/serve.log
 P=$(free_port)
 N=$(free_port)
-T=$(free_port)
+G=$(free_port)
 SOCK=$WORK/lmtp.sock
 
 # a CA, the server's certificate, and a client certificate it signed
@@ -27,6 +27,7 @@ cd - >/dev/null || exit 1
 cat >"$WORK/serve.conf" <<CONF
 [serve]
 clients = 127.0.0.1
+report_senders = journal@corp.test
 
 [limits]
 sessions = 3
@@ -48,6 +49,10 @@ listen = [::1]:$N
 [listener lmtp]
 protocol = lmtp
 listen = unix:$SOCK
+
+[listener google]
+listen = 127.0.0.1:$G
+source = google-routing
 CONF
 
 begin_subtest "serve starts"
@@ -109,6 +114,31 @@ out=$(swaks --server 127.0.0.1 --port "$P" -tls --tls-cert "$WORK/rogue.pem" --t
     --from journal@corp.test --to archive@archive.test --data "$WORK/report.eml" 2>&1)
 check "a self-signed certificate with the same name is not believed" \
     bash -c "'$MV' --archive '$A' list --format json | python3 -c 'import json,sys; sys.exit(0 if sum(1 for m in json.load(sys.stdin) if m[\"sha256\"]==\"$want\")==1 else 1)'"
+
+begin_subtest "report_senders: a report from another MAIL FROM is not believed"
+sed 's/Sender: a@corp.test/Sender: b@corp.test/; s/Bcc: hidden@corp.test/Bcc: other@corp.test/' "$WORK/report.eml" >"$WORK/report2.eml"
+out=$(swaks --server 127.0.0.1 --port "$P" -tls --tls-cert "$WORK/cli.pem" --tls-key "$WORK/cli.key" \
+    --from intruder@corp.test --to archive@archive.test --data "$WORK/report2.eml" 2>&1)
+check "accepted (evidence is never refused)" grep -q '250 2.0.0 Ok: queued' <<<"$out"
+for _ in $(seq 1 50); do "$MV" --archive "$A" status | grep -qx 'spool: 0' && break; sleep 0.1; done
+s=$(mvk "$A" list --format json | python3 -c 'import json,sys; print(max(m["serial"] for m in json.load(sys.stdin)))')
+j=$(mvk "$A" show "$s" --format json)
+check "its Bcc is not believed" bash -c "! grep -q 'bcc <other@corp.test>' <<<'$j'"
+check "a note says why" grep -q 'not listed in report_senders' <<<"$j"
+
+begin_subtest "google-routing: X-Gm-Original-To is believed only from that source"
+printf 'X-Gm-Original-To: ceo@corp.test\r\nX-Gm-Original-To: cfo@corp.test\r\nSubject: routed\r\nMessage-ID: <gm@corp.test>\r\n\r\nhi\r\n' >"$WORK/gm"
+printf 'X-Gm-Original-To: fake@corp.test\r\nSubject: not routed\r\nMessage-ID: <gm2@corp.test>\r\n\r\nhi\r\n' >"$WORK/gm2"
+swaks --server 127.0.0.1 --port "$G" --from g@corp.test --to archive@archive.test --data "$WORK/gm" >/dev/null 2>&1
+swaks --server 127.0.0.1 --port "$P" --from g@corp.test --to archive@archive.test --data "$WORK/gm2" >/dev/null 2>&1
+for _ in $(seq 1 50); do "$MV" --archive "$A" status | grep -qx 'spool: 0' && break; sleep 0.1; done
+mvk "$A" list --format json >"$WORK/l2.json"
+sg=$(python3 -c 'import json,sys; print([m["serial"] for m in json.load(open(sys.argv[1])) if (m["message_id"] or "").strip("<>")==sys.argv[2]][0])' "$WORK/l2.json" gm@corp.test)
+sg2=$(python3 -c 'import json,sys; print([m["serial"] for m in json.load(open(sys.argv[1])) if (m["message_id"] or "").strip("<>")==sys.argv[2]][0])' "$WORK/l2.json" gm2@corp.test)
+j=$(mvk "$A" show "$sg" --format json)
+check "both original recipients recorded" bash -c "grep -q 'original-to <ceo@corp.test>' <<<'$j' && grep -q 'original-to <cfo@corp.test>' <<<'$j'"
+j=$(mvk "$A" show "$sg2" --format json)
+check "from a plain listener the header is not believed" bash -c "! grep -q 'original-to' <<<'$j'"
 
 begin_subtest "require_client_cert: no certificate, no mail"
 stop_serve
