@@ -282,7 +282,7 @@ static mv_status snap_new(const mv_server_conf *in, snap **out, mv_err *err)
     snap *c = mv_xcalloc(1, sizeof *c);
     c->refs = 1;
     c->c = *in;
-    c->c.hostname = dup0(in->hostname);
+    c->c.hostname = NULL; /* copied into c->hostname below */
     c->c.tls_cert = dup0(in->tls_cert);
     c->c.tls_key = dup0(in->tls_key);
     c->c.tls_client_ca = dup0(in->tls_client_ca);
@@ -313,7 +313,6 @@ static mv_status snap_new(const mv_server_conf *in, snap **out, mv_err *err)
         snprintf(c->hostname, sizeof c->hostname, "%s", in->hostname);
     else if (gethostname(c->hostname, sizeof c->hostname - 1) != 0 || !c->hostname[0])
         snprintf(c->hostname, sizeof c->hostname, "localhost");
-    c->c.hostname = NULL;
     mv_status st = MV_OK;
     if (in->n_clients == 0) {
         c->nets = mv_xcalloc(2, sizeof *c->nets);
