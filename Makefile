@@ -20,7 +20,7 @@ O ?= build
 SANFLAGS :=
 endif
 
-PKGS := rocksdb openssl gmime-3.0 libzstd glib-2.0
+PKGS := rocksdb openssl gmime-3.0 libzstd glib-2.0 librnp
 # Evaluated once; a missing package stops the build with its Debian name.
 PKG_OK := $(shell pkg-config --exists $(PKGS) && echo yes)
 CC ?= cc
@@ -55,7 +55,7 @@ ifneq ($(PKG_OK),yes)
 	@missing=""; debs=""; for m in $(PKGS); do pkg-config --exists $$m 2>/dev/null && continue; \
 	   missing="$$missing $$m"; \
 	   case $$m in rocksdb) d=librocksdb-dev;; openssl) d=libssl-dev;; gmime-3.0) d=libgmime-3.0-dev;; \
-	     libzstd) d=libzstd-dev;; glib-2.0) d=libglib2.0-dev;; *) d=$$m;; esac; debs="$$debs $$d"; done; \
+	     libzstd) d=libzstd-dev;; glib-2.0) d=libglib2.0-dev;; librnp) d=librnp-dev;; *) d=$$m;; esac; debs="$$debs $$d"; done; \
 	 command -v pkg-config >/dev/null || { missing=" (pkg-config itself)"; debs=" pkg-config"; }; \
 	 echo "missing build dependencies:$$missing" >&2; \
 	 echo "install the Debian packages:$$debs  (scripts/deps.sh build does it as root)" >&2; \
