@@ -177,6 +177,8 @@ int cmd_audit(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_users(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_keys_escrow(int argc, char **argv);
+int cmd_reprocess(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "../ingest/escrow.h"
 #include "../ingest/server.h"
 #include "../lib/config.h"
 #include "../lib/log.h"
@@ -573,6 +574,7 @@ int cmd_serve(int argc, char **argv)
     mv_store *s = NULL;
     control ctl = {.fd = -1};
     mv_server *srv = NULL;
+    mv_escrow *esc = NULL;
     int srv_started = 0;
     if (another_daemon(ctl_path)) {
         st = mv_err_set(&err, MV_ETEMP, "a daemon already serves this archive (%s answers)", ctl_path);
@@ -586,6 +588,9 @@ int cmd_serve(int argc, char **argv)
     if ((st = cli_require(&c, s, MV_USER_ADMIN, &err)))
         goto done;
     cli_detail(&c, "listeners=%zu", b.sc.n_listeners);
+    if ((st = mv_escrow_load(s, &esc, &err)))
+        goto done;
+    b.sc.pipeline.escrow = esc;
     if ((st = mv_server_start(s, &b.sc, &srv, &err)))
         goto done;
     cli_server = srv;
@@ -659,6 +664,7 @@ done:
     if (srv_started && pf && *pf)
         unlink(pf);
     built_free(&b);
+    mv_escrow_free(esc); /* after the pipeline stopped with the server */
     int code = cli_finish(&c, s, st, &err);
     mv_cfg_free(cf);
     free(ctl_path);

@@ -39,6 +39,7 @@ static const cli_command commands[] = {
      "keys change only while no daemon holds them", 0},
     {"audit", cmd_audit, "read the audit trail", NULL, 0},
     {"verify", cmd_verify, "read every message back and check its SHA-256", NULL, 0},
+    {"reprocess", cmd_reprocess, "decrypt archived mail with keys escrowed since", NULL, 0},
     {"users", cmd_users, "the archive's users and their roles", NULL, 0},
     {"serve", cmd_serve, "the SMTP/LMTP journaling daemon", "one daemon serves an archive", 1},
     {"status", cmd_status, "daemon sessions, last errors, spool", NULL, 0},

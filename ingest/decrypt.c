@@ -7,6 +7,8 @@
 
 #include <openssl/crypto.h>
 
+#include "../store/store.h"
+
 void mv_decrypt_limits_default(mv_decrypt_limits *l)
 {
     l->max_output = (size_t)256 << 20;
@@ -38,4 +40,22 @@ void mv_decrypt_result_free(mv_decrypt_result *r)
     free(r->signer);
     free(r->sig_detail);
     memset(r, 0, sizeof *r);
+}
+
+void mv_decryption_from_result(struct mv_decryption *d, const mv_decrypt_result *r)
+{
+    memset(d, 0, sizeof *d);
+    d->decrypted = r->decrypted && r->out;
+    d->scheme = r->scheme;
+    d->content_alg = r->content_alg;
+    d->key_alg = r->key_alg;
+    d->key_id = r->key_id;
+    d->recipients = r->recipients;
+    d->n_recipients = r->n_recipients;
+    d->failure = r->failure;
+    d->sig = (int)r->sig;
+    d->signer = r->signer;
+    d->signing_time = r->signing_time;
+    d->sig_detail = r->sig_detail;
+    d->defects = r->defects;
 }

@@ -64,4 +64,10 @@ typedef struct mv_decrypt_result {
 
 void mv_decrypt_result_free(mv_decrypt_result *r);
 
+/* mv_decryption_from_result - the store's record (store.h) viewing r's
+ * fields: borrowed, valid while r lives; the store computes size and
+ * digests itself. */
+struct mv_decryption;
+void mv_decryption_from_result(struct mv_decryption *d, const mv_decrypt_result *r);
+
 #endif

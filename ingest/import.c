@@ -11,6 +11,7 @@
 #include "../lib/digest.h"
 #include "../lib/log.h"
 #include "../lib/util.h"
+#include "escrow.h"
 #include "pipeline.h"
 #include "source.h"
 
@@ -176,8 +177,14 @@ mv_status mv_import(mv_store *s, char *const *paths, size_t npaths, const mv_imp
     im->o = o ? o : &defaults;
     im->r = r;
     mv_source_limits_default(&lim);
+    mv_escrow *esc = NULL;
     if ((st = mv_source_open(paths, npaths, &lim, warn_fn, im, &src, err)))
         goto out_nopipe;
+    /* escrowed keys decrypt as the mail goes in (an archive without any
+     * still records what encrypted mail was encrypted to) */
+    if ((st = mv_escrow_load(s, &esc, err)))
+        goto out_nopipe;
+    po.escrow = esc;
     if ((st = mv_pipeline_start(s, &po, &im->pl, err)))
         goto out_nopipe;
     /* An earlier run's accepted arrivals go first: they were promised. */
@@ -229,6 +236,7 @@ out_nopipe:
         pending_free(&im->batch[i]);
     mv_progress_free(prog);
     mv_source_free(src);
+    mv_escrow_free(esc);
     free(im);
     r->seconds = mv_mono() - t0;
     return st;

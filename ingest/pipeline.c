@@ -2,6 +2,8 @@
 /* pipeline.c - workers and the single committer (see pipeline.h). */
 #include "pipeline.h"
 
+#include "escrow.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,10 +138,39 @@ static mv_status process(mv_pipeline *p, item *w, mv_prepared **out, int *defect
     if (st)
         return st;
     *defective = mi->meta.defects != 0;
+    /* Escrow decryption reads the bytes before they pass to the store. */
+    mv_decrypt_result dr;
+    int has_dr = 0;
+    if (p->o.escrow && mv_escrow_detect(w->it.data, w->it.len)) {
+        mv_decrypt_limits dl;
+        mv_decrypt_limits_default(&dl);
+        mv_err derr = {0};
+        if (mv_escrow_decrypt(p->o.escrow, w->it.data, w->it.len, &dl, &dr, &derr) != MV_OK) {
+            /* never a lost message: the failure is recorded instead */
+            mv_decrypt_result_free(&dr);
+            dr.encrypted = 1;
+            dr.failure = mv_xasprintf("decryption failed: %s", derr.msg);
+        }
+        has_dr = dr.encrypted || dr.sig != MV_SIG_NONE;
+        if (!has_dr)
+            mv_decrypt_result_free(&dr);
+    }
     /* The bytes pass to the prepared arrival: no copy of a large message. */
     st = mv_store_prepare(p->s, &w->it, &mi->meta, 1, out, err);
     w->data = w->raw = NULL;
     mv_msginfo_free(mi);
+    if (has_dr) {
+        if (!st) {
+            mv_decryption d = {0};
+            mv_decryption_from_result(&d, &dr);
+            st = mv_store_prepare_decryption(p->s, *out, &d, dr.out, dr.out_len, err);
+            if (st) {
+                mv_prepared_free(*out);
+                *out = NULL;
+            }
+        }
+        mv_decrypt_result_free(&dr);
+    }
     return st;
 }
 

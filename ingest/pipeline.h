@@ -22,8 +22,13 @@
 
 typedef struct mv_pipeline mv_pipeline;
 
+struct mv_escrow;
+
 typedef struct mv_pipeline_opts {
     unsigned workers;          /* 0 = number of CPUs */
+    /* escrowed keys (ingest/escrow.h), borrowed; NULL: encrypted mail is
+     * archived without a decryption record (reprocess adds it later) */
+    const struct mv_escrow *escrow;
     size_t max_inflight_bytes; /* message bytes between submit and commit; 0 = 16 MiB */
     size_t parse_limit;        /* larger messages get headers-only parsing; 0 = 32 MiB */
 } mv_pipeline_opts;

@@ -69,7 +69,10 @@ typedef struct ddict_entry {
 } ddict_entry;
 
 enum { CHANGE_MESSAGE = 1, CHANGE_COPY = 2 };
-enum { ATTR_COPY_MERGED = 1 };
+enum { ATTR_COPY_MERGED = 1, ATTR_DECRYPTION = 2 };
+/* Attribute keys: serial | u32.  Copy merges use the copy number;
+ * decryption records set the high bit and count 1, 2, ... */
+#define ATTR_DEC_BASE 0x80000000u
 
 struct mv_store {
     char *dir;
@@ -1062,6 +1065,10 @@ struct mv_prepared {
     int raw_differs;
     int spool_raw;           /* the spool holds a raw blob for this arrival */
     uint64_t spool_raw_size;
+    int has_dec;             /* a decryption to record with a new message */
+    mv_buf dec_rec;          /* its record (plaintext, sealed at commit) */
+    sealed_blob dec_blob;    /* the decrypted form, sealed (nparts 0: none) */
+    uint32_t dec_key;        /* escrow key used, 0 if none */
 };
 
 static char *dup_or_null(const char *s)
@@ -1126,6 +1133,8 @@ void mv_prepared_free(mv_prepared *p)
     free(p->raw);
     sealed_blob_free(&p->msg);
     sealed_blob_free(&p->copy);
+    sealed_blob_free(&p->dec_blob);
+    mv_buf_wipe(&p->dec_rec);
     free(p);
 }
 
@@ -1429,6 +1438,40 @@ static void delete_spool(mv_store *s, rocksdb_writebatch_t *b, const mv_prepared
     }
 }
 
+/* Messages each escrow key decrypted, counted per batch and added to the
+ * stored counters (meta "escrow_uses/ID") under escrow_mu. */
+typedef struct escrow_uses {
+    struct { uint32_t id; uint64_t n; } *v;
+    size_t n;
+} escrow_uses;
+
+static void uses_add(escrow_uses *u, uint32_t id)
+{
+    for (size_t i = 0; i < u->n; i++)
+        if (u->v[i].id == id) {
+            u->v[i].n++;
+            return;
+        }
+    u->v = mv_xrealloc(u->v, (u->n + 1) * sizeof *u->v);
+    u->v[u->n].id = id;
+    u->v[u->n].n = 1;
+    u->n++;
+}
+
+static mv_status uses_put(mv_store *s, rocksdb_writebatch_t *b, const escrow_uses *u, mv_err *err)
+{
+    for (size_t i = 0; i < u->n; i++) {
+        char name[32];
+        uint64_t cur = 0;
+        snprintf(name, sizeof name, "escrow_uses/%u", u->v[i].id);
+        mv_status st = meta_get_u64(s, name, &cur, err);
+        if (st)
+            return st;
+        batch_u64(b, s, name, cur + u->v[i].n);
+    }
+    return MV_OK;
+}
+
 mv_status mv_store_commit(mv_store *s, mv_prepared **items, size_t n, mv_commit_result *res,
                           mv_err *err)
 {
@@ -1441,6 +1484,7 @@ mv_status mv_store_commit(mv_store *s, mv_prepared **items, size_t n, mv_commit_
     pending *pend = mv_xcalloc(n ? n : 1, sizeof *pend);
     size_t npend = 0;
     idset written = {0};
+    escrow_uses uses = {0};
     uint64_t serial = s->last_serial, change = s->last_change;
     mv_stats stats = s->stats;
     for (size_t i = 0; i < n && !st; i++) {
@@ -1510,6 +1554,17 @@ mv_status mv_store_commit(mv_store *s, mv_prepared **items, size_t n, mv_commit_
             rocksdb_writebatch_put_cf(b, s->cf[CF_DEDUP], (const char *)dkey, 32, (const char *)key, 8);
             stats.messages++;
             stats.message_bytes += p->size;
+            if (p->has_dec) {
+                uint8_t ak[12];
+                mv_be64_put(ak, r->serial);
+                mv_be32_put(ak + 8, ATTR_DEC_BASE | 1);
+                if ((st = put_blob(s, b, &p->dec_blob, &written, &r->stored_bytes, err)) ||
+                    (st = seal_put(s, b, CF_ATTR, MV_FAM_ATTR, p->bucket, ak, 12, &p->dec_rec, &tmp,
+                                   err)))
+                    break;
+                if (p->dec_key)
+                    uses_add(&uses, p->dec_key);
+            }
         } else {
             r->kind = MV_COMMIT_MERGED;
             r->serial = existing;
@@ -1582,10 +1637,15 @@ mv_status mv_store_commit(mv_store *s, mv_prepared **items, size_t n, mv_commit_
         rocksdb_writebatch_put_cf(b, s->cf[CF_DEFAULT], "stats", 5, (const char *)sv, sizeof sv);
         batch_u64(b, s, "serial", serial);
         batch_u64(b, s, "change", change);
+        pthread_mutex_lock(&s->escrow_mu);
+        st = uses_put(s, b, &uses, err);
         /* Not synced: the spool entries this batch deletes are in the same
          * WAL, so a batch lost to a crash leaves them to be replayed. */
-        st = write_batch(s, b, 0, err);
+        if (!st)
+            st = write_batch(s, b, 0, err);
+        pthread_mutex_unlock(&s->escrow_mu);
     }
+    free(uses.v);
     if (!st) {
         __atomic_store_n(&s->last_serial, serial, __ATOMIC_RELEASE);
         s->last_change = change;
@@ -2393,7 +2453,10 @@ static mv_status escrow_decode(mv_store *s, const uint8_t *k, size_t kl, const u
         } else {
             e->id = mv_be32_get(k);
             e->material_bytes = ml;
-            if (material)
+            char name[32];
+            snprintf(name, sizeof name, "escrow_uses/%u", e->id);
+            st = meta_get_u64(s, name, &e->uses, err);
+            if (!st && material)
                 mv_buf_append(material, m, ml);
         }
     }
@@ -2454,6 +2517,7 @@ mv_status mv_store_escrow_get(mv_store *s, uint32_t id, mv_escrow_rec *e, mv_buf
     uint8_t key[4];
     mv_be32_put(key, id);
     mv_buf v = MV_BUF_INIT;
+    memset(e, 0, sizeof *e);
     mv_status st = get(s, CF_ESCROW, key, sizeof key, &v, err);
     if (st == MV_ENOTFOUND)
         st = mv_err_set(err, MV_ENOTFOUND, "no escrow key #%u", id);
@@ -2506,5 +2570,240 @@ mv_status mv_store_escrow_remove(mv_store *s, uint32_t id, mv_err *err)
     rocksdb_writebatch_delete_cf(b, s->cf[CF_ESCROW], (const char *)key, sizeof key);
     st = write_batch(s, b, 1, err);
     rocksdb_writebatch_destroy(b);
+    return st;
+}
+
+/* ---- decryption records ------------------------------------------------------ */
+
+void mv_decryption_free(mv_decryption *d)
+{
+    if (!d)
+        return;
+    free(d->scheme);
+    free(d->content_alg);
+    free(d->key_alg);
+    for (size_t i = 0; i < d->n_recipients; i++)
+        free(d->recipients[i]);
+    free(d->recipients);
+    free(d->failure);
+    free(d->signer);
+    free(d->sig_detail);
+    free(d);
+}
+
+static void dec_encode(mv_buf *rec, const mv_decryption *d)
+{
+    mv_buf_reset(rec);
+    mv_buf_put_u8(rec, 1);
+    mv_buf_put_u8(rec, ATTR_DECRYPTION);
+    mv_buf_put_u64(rec, (uint64_t)d->time_us);
+    mv_buf_put_u8(rec, (uint8_t)(d->decrypted != 0));
+    mv_buf_put_str(rec, d->scheme);
+    mv_buf_put_str(rec, d->content_alg);
+    mv_buf_put_str(rec, d->key_alg);
+    mv_buf_put_u32(rec, d->key_id);
+    mv_buf_put_u32(rec, (uint32_t)d->n_recipients);
+    for (size_t i = 0; i < d->n_recipients; i++)
+        mv_buf_put_str(rec, d->recipients[i]);
+    mv_buf_put_str(rec, d->failure);
+    mv_buf_put_u8(rec, (uint8_t)d->sig);
+    mv_buf_put_str(rec, d->signer);
+    mv_buf_put_u64(rec, (uint64_t)d->signing_time);
+    mv_buf_put_str(rec, d->sig_detail);
+    mv_buf_put_u32(rec, d->defects);
+    mv_buf_put_u64(rec, d->size);
+    mv_buf_append(rec, d->sha256, 32);
+    mv_buf_append(rec, d->blob, 32);
+}
+
+static mv_decryption *dec_decode(const uint8_t *p, size_t n)
+{
+    mv_rd r;
+    mv_rd_init(&r, p, n);
+    mv_decryption *d = mv_xcalloc(1, sizeof *d);
+    uint8_t ver = mv_rd_u8(&r), type = mv_rd_u8(&r);
+    d->time_us = (int64_t)mv_rd_u64(&r);
+    d->decrypted = mv_rd_u8(&r);
+    d->scheme = nonempty(mv_rd_str(&r));
+    d->content_alg = nonempty(mv_rd_str(&r));
+    d->key_alg = nonempty(mv_rd_str(&r));
+    d->key_id = mv_rd_u32(&r);
+    uint32_t nr = mv_rd_u32(&r);
+    if (!r.bad && nr <= r.left / 4) {
+        d->recipients = mv_xcalloc(nr + 1, sizeof *d->recipients);
+        for (uint32_t i = 0; i < nr && !r.bad; i++) {
+            d->recipients[i] = mv_rd_str(&r);
+            d->n_recipients = i + 1;
+        }
+    } else {
+        r.bad = 1;
+    }
+    d->failure = nonempty(mv_rd_str(&r));
+    d->sig = mv_rd_u8(&r);
+    d->signer = nonempty(mv_rd_str(&r));
+    d->signing_time = (int64_t)mv_rd_u64(&r);
+    d->sig_detail = nonempty(mv_rd_str(&r));
+    d->defects = mv_rd_u32(&r);
+    d->size = mv_rd_u64(&r);
+    const uint8_t *sha = mv_rd_bytes(&r, 32), *blob = mv_rd_bytes(&r, 32);
+    if (ver != 1 || type != ATTR_DECRYPTION || r.bad || r.left) {
+        mv_decryption_free(d);
+        return NULL;
+    }
+    memcpy(d->sha256, sha, 32);
+    memcpy(d->blob, blob, 32);
+    return d;
+}
+
+/* dec_prepare - size, digest and blob of the decrypted bytes into d2 (a
+ * copy of d), sealed into bucket; rec gets the record. */
+static mv_status dec_prepare(mv_store *s, const char *bucket, const mv_decryption *d,
+                             const uint8_t *plain, size_t n, sealed_blob *sb, mv_buf *rec,
+                             mv_err *err)
+{
+    mv_decryption d2 = *d;
+    memset(d2.sha256, 0, 32);
+    memset(d2.blob, 0, 32);
+    d2.size = 0;
+    d2.time_us = mv_now_us();
+    if (d->decrypted && plain) {
+        d2.size = n;
+        sha256(plain, n, d2.sha256);
+        mv_status st = seal_into(s, bucket, d2.sha256, plain, n, sb, err);
+        if (st)
+            return st;
+        memcpy(d2.blob, sb->id, 32);
+    } else {
+        d2.decrypted = 0;
+    }
+    dec_encode(rec, &d2);
+    return MV_OK;
+}
+
+mv_status mv_store_prepare_decryption(mv_store *s, mv_prepared *p, const mv_decryption *d,
+                                      const uint8_t *plain, size_t n, mv_err *err)
+{
+    mv_status st = dec_prepare(s, p->bucket, d, plain, n, &p->dec_blob, &p->dec_rec, err);
+    if (st)
+        return st;
+    p->has_dec = 1;
+    p->dec_key = d->decrypted ? d->key_id : 0;
+    return MV_OK;
+}
+
+/* dec_last - the key and number of the last decryption record of serial
+ * (no 0 when none). */
+static mv_status dec_last(mv_store *s, uint64_t serial, uint32_t *no, mv_buf *val, mv_err *err)
+{
+    uint8_t hi[12];
+    mv_be64_put(hi, serial);
+    mv_be32_put(hi + 8, UINT32_MAX);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_ATTR]);
+    rocksdb_iter_seek_for_prev(it, (const char *)hi, sizeof hi);
+    *no = 0;
+    if (rocksdb_iter_valid(it)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        if (kl == 12 && memcmp(k, hi, 8) == 0 && (mv_be32_get(k + 8) & ATTR_DEC_BASE)) {
+            *no = mv_be32_get(k + 8) & ~ATTR_DEC_BASE;
+            const char *v = rocksdb_iter_value(it, &vl);
+            if (val)
+                mv_buf_append(val, v, vl);
+        }
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    return e ? rocks_err(err, e, "reading attributes") : MV_OK;
+}
+
+mv_status mv_store_add_decryption(mv_store *s, uint64_t serial, const mv_decryption *d,
+                                  const uint8_t *plain, size_t n, mv_err *err)
+{
+    char bucket[32];
+    uint32_t last;
+    mv_status st = message_bucket(s, serial, bucket, sizeof bucket, err);
+    if (!st)
+        st = dec_last(s, serial, &last, NULL, err);
+    if (st)
+        return st;
+    sealed_blob sb = {0};
+    mv_buf rec = MV_BUF_INIT, tmp = MV_BUF_INIT;
+    idset written = {0};
+    uint64_t stored = 0;
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    uint8_t ak[12];
+    mv_be64_put(ak, serial);
+    mv_be32_put(ak + 8, ATTR_DEC_BASE | (last + 1));
+    if (!(st = dec_prepare(s, bucket, d, plain, n, &sb, &rec, err)) &&
+        !(st = put_blob(s, b, &sb, &written, &stored, err)))
+        st = seal_put(s, b, CF_ATTR, MV_FAM_ATTR, bucket, ak, 12, &rec, &tmp, err);
+    if (!st) {
+        /* the index picks the change up like any other */
+        pthread_mutex_lock(&s->escrow_mu);
+        escrow_uses u = {0};
+        if (d->decrypted && d->key_id)
+            uses_add(&u, d->key_id);
+        st = uses_put(s, b, &u, err);
+        free(u.v);
+        if (!st)
+            st = write_batch(s, b, 1, err);
+        pthread_mutex_unlock(&s->escrow_mu);
+    }
+    rocksdb_writebatch_destroy(b);
+    sealed_blob_free(&sb);
+    free(written.ids);
+    mv_buf_wipe(&rec);
+    mv_buf_free(&tmp);
+    return st;
+}
+
+mv_status mv_store_decryption(mv_store *s, uint64_t serial, mv_decryption **out, mv_err *err)
+{
+    *out = NULL;
+    uint32_t no;
+    mv_buf v = MV_BUF_INIT, plain = MV_BUF_INIT;
+    mv_status st = dec_last(s, serial, &no, &v, err);
+    if (!st && !no)
+        st = mv_err_set(err, MV_ENOTFOUND, "message %llu has no decryption record",
+                        (unsigned long long)serial);
+    if (!st) {
+        uint8_t ak[12];
+        mv_be64_put(ak, serial);
+        mv_be32_put(ak + 8, ATTR_DEC_BASE | no);
+        st = mv_open_record(s->keys, MV_FAM_ATTR, ak, 12, v.data, v.len, &plain, err);
+    }
+    if (!st && !(*out = dec_decode(plain.data, plain.len)))
+        st = mv_err_set(err, MV_EMALFORMED, "message %llu: its decryption record is damaged",
+                        (unsigned long long)serial);
+    mv_buf_free(&v);
+    mv_buf_wipe(&plain);
+    return st;
+}
+
+mv_status mv_store_read_decrypted(mv_store *s, uint64_t serial, mv_bytes_fn fn, void *ctx,
+                                  mv_err *err)
+{
+    mv_decryption *d = NULL;
+    mv_status st = mv_store_decryption(s, serial, &d, err);
+    if (!st && !d->decrypted)
+        st = mv_err_set(err, MV_ENOTFOUND, "message %llu was not decrypted%s%s",
+                        (unsigned long long)serial, d->failure ? ": " : "",
+                        d->failure ? d->failure : "");
+    if (st) {
+        mv_decryption_free(d);
+        return st;
+    }
+    uint8_t got[32];
+    verify_sink vs = {EVP_MD_CTX_new(), fn, ctx};
+    fetch_ctx fc = {s, CF_BLOB};
+    mv_assert(vs.md && EVP_DigestInit_ex(vs.md, mv_md_sha256(), NULL));
+    st = mv_open_blob(s->keys, d->blob, fetch_part, &fc, ddict_get, s, sink_verify, &vs, err);
+    EVP_DigestFinal_ex(vs.md, got, NULL);
+    EVP_MD_CTX_free(vs.md);
+    if (!st && CRYPTO_memcmp(d->sha256, got, 32) != 0)
+        st = mv_err_set(err, MV_ECRYPTO, "message %llu: decrypted bytes do not match their SHA-256",
+                        (unsigned long long)serial);
+    mv_decryption_free(d);
     return st;
 }

@@ -336,6 +336,7 @@ typedef struct mv_escrow_rec {
     int64_t added_us;
     char *added_by;
     size_t material_bytes;
+    uint64_t uses;        /* messages it has decrypted (counted by the pipeline) */
 } mv_escrow_rec;
 void mv_escrow_rec_clear(mv_escrow_rec *e);
 /* mv_store_escrow_add - store key material (synced); *id gets its number. */
@@ -356,6 +357,54 @@ MV_NODISCARD mv_status mv_store_escrow_list(mv_store *s, mv_escrow_fn fn, void *
  * (the only key of archived messages) is the caller's decision.
  * @retval MV_ENOTFOUND no such key */
 MV_NODISCARD mv_status mv_store_escrow_remove(mv_store *s, uint32_t id, mv_err *err);
+
+/* ---- decryption records ------------------------------------------------------
+ * What escrow decryption found for a message: an attribute record of the
+ * message (append-only; the last one counts), and, when decrypted, the
+ * decrypted form as a second blob in the message's bucket with its own
+ * SHA-256.  The original bytes are never touched.  Field meanings as in
+ * ingest/decrypt.h (the store keeps them, ingest interprets them). */
+typedef struct mv_decryption {
+    int64_t time_us;        /* when it was recorded */
+    int decrypted;
+    char *scheme, *content_alg, *key_alg;
+    uint32_t key_id;        /* escrow key that opened it, 0 if none */
+    char **recipients;
+    size_t n_recipients;
+    char *failure;
+    int sig;                /* mv_sig_status */
+    char *signer;
+    int64_t signing_time;
+    char *sig_detail;
+    uint32_t defects;
+    uint64_t size;          /* of the decrypted form */
+    uint8_t sha256[32];
+    uint8_t blob[32];
+} mv_decryption;
+void mv_decryption_free(mv_decryption *d);
+
+/* mv_store_prepare_decryption - attach a decryption to a prepared arrival
+ * (worker threads): the decrypted bytes (n may be 0 when not decrypted) are
+ * sealed into its bucket now; the record and blob are written by
+ * mv_store_commit when the arrival becomes a new message (a copy merged
+ * into an existing message adds nothing: the message has its own).  d's
+ * size, sha256 and blob are computed here.  plain is copied. */
+MV_NODISCARD mv_status mv_store_prepare_decryption(mv_store *s, mv_prepared *p,
+                                                   const mv_decryption *d, const uint8_t *plain,
+                                                   size_t n, mv_err *err);
+/* mv_store_add_decryption - record a decryption for an archived message
+ * (reprocess): record, blob and escrow use count in one synced batch. */
+MV_NODISCARD mv_status mv_store_add_decryption(mv_store *s, uint64_t serial, const mv_decryption *d,
+                                               const uint8_t *plain, size_t n, mv_err *err);
+/* mv_store_decryption - the latest decryption record of a message.
+ * @retval MV_ENOTFOUND none (the message was not encrypted, or predates) */
+MV_NODISCARD mv_status mv_store_decryption(mv_store *s, uint64_t serial, mv_decryption **out,
+                                           mv_err *err);
+/* mv_store_read_decrypted - stream the decrypted form, verified against
+ * its recorded SHA-256 (MV_ECRYPTO if it differs).
+ * @retval MV_ENOTFOUND the message has no decrypted form */
+MV_NODISCARD mv_status mv_store_read_decrypted(mv_store *s, uint64_t serial, mv_bytes_fn fn,
+                                               void *ctx, mv_err *err);
 
 /* mv_store_set_dict_samples - messages sampled before a bucket's
  * compression dictionary is trained (default 300; 0 = never train). */
