@@ -114,6 +114,7 @@ bench: all
 	$(Q)MV_BUILD=$(O) bench/import
 	$(Q)$(MAKE) --no-print-directory $(O)/tools/mvload
 	$(Q)MV_BUILD=$(O) bench/smtp
+	$(Q)MV_BUILD=$(O) bench/decrypt
 
 lint:
 	$(Q)! grep -nE '\b(strcpy|strcat|sprintf|vsprintf|strncpy|strncat|gets|atoi|atol|rand|srand|strtok)\s*\(' \

@@ -1,0 +1,52 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Optional: real S/MIME mail written by others (Thunderbird's test set in
+# $MAILVAULT_CORPUS/crypto/thunderbird): Bob's escrowed PKCS#12 (a legacy
+# RC2/3DES file, password "nss") decrypts every message encrypted to Bob,
+# and the plaintext is Alice's test sentence.  Skipped without the corpus.
+. "$(dirname "$0")/lib.sh"
+D=${MAILVAULT_CORPUS:-}/crypto/thunderbird/mailnews/test/data/smime
+if [ -z "${MAILVAULT_CORPUS:-}" ] || [ ! -f "$D/Bob.p12" ]; then
+    echo "# skip: set MAILVAULT_CORPUS to a corpus with crypto/thunderbird to run this test"
+    finish
+fi
+A=$WORK/a
+new_archive "$A"
+printf 'nss\n' >"$WORK/pw"
+
+begin_subtest "Bob's PKCS#12 from Thunderbird's test set"
+check "escrowed" bash -c "'$MV' --archive '$A' --key-file '$A.key' keys escrow add '$D/Bob.p12' --password-file '$WORK/pw' </dev/null | grep -q 'Bob'"
+check "Thunderbird's TestCA as trust anchor" bash -c "'$MV' --archive '$A' --key-file '$A.key' keys escrow add '$D/TestCA.pem' --anchors >/dev/null"
+
+begin_subtest "every message enveloped to Bob decrypts to Alice's sentence"
+mkdir -p "$WORK/mail"
+n=0
+for f in "$D"/alice.env*.eml "$D"/alice.*.env.eml; do
+    [ -f "$f" ] || continue
+    cp "$f" "$WORK/mail/$(basename "$f")"
+    n=$((n + 1))
+done
+echo "# $n enveloped messages"
+mvk "$A" import --quiet "$WORK/mail" >/dev/null
+python3 - "$MV" "$A" <<'PY'
+import json, subprocess, sys
+mv, a = sys.argv[1:3]
+def run(*x):
+    return subprocess.run([mv, "--archive", a, "--key-file", a + ".key", *x], capture_output=True)
+lst = json.loads(run("list", "--format", "json").stdout)
+ok = bad = 0
+sigs = {}
+for m in lst:
+    d = json.loads(run("show", str(m["serial"]), "--format", "json").stdout).get("decryption") or {}
+    out = run("show", str(m["serial"]), "--decrypted").stdout
+    if d.get("decrypted") and b"This is a test message from Alice to Bob." in out:
+        ok += 1
+    else:
+        bad += 1
+        print("#", m["serial"], d.get("failure"))
+    sigs[d.get("signature")] = sigs.get(d.get("signature"), 0) + 1
+print(f"# {ok} decrypted with the sentence, {bad} not; signatures: {sigs}")
+sys.exit(1 if bad or not ok else 0)
+PY
+check "all of them" [ $? -eq 0 ]
+finish
