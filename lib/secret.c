@@ -47,9 +47,17 @@ void mv_secret_free(mv_secret *s)
     free(s);
 }
 
+/* OpenSSL's secure heap: with it, the private parts of keys OpenSSL holds
+ * (escrowed RSA/EC keys: BN_secure_new) live in locked, undumpable memory
+ * instead of the ordinary heap.  16 MiB holds thousands of escrow keys;
+ * when RLIMIT_MEMLOCK is smaller the heap still works, unlocked. */
+#define MV_SECURE_HEAP (16u << 20)
+
 void mv_secure_process(void)
 {
     struct rlimit rl = {0, 0};
     (void)setrlimit(RLIMIT_CORE, &rl);
     (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    if (!CRYPTO_secure_malloc_initialized())
+        (void)CRYPTO_secure_malloc_init(MV_SECURE_HEAP, 32);
 }
