@@ -3,9 +3,9 @@
  * Postfix sub-address recipients, read X-Gm-Original-To (docs/journal.md).
  *
  * The MIME structure of a report is found by our own scan of the raw
- * bytes, not by GMime: the attached original must come out byte-exact
- * (RFC 2046: the line break before a delimiter belongs to the delimiter)
- * and GMime re-serialises what it parses.  The scan only splits
+ * bytes (rawmime.c), not by GMime: the attached original must come out
+ * byte-exact (RFC 2046: the line break before a delimiter belongs to the
+ * delimiter) and GMime re-serialises what it parses.  The scan only splits
  * multiparts and reads part headers; it never descends into the original.
  * GLib is used for charset conversion of the report text only.
  *
@@ -26,12 +26,11 @@
 #include <glib.h>
 
 #include "../lib/buf.h"
+#include "rawmime.h"
 
-#define MAX_BOUNDARY 256        /* RFC 2046 says 70; be liberal, but bounded */
-#define MAX_TOKEN 64            /* media type, subtype, charset, CTE */
-#define MAX_TEXT_CANDIDATES 8   /* text/plain parts tried as the report text */
-#define MAX_FIELD_BYTES 65536   /* Subject / Message-ID kept at most (cut at a character) */
-#define DEPTH_CAP 64            /* whatever max_depth says, recursion stays shallow */
+#define MAX_TEXT_CANDIDATES 8 /* text/plain parts tried as the report text */
+#define MAX_FIELD_BYTES 65536 /* Subject / Message-ID kept at most (cut at a character) */
+#define DEPTH_CAP 64          /* whatever max_depth says, recursion stays shallow */
 
 void mv_journal_limits_default(mv_journal_limits *l)
 {
@@ -91,35 +90,13 @@ char *mv_journal_defects_str(uint32_t defects, char *out, size_t n)
 
 /* ---- small byte helpers ------------------------------------------------ */
 
-static int is_wsp(uint8_t c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static uint8_t lc(uint8_t c)
-{
-    return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
-}
-
-/* ieq - bytes p[0..n) equal the C string s, ignoring ASCII case. */
-static int ieq(const uint8_t *p, size_t n, const char *s)
-{
-    size_t k = strlen(s);
-    if (n != k)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (lc(p[i]) != lc((uint8_t)s[i]))
-            return 0;
-    return 1;
-}
-
 static void trim(const uint8_t **p, size_t *n)
 {
-    while (*n > 0 && (is_wsp(**p) || **p == '\r' || **p == '\n')) {
+    while (*n > 0 && (mv_rm_is_wsp(**p) || **p == '\r' || **p == '\n')) {
         (*p)++;
         (*n)--;
     }
-    while (*n > 0 && (is_wsp((*p)[*n - 1]) || (*p)[*n - 1] == '\r' || (*p)[*n - 1] == '\n'))
+    while (*n > 0 && (mv_rm_is_wsp((*p)[*n - 1]) || (*p)[*n - 1] == '\r' || (*p)[*n - 1] == '\n'))
         (*n)--;
 }
 
@@ -137,451 +114,6 @@ static int field_ok(const char *s)
         if (is_ctl(*q) || *q == '<' || *q == '>')
             return 0;
     return 1;
-}
-
-/* ---- header blocks ----------------------------------------------------- */
-
-/* A header block inside p: fields in [0, hlen), body from body_off.
- * complete: an empty line ended it; over: max was reached first. */
-typedef struct hblock {
-    const uint8_t *p;
-    size_t hlen;
-    size_t body_off;
-    int complete;
-    int over;
-} hblock;
-
-/* scan_headers - find the end of the header block at p[0..n), reading at
- * most max bytes.  Without an empty line the whole (bounded) input is
- * header and there is no body (body_off = n). */
-static void scan_headers(const uint8_t *p, size_t n, size_t max, hblock *hb)
-{
-    size_t lim = n < max ? n : max;
-    size_t i = 0;
-    hb->p = p;
-    hb->complete = 0;
-    hb->over = 0;
-    while (i < lim) {
-        const uint8_t *lf = memchr(p + i, '\n', lim - i);
-        size_t eol = lf ? (size_t)(lf - p) : lim;
-        size_t len = eol - i;
-        if (len > 0 && p[eol - 1] == '\r')
-            len--;
-        if (len == 0 && lf) {
-            hb->hlen = i;
-            hb->body_off = eol + 1;
-            hb->complete = 1;
-            return;
-        }
-        if (!lf)
-            break;
-        i = eol + 1;
-    }
-    if (lim < n) {
-        hb->over = 1;
-        hb->hlen = lim;
-        hb->body_off = n;
-        return;
-    }
-    hb->hlen = n;
-    hb->body_off = n;
-}
-
-/* next_field - the next field of a header block from *pos: name range and
- * raw (still folded) value range.  Lines that are not fields are skipped.
- * Returns 0 at the end. */
-static int next_field(const hblock *hb, size_t *pos, const uint8_t **name, size_t *nlen,
-                      const uint8_t **val, size_t *vlen)
-{
-    const uint8_t *p = hb->p;
-    size_t end = hb->hlen;
-    while (*pos < end) {
-        size_t s = *pos;
-        const uint8_t *lf = memchr(p + s, '\n', end - s);
-        size_t eol = lf ? (size_t)(lf - p) + 1 : end;
-        /* take the continuation lines */
-        size_t e = eol;
-        while (e < end && is_wsp(p[e])) {
-            const uint8_t *lf2 = memchr(p + e, '\n', end - e);
-            e = lf2 ? (size_t)(lf2 - p) + 1 : end;
-        }
-        *pos = e;
-        if (is_wsp(p[s]))
-            continue; /* a continuation with no field before it */
-        const uint8_t *colon = memchr(p + s, ':', eol - s);
-        if (!colon)
-            continue;
-        size_t nl = (size_t)(colon - (p + s));
-        while (nl > 0 && is_wsp(p[s + nl - 1]))
-            nl--; /* obsolete syntax: blanks before the colon */
-        if (nl == 0)
-            continue;
-        int good = 1;
-        for (size_t k = 0; k < nl; k++)
-            if (p[s + k] <= ' ' || p[s + k] >= 0x7f)
-                good = 0;
-        if (!good)
-            continue;
-        *name = p + s;
-        *nlen = nl;
-        *val = colon + 1;
-        *vlen = e - (size_t)(colon + 1 - p);
-        return 1;
-    }
-    return 0;
-}
-
-/* unfold - value without line breaks, trimmed, into a new NUL-terminated
- * string (caller frees); *len gets its length. */
-static char *unfold(const uint8_t *v, size_t n, size_t *len)
-{
-    char *out = mv_xmalloc(n + 1);
-    size_t w = 0;
-    for (size_t i = 0; i < n; i++)
-        if (v[i] != '\r' && v[i] != '\n')
-            out[w++] = (char)v[i];
-    size_t s = 0;
-    while (s < w && is_wsp((uint8_t)out[s]))
-        s++;
-    while (w > s && is_wsp((uint8_t)out[w - 1]))
-        w--;
-    memmove(out, out + s, w - s);
-    w -= s;
-    out[w] = '\0';
-    if (len)
-        *len = w;
-    return out;
-}
-
-/* ---- Content-Type and friends ------------------------------------------ */
-
-enum { CTE_NONE = 0, CTE_7BIT, CTE_8BIT, CTE_BINARY, CTE_BASE64, CTE_QP, CTE_OTHER };
-
-typedef struct ctype {
-    char type[MAX_TOKEN];
-    char sub[MAX_TOKEN];
-    char charset[MAX_TOKEN];
-    char boundary[MAX_BOUNDARY + 1];
-    size_t blen;
-    char delim[MAX_BOUNDARY + 4]; /* LF "--" boundary, what the scan looks for */
-    size_t dlen;
-    int has_boundary;
-    int bad_boundary; /* present but empty or over MAX_BOUNDARY */
-} ctype;
-
-/* skip_cfws - blanks and (nested, bounded) comments. */
-static void skip_cfws(const char *s, size_t n, size_t *i)
-{
-    for (;;) {
-        while (*i < n && (is_wsp((uint8_t)s[*i])))
-            (*i)++;
-        if (*i < n && s[*i] == '(') {
-            int depth = 0;
-            while (*i < n) {
-                char c = s[*i];
-                if (c == '\\' && *i + 1 < n) {
-                    *i += 2;
-                    continue;
-                }
-                (*i)++;
-                if (c == '(')
-                    depth++;
-                else if (c == ')' && --depth == 0)
-                    break;
-            }
-            continue;
-        }
-        return;
-    }
-}
-
-static int is_tspecial(char c)
-{
-    return strchr("()<>@,;:\\\"/[]?=", c) != NULL;
-}
-
-/* read_token - an RFC 2045 token, lower-cased into out (cut at cap-1);
- * returns its length in the input. */
-static size_t read_token(const char *s, size_t n, size_t *i, char *out, size_t cap)
-{
-    size_t start = *i, w = 0;
-    while (*i < n && (uint8_t)s[*i] > ' ' && (uint8_t)s[*i] < 0x7f && !is_tspecial(s[*i])) {
-        if (w + 1 < cap)
-            out[w++] = (char)lc((uint8_t)s[*i]);
-        (*i)++;
-    }
-    if (cap)
-        out[w] = '\0';
-    return *i - start;
-}
-
-/* parse_ctype - type, subtype, charset and boundary of an unfolded value.
- * Unparseable parts leave the fields empty. */
-static void parse_ctype(const char *s, ctype *ct)
-{
-    size_t n = strlen(s), i = 0;
-    memset(ct, 0, sizeof *ct);
-    skip_cfws(s, n, &i);
-    read_token(s, n, &i, ct->type, sizeof ct->type);
-    skip_cfws(s, n, &i);
-    if (i < n && s[i] == '/') {
-        i++;
-        skip_cfws(s, n, &i);
-        read_token(s, n, &i, ct->sub, sizeof ct->sub);
-    }
-    /* parameters; anything unreadable skips to the next ';' */
-    while (i < n) {
-        while (i < n && s[i] != ';')
-            i++;
-        if (i >= n)
-            break;
-        i++;
-        skip_cfws(s, n, &i);
-        char name[MAX_TOKEN];
-        read_token(s, n, &i, name, sizeof name);
-        skip_cfws(s, n, &i);
-        if (i >= n || s[i] != '=')
-            continue;
-        i++;
-        skip_cfws(s, n, &i);
-        char val[MAX_BOUNDARY + 2];
-        size_t w = 0, vlen = 0;
-        if (i < n && s[i] == '"') {
-            i++;
-            while (i < n && s[i] != '"') {
-                if (s[i] == '\\' && i + 1 < n)
-                    i++;
-                if (w + 1 < sizeof val)
-                    val[w++] = s[i];
-                vlen++;
-                i++;
-            }
-            if (i < n)
-                i++;
-        } else {
-            /* liberal: a token, but real boundaries hold tspecials too */
-            while (i < n && s[i] != ';' && !is_wsp((uint8_t)s[i])) {
-                if (w + 1 < sizeof val)
-                    val[w++] = s[i];
-                vlen++;
-                i++;
-            }
-        }
-        val[w] = '\0';
-        if (strcmp(name, "boundary") == 0 && !ct->has_boundary && !ct->bad_boundary) {
-            if (vlen == 0 || vlen > MAX_BOUNDARY) {
-                ct->bad_boundary = 1;
-            } else {
-                memcpy(ct->boundary, val, vlen);
-                ct->boundary[vlen] = '\0';
-                ct->blen = vlen;
-                ct->has_boundary = 1;
-                memcpy(ct->delim, "\n--", 3);
-                memcpy(ct->delim + 3, val, vlen);
-                ct->dlen = vlen + 3;
-            }
-        } else if (strcmp(name, "charset") == 0 && !ct->charset[0]) {
-            /* only name characters reach iconv; anything else is "?" (unknown) */
-            size_t k = 0;
-            for (; k + 1 < sizeof ct->charset && val[k]; k++) {
-                char c = (char)lc((uint8_t)val[k]);
-                if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || strchr("-_.:", c)))
-                    break;
-                ct->charset[k] = c;
-            }
-            ct->charset[k] = '\0';
-            if (val[k] || (vlen > 0 && k == 0))
-                memcpy(ct->charset, "?", 2);
-        }
-    }
-}
-
-static int parse_cte(const char *s)
-{
-    char tok[MAX_TOKEN];
-    size_t i = 0, n = strlen(s);
-    skip_cfws(s, n, &i);
-    read_token(s, n, &i, tok, sizeof tok);
-    if (!tok[0])
-        return CTE_NONE;
-    if (strcmp(tok, "7bit") == 0)
-        return CTE_7BIT;
-    if (strcmp(tok, "8bit") == 0)
-        return CTE_8BIT;
-    if (strcmp(tok, "binary") == 0)
-        return CTE_BINARY;
-    if (strcmp(tok, "base64") == 0)
-        return CTE_BASE64;
-    if (strcmp(tok, "quoted-printable") == 0)
-        return CTE_QP;
-    return CTE_OTHER;
-}
-
-/* The fields of one entity that the walk needs. */
-typedef struct entity {
-    ctype ct;
-    int has_ct;
-    int cte;
-    int attachment;
-} entity;
-
-static void read_entity(const hblock *hb, entity *e)
-{
-    size_t pos = 0, nl, vl;
-    const uint8_t *name, *val;
-    int got_cte = 0, got_cd = 0;
-    memset(e, 0, sizeof *e);
-    while (next_field(hb, &pos, &name, &nl, &val, &vl)) {
-        if (!e->has_ct && ieq(name, nl, "content-type")) {
-            char *v = unfold(val, vl, NULL);
-            parse_ctype(v, &e->ct);
-            free(v);
-            e->has_ct = e->ct.type[0] != '\0';
-        } else if (!got_cte && ieq(name, nl, "content-transfer-encoding")) {
-            char *v = unfold(val, vl, NULL);
-            e->cte = parse_cte(v);
-            free(v);
-            got_cte = 1;
-        } else if (!got_cd && ieq(name, nl, "content-disposition")) {
-            char *v = unfold(val, vl, NULL);
-            e->attachment = strncasecmp(v, "attachment", 10) == 0;
-            free(v);
-            got_cd = 1;
-        }
-    }
-}
-
-/* ---- transfer decodings ------------------------------------------------ */
-
-static int b64_val(uint8_t c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* b64_decode - lenient base64 into out, at most max bytes.  Junk bytes are
- * skipped and, like a short last group or data after padding, set *bad;
- * *cut is set when max stopped it. */
-static void b64_decode(const uint8_t *s, size_t n, size_t max, mv_buf *out, int *bad, int *cut)
-{
-    uint32_t acc = 0;
-    int bits = 0, pad = 0, groups = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = s[i];
-        if (c == '\r' || c == '\n' || is_wsp(c))
-            continue;
-        if (c == '=') {
-            pad++;
-            continue;
-        }
-        int v = b64_val(c);
-        if (v < 0) {
-            *bad = 1;
-            continue;
-        }
-        if (pad) {
-            /* data after padding: concatenated encodings, decode on */
-            *bad = 1;
-            pad = 0;
-            acc = 0;
-            bits = 0;
-            groups = 0;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        groups++;
-        if (bits >= 8) {
-            bits -= 8;
-            if (out->len >= max) {
-                *cut = 1;
-                return;
-            }
-            mv_buf_append_byte(out, (uint8_t)(acc >> bits));
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (groups % 4 == 1)
-        *bad = 1; /* six bits cannot make a byte */
-}
-
-static int hexv(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = lc(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-/* qp_decode - quoted-printable into out, at most max bytes.  Line ends are
- * kept as they came; blanks before a line end are transport padding and
- * go (RFC 2045 6.7).  A stray '=' is kept and sets *bad. */
-static void qp_decode(const uint8_t *s, size_t n, size_t max, mv_buf *out, int *bad, int *cut)
-{
-    size_t i = 0;
-    while (i < n) {
-        if (out->len >= max) {
-            *cut = 1;
-            return;
-        }
-        uint8_t c = s[i];
-        if (c == '=') {
-            if (i + 2 < n && hexv(s[i + 1]) >= 0 && hexv(s[i + 2]) >= 0) {
-                mv_buf_append_byte(out, (uint8_t)(hexv(s[i + 1]) << 4 | hexv(s[i + 2])));
-                i += 3;
-                continue;
-            }
-            /* soft line break, possibly with blanks before it */
-            size_t k = i + 1;
-            while (k < n && is_wsp(s[k]))
-                k++;
-            if (k < n && s[k] == '\n') {
-                i = k + 1;
-                continue;
-            }
-            if (k + 1 < n && s[k] == '\r' && s[k + 1] == '\n') {
-                i = k + 2;
-                continue;
-            }
-            if (k == n) {
-                i = n; /* soft break at the very end */
-                continue;
-            }
-            *bad = 1;
-            mv_buf_append_byte(out, c);
-            i++;
-            continue;
-        }
-        if (is_wsp(c)) {
-            size_t k = i;
-            while (k < n && is_wsp(s[k]))
-                k++;
-            if (!(k == n || s[k] == '\n' || (s[k] == '\r' && k + 1 < n && s[k + 1] == '\n'))) {
-                /* inner blanks stay; the whole run at once keeps this linear */
-                size_t room = max - out->len;
-                size_t take = k - i < room ? k - i : room;
-                mv_buf_append(out, s + i, take);
-                if (take < k - i) {
-                    *cut = 1;
-                    return;
-                }
-            }
-            i = k; /* trailing blanks go */
-            continue;
-        }
-        mv_buf_append_byte(out, c);
-        i++;
-    }
 }
 
 /* ---- addresses --------------------------------------------------------- */
@@ -643,7 +175,7 @@ static char *norm_addr(const uint8_t *s, size_t n, size_t max)
             size_t after = (size_t)(gt - s) + 1;
             /* nothing but blanks may follow the closing '>' */
             for (size_t k = after; k < n; k++)
-                if (!is_wsp(s[k]))
+                if (!mv_rm_is_wsp(s[k]))
                     return NULL;
             n = (size_t)(gt - (s + i + 1));
             s = s + i + 1;
@@ -668,7 +200,7 @@ static char *norm_addr(const uint8_t *s, size_t n, size_t max)
         }
         if (c == '"')
             quote = 1;
-        else if (is_wsp(c))
+        else if (mv_rm_is_wsp(c))
             return NULL;
     }
     if (quote || !g_utf8_validate((const char *)s, (gssize)n, NULL))
@@ -763,21 +295,21 @@ void mv_env_rcpt_clear(mv_env_rcpt *r)
 /* ---- detection --------------------------------------------------------- */
 
 /* marker_generation - 2007, 2003, 1, or 0 for the header block. */
-static int marker_generation(const hblock *hb)
+static int marker_generation(const mv_rm_hblock *hb)
 {
     size_t pos = 0, nl, vl;
     const uint8_t *name, *val;
     int gen = 0;
-    while (next_field(hb, &pos, &name, &nl, &val, &vl)) {
-        if (ieq(name, nl, "x-ms-journal-report"))
+    while (mv_rm_next_field(hb, &pos, &name, &nl, &val, &vl)) {
+        if (mv_rm_ieq(name, nl, "x-ms-journal-report"))
             return 2007; /* presence; the value is normally empty */
-        if (ieq(name, nl, "content-identifier") || ieq(name, nl, "content-identifer")) {
+        if (mv_rm_ieq(name, nl, "content-identifier") || mv_rm_ieq(name, nl, "content-identifer")) {
             const uint8_t *v = val;
             size_t n = vl;
             trim(&v, &n);
-            if (ieq(v, n, "exjournalreport"))
+            if (mv_rm_ieq(v, n, "exjournalreport"))
                 gen = 2003;
-        } else if (gen == 0 && ieq(name, nl, "x-wm-journal-report")) {
+        } else if (gen == 0 && mv_rm_ieq(name, nl, "x-wm-journal-report")) {
             gen = 1;
         }
     }
@@ -788,8 +320,8 @@ int mv_journal_detect(const uint8_t *p, size_t n)
 {
     if (!p)
         return 0;
-    hblock hb;
-    scan_headers(p, n, MV_JOURNAL_DETECT_HEADER_BYTES, &hb);
+    mv_rm_hblock hb;
+    mv_rm_scan_headers(p, n, MV_JOURNAL_DETECT_HEADER_BYTES, &hb);
     return marker_generation(&hb) != 0;
 }
 
@@ -803,7 +335,7 @@ typedef struct leaf {
     int attachment;
     int container; /* serial number of the multipart holding it (-1: top level) */
     int unterminated;
-    char charset[MAX_TOKEN];
+    char charset[MV_RM_MAX_TOKEN];
 } leaf;
 
 typedef struct walk {
@@ -818,80 +350,16 @@ typedef struct walk {
     size_t n_text;
 } walk;
 
-/* delim_at - is there a delimiter line of ct at p[at] ("--b" already
- * matched)?  Sets *next past its line end and *close for "--b--". */
-static int delim_at(const uint8_t *p, size_t at, size_t end, const ctype *ct, size_t *next,
-                    int *close)
-{
-    size_t k = at + 2 + ct->blen;
-    if (k + 2 <= end && p[k] == '-' && p[k + 1] == '-') {
-        const uint8_t *lf = memchr(p + k, '\n', end - k);
-        *next = lf ? (size_t)(lf - p) + 1 : end;
-        *close = 1;
-        return 1;
-    }
-    while (k < end && is_wsp(p[k]))
-        k++; /* transport padding */
-    if (k == end || p[k] == '\n') {
-        *next = k == end ? end : k + 1;
-    } else if (p[k] == '\r' && (k + 1 == end || p[k + 1] == '\n')) {
-        *next = k + 1 == end ? end : k + 2;
-    } else {
-        return 0; /* "--boundary-more": another boundary, or text */
-    }
-    *close = 0;
-    return 1;
-}
-
-/* find_delim - the next delimiter line of ct in [from, end), at a line
- * start or at base (the start of the multipart body).  Returns the offset
- * of its "--" or end; *next gets the offset after the delimiter line,
- * *close whether it is the close delimiter.  The search is for LF "--"
- * boundary: a boundary cannot hold LF, so matches never overlap and the
- * scan stays linear whatever the boundary looks like. */
-static size_t find_delim(const uint8_t *p, size_t base, size_t from, size_t end, const ctype *ct,
-                         size_t *next, int *close)
-{
-    if (from == base && end - from >= ct->dlen - 1 &&
-        memcmp(p + from, ct->delim + 1, ct->dlen - 1) == 0 &&
-        delim_at(p, from, end, ct, next, close))
-        return from;
-    size_t i = from > base ? from - 1 : from; /* the LF that ended the last line */
-    while (i < end && end - i >= ct->dlen) {
-        const uint8_t *h = memmem(p + i, end - i, ct->delim, ct->dlen);
-        if (!h)
-            return end;
-        size_t at = (size_t)(h - p) + 1;
-        if (delim_at(p, at, end, ct, next, close))
-            return at;
-        i = at;
-    }
-    return end;
-}
-
-/* content_end - where the content before a delimiter at `at` ends: the
- * CRLF (or LF) before it belongs to the delimiter (RFC 2046 5.1.1). */
-static size_t content_end(const uint8_t *p, size_t start, size_t at)
-{
-    size_t e = at;
-    if (e > start && p[e - 1] == '\n') {
-        e--;
-        if (e > start && p[e - 1] == '\r')
-            e--;
-    }
-    return e;
-}
-
 static void walk_entity(walk *w, size_t s, size_t e, unsigned depth, int container,
                         int unterminated);
 
-static void walk_multipart(walk *w, const entity *ent, size_t body, size_t e, unsigned depth)
+static void walk_multipart(walk *w, const mv_rm_entity *ent, size_t body, size_t e, unsigned depth)
 {
     const uint8_t *p = w->p;
     int me = w->containers++;
     size_t next = 0;
     int close = 0;
-    size_t at = find_delim(p, body, body, e, &ent->ct, &next, &close);
+    size_t at = mv_rm_find_delim(p, body, body, e, &ent->ct, &next, &close);
     if (at == e) {
         w->defects |= MV_JDEF_BAD_BODY; /* a multipart without a single delimiter */
         return;
@@ -900,12 +368,12 @@ static void walk_multipart(walk *w, const entity *ent, size_t body, size_t e, un
         size_t start = next;
         size_t nnext = 0;
         int nclose = 0;
-        size_t nat = find_delim(p, body, start, e, &ent->ct, &nnext, &nclose);
+        size_t nat = mv_rm_find_delim(p, body, start, e, &ent->ct, &nnext, &nclose);
         if (nat == e) {
             walk_entity(w, start, e, depth + 1, me, 1);
             return;
         }
-        walk_entity(w, start, content_end(p, start, nat), depth + 1, me, 0);
+        walk_entity(w, start, mv_rm_content_end(p, start, nat), depth + 1, me, 0);
         if (w->parts > w->lim.max_parts)
             return;
         next = nnext;
@@ -913,7 +381,7 @@ static void walk_multipart(walk *w, const entity *ent, size_t body, size_t e, un
     }
 }
 
-static void keep_leaf(leaf *dst, const entity *ent, size_t body, size_t e, int container,
+static void keep_leaf(leaf *dst, const mv_rm_entity *ent, size_t body, size_t e, int container,
                       int unterminated)
 {
     dst->start = body;
@@ -934,14 +402,18 @@ static void walk_entity(walk *w, size_t s, size_t e, unsigned depth, int contain
         w->defects |= MV_JDEF_LIMIT;
         return;
     }
-    hblock hb;
-    scan_headers(w->p + s, e - s, w->lim.max_header_bytes, &hb);
+    mv_rm_hblock hb;
+    mv_rm_scan_headers(w->p + s, e - s, w->lim.max_header_bytes, &hb);
     if (hb.over) {
         w->defects |= MV_JDEF_LIMIT;
         return;
     }
-    entity ent;
-    read_entity(&hb, &ent);
+    mv_rm_entity ent;
+    mv_rm_read_entity(&hb, &ent);
+    /* a journal report is split by its first boundary parameter or not at
+     * all: a bad first one is not passed over for a later one */
+    if (ent.ct.bad_boundary)
+        ent.ct.has_boundary = 0;
     size_t body = s + hb.body_off;
     const char *t = ent.has_ct ? ent.ct.type : "text";
     const char *st = ent.has_ct ? ent.ct.sub : "plain";
@@ -1057,10 +529,10 @@ static char *decode_text(const walk *w, const leaf *l, size_t *outlen, uint32_t 
     size_t n = l->end - l->start, max = w->lim.max_body_bytes;
     mv_buf b = MV_BUF_INIT;
     int bad = 0, cut = 0;
-    if (l->cte == CTE_BASE64) {
-        b64_decode(s, n, max, &b, &bad, &cut);
-    } else if (l->cte == CTE_QP) {
-        qp_decode(s, n, max, &b, &bad, &cut);
+    if (l->cte == MV_RM_CTE_BASE64) {
+        mv_rm_b64_decode(s, n, max, 0, &b, &bad, &cut);
+    } else if (l->cte == MV_RM_CTE_QP) {
+        mv_rm_qp_decode(s, n, max, &b, &bad, &cut);
     } else {
         cut = n > max;
         mv_buf_append(&b, s, cut ? max : n);
@@ -1126,7 +598,7 @@ static int split_name(const uint8_t *s, size_t n, const uint8_t **name, size_t *
     if (!colon || colon == s)
         return 0;
     size_t nl = (size_t)(colon - s);
-    while (nl > 0 && is_wsp(s[nl - 1]))
+    while (nl > 0 && mv_rm_is_wsp(s[nl - 1]))
         nl--;
     for (size_t k = 0; k < nl; k++)
         if (s[k] <= ' ' || s[k] >= 0x7f)
@@ -1140,13 +612,13 @@ static int split_name(const uint8_t *s, size_t n, const uint8_t **name, size_t *
 
 static int role_of(const uint8_t *name, size_t nl, mv_rcpt_role *role)
 {
-    if (ieq(name, nl, "to"))
+    if (mv_rm_ieq(name, nl, "to"))
         *role = MV_ROLE_TO;
-    else if (ieq(name, nl, "cc"))
+    else if (mv_rm_ieq(name, nl, "cc"))
         *role = MV_ROLE_CC;
-    else if (ieq(name, nl, "bcc"))
+    else if (mv_rm_ieq(name, nl, "bcc"))
         *role = MV_ROLE_BCC;
-    else if (ieq(name, nl, "recipient") || ieq(name, nl, "recipients"))
+    else if (mv_rm_ieq(name, nl, "recipient") || mv_rm_ieq(name, nl, "recipients"))
         *role = MV_ROLE_RECIPIENT;
     else
         return 0;
@@ -1163,7 +635,7 @@ static void set_redirect(envtext *t, const mv_journal_limits *lim, mv_env_rcpt *
         free(a);
         return;
     }
-    char **slot = ieq(name, nl, "expanded") ? &last->expanded : &last->forwarded;
+    char **slot = mv_rm_ieq(name, nl, "expanded") ? &last->expanded : &last->forwarded;
     if (*slot) {
         t->defects |= MV_JDEF_BAD_BODY; /* two of a kind: the first stays */
         free(a);
@@ -1192,7 +664,7 @@ static void recipient_line(envtext *t, const mv_journal_limits *lim, mv_rcpt_rol
             continue;
         mv_rcpt_role r = role;
         if (split_name(ti, tl, &name, &nl, &rest, &rl) &&
-            (ieq(name, nl, "expanded") || ieq(name, nl, "forwarded"))) {
+            (mv_rm_ieq(name, nl, "expanded") || mv_rm_ieq(name, nl, "forwarded"))) {
             if (!dropped)
                 set_redirect(t, lim, last, name, nl, rest, rl);
             continue;
@@ -1251,7 +723,7 @@ static void one_line(envtext *t, const mv_journal_limits *lim, const uint8_t *s,
         recipient_line(t, lim, role, v, vl, last);
         return;
     }
-    if (ieq(name, nl, "expanded") || ieq(name, nl, "forwarded")) {
+    if (mv_rm_ieq(name, nl, "expanded") || mv_rm_ieq(name, nl, "forwarded")) {
         /* a redirection wrapped onto a line of its own */
         if (*last)
             set_redirect(t, lim, *last, name, nl, v, vl);
@@ -1260,9 +732,9 @@ static void one_line(envtext *t, const mv_journal_limits *lim, const uint8_t *s,
         return;
     }
     *last = NULL;
-    if (ieq(name, nl, "sender") || ieq(name, nl, "on-behalf-of")) {
+    if (mv_rm_ieq(name, nl, "sender") || mv_rm_ieq(name, nl, "on-behalf-of")) {
         t->recognised++;
-        char **slot = ieq(name, nl, "sender") ? &t->sender : &t->on_behalf_of;
+        char **slot = mv_rm_ieq(name, nl, "sender") ? &t->sender : &t->on_behalf_of;
         const uint8_t *tv = v;
         size_t tl = vl;
         trim(&tv, &tl);
@@ -1272,10 +744,10 @@ static void one_line(envtext *t, const mv_journal_limits *lim, const uint8_t *s,
         if (!a)
             t->defects |= MV_JDEF_BAD_BODY;
         set_once(t, slot, a);
-    } else if (ieq(name, nl, "subject")) {
+    } else if (mv_rm_ieq(name, nl, "subject")) {
         t->recognised++;
         set_once(t, &t->subject, keep_text(v, vl, &t->defects));
-    } else if (ieq(name, nl, "message-id")) {
+    } else if (mv_rm_ieq(name, nl, "message-id")) {
         t->recognised++;
         set_once(t, &t->message_id, keep_text(v, vl, &t->defects));
     }
@@ -1303,7 +775,7 @@ static void parse_text(envtext *t, const mv_journal_limits *lim, const char *tex
             next++;
         else if (next == e && next < n)
             next++;
-        int cont = line.len > 0 && e > i && is_wsp(s[i]);
+        int cont = line.len > 0 && e > i && mv_rm_is_wsp(s[i]);
         if (!cont && line.len > 0) {
             one_line(t, lim, line.data, line.len, &last);
             mv_buf_reset(&line);
@@ -1385,13 +857,13 @@ static mv_status take_original(walk *w, mv_journal *out)
     size_t n = o->end - o->start;
     if (o->unterminated)
         out->defects |= MV_JDEF_NO_END_BOUNDARY;
-    if (o->cte == CTE_BASE64 || o->cte == CTE_QP) {
+    if (o->cte == MV_RM_CTE_BASE64 || o->cte == MV_RM_CTE_QP) {
         mv_buf b = MV_BUF_INIT;
         int bad = 0, cut = 0;
-        if (o->cte == CTE_BASE64)
-            b64_decode(s, n, n, &b, &bad, &cut);
+        if (o->cte == MV_RM_CTE_BASE64)
+            mv_rm_b64_decode(s, n, n, 0, &b, &bad, &cut);
         else
-            qp_decode(s, n, n, &b, &bad, &cut);
+            mv_rm_qp_decode(s, n, n, &b, &bad, &cut);
         if (bad || cut)
             out->defects |= MV_JDEF_BAD_ENCODING;
         if (b.len == 0) {
@@ -1403,7 +875,7 @@ static mv_status take_original(walk *w, mv_journal *out)
         out->inner = out->inner_owned;
         return MV_OK;
     }
-    if (o->cte == CTE_OTHER)
+    if (o->cte == MV_RM_CTE_OTHER)
         out->defects |= MV_JDEF_BAD_ENCODING; /* an encoding we cannot undo: kept as it came */
     out->inner = s;
     out->inner_len = n;
@@ -1423,8 +895,8 @@ mv_status mv_journal_parse(const uint8_t *p, size_t n, const mv_journal_limits *
     normalise_limits(lim, &w->lim);
 
     /* the same bound as mv_journal_detect, so that the two always agree */
-    hblock hb;
-    scan_headers(p, n, MV_JOURNAL_DETECT_HEADER_BYTES, &hb);
+    mv_rm_hblock hb;
+    mv_rm_scan_headers(p, n, MV_JOURNAL_DETECT_HEADER_BYTES, &hb);
     int gen = marker_generation(&hb);
     if (!gen) {
         free(w);
@@ -1580,7 +1052,7 @@ char *mv_subaddr_decode(const char *rcpt, const char *base_local, char delim)
         }
     } else {
         for (size_t i = 0; i < ll; i++) {
-            if (rcpt[i] == '"' || rcpt[i] == '\\' || is_wsp((uint8_t)rcpt[i]))
+            if (rcpt[i] == '"' || rcpt[i] == '\\' || mv_rm_is_wsp((uint8_t)rcpt[i]))
                 goto out;
             local[w++] = rcpt[i];
         }
@@ -1641,8 +1113,8 @@ mv_status mv_gm_original_to(const uint8_t *p, size_t n, char ***addrs, size_t *n
         return MV_OK;
     mv_journal_limits d;
     mv_journal_limits_default(&d);
-    hblock hb;
-    scan_headers(p, n, MV_JOURNAL_DETECT_HEADER_BYTES, &hb);
+    mv_rm_hblock hb;
+    mv_rm_scan_headers(p, n, MV_JOURNAL_DETECT_HEADER_BYTES, &hb);
     char **v = NULL;
     size_t cnt = 0, cap = 0;
     size_t pos = 0, nl, vl;
@@ -1650,11 +1122,11 @@ mv_status mv_gm_original_to(const uint8_t *p, size_t n, char ***addrs, size_t *n
     /* lower-cased addresses seen, for the duplicate test (keys owned) */
     GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     mv_status st = MV_OK;
-    while (st == MV_OK && next_field(&hb, &pos, &name, &nl, &val, &vl)) {
-        if (!ieq(name, nl, "x-gm-original-to"))
+    while (st == MV_OK && mv_rm_next_field(&hb, &pos, &name, &nl, &val, &vl)) {
+        if (!mv_rm_ieq(name, nl, "x-gm-original-to"))
             continue;
         size_t ul;
-        char *u = unfold(val, vl, &ul);
+        char *u = mv_rm_unfold(val, vl, &ul);
         size_t ip = 0, il;
         const uint8_t *it;
         while (next_item((const uint8_t *)u, ul, &ip, &it, &il)) {

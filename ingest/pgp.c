@@ -2,9 +2,10 @@
 /* pgp.c - OpenPGP escrow decryption with librnp (docs/decryption.md,
  * "OpenPGP"; STANDARDS.md section 4).
  *
- * The MIME structure is found by our own scan of the raw bytes, as in
- * journal.c, because the decrypted form must keep every byte of the
- * original that it does not replace; GMime re-serialises what it parses.
+ * The MIME structure is found by our own scan of the raw bytes (rawmime.c,
+ * shared with journal.c), because the decrypted form must keep every byte
+ * of the original that it does not replace; GMime re-serialises what it
+ * parses.
  *
  * librnp is C++ behind an exception-safe C API; every call's status is
  * checked.  Each decryption attempt gets a fresh rnp_ffi_t filled only by
@@ -28,499 +29,45 @@
 #include <rnp/rnp.h>
 #include <rnp/rnp_err.h>
 
-#define MAX_BOUNDARY 256 /* RFC 2046 says 70; be liberal, but bounded */
-#define MAX_TOKEN 64     /* media type, subtype, protocol, CTE */
-#define DEPTH_CAP 100    /* docs/decryption.md: max_depth above 100 counts as 100 */
-#define LAYER_CAP 16     /* whatever max_layers says */
+#include "rawmime.h"
 
-/* ---- small byte helpers ------------------------------------------------ */
-
-static int is_wsp(uint8_t c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static uint8_t lc(uint8_t c)
-{
-    return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
-}
-
-static int ieq(const uint8_t *p, size_t n, const char *s)
-{
-    size_t k = strlen(s);
-    if (n != k)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (lc(p[i]) != lc((uint8_t)s[i]))
-            return 0;
-    return 1;
-}
-
-static int iprefix(const uint8_t *p, size_t n, const char *s)
-{
-    size_t k = strlen(s);
-    return n >= k && ieq(p, k, s);
-}
-
-/* ---- header blocks ----------------------------------------------------- */
-
-/* A header block inside p: fields in [0, hlen), body from body_off.
- * complete: an empty line ended it; over: the limit was reached first. */
-typedef struct hblock {
-    const uint8_t *p;
-    size_t hlen;
-    size_t body_off;
-    int complete;
-    int over;
-} hblock;
-
-static void scan_headers(const uint8_t *p, size_t n, size_t max, hblock *hb)
-{
-    size_t lim = n < max ? n : max;
-    size_t i = 0;
-    hb->p = p;
-    hb->complete = 0;
-    hb->over = 0;
-    while (i < lim) {
-        const uint8_t *lf = memchr(p + i, '\n', lim - i);
-        size_t eol = lf ? (size_t)(lf - p) : lim;
-        size_t len = eol - i;
-        if (len > 0 && p[eol - 1] == '\r')
-            len--;
-        if (len == 0 && lf) {
-            hb->hlen = i;
-            hb->body_off = eol + 1;
-            hb->complete = 1;
-            return;
-        }
-        if (!lf)
-            break;
-        i = eol + 1;
-    }
-    if (lim < n) {
-        hb->over = 1;
-        hb->hlen = lim;
-        hb->body_off = n;
-        return;
-    }
-    hb->hlen = n;
-    hb->body_off = n;
-}
-
-/* next_field - the next field from *pos: its whole range [*fs, *fe) (with
- * continuation lines and line end), name and raw value.  Lines that are
- * not fields come back with *nlen 0, so a copy can keep them. */
-static int next_field(const hblock *hb, size_t *pos, size_t *fs, size_t *fe, const uint8_t **name,
-                      size_t *nlen, const uint8_t **val, size_t *vlen)
-{
-    const uint8_t *p = hb->p;
-    size_t end = hb->hlen;
-    if (*pos >= end)
-        return 0;
-    size_t s = *pos;
-    const uint8_t *lf = memchr(p + s, '\n', end - s);
-    size_t eol = lf ? (size_t)(lf - p) + 1 : end;
-    size_t e = eol;
-    while (e < end && is_wsp(p[e])) {
-        const uint8_t *lf2 = memchr(p + e, '\n', end - e);
-        e = lf2 ? (size_t)(lf2 - p) + 1 : end;
-    }
-    *pos = e;
-    *fs = s;
-    *fe = e;
-    *nlen = 0;
-    *name = p + s;
-    *val = p + s;
-    *vlen = 0;
-    if (is_wsp(p[s]))
-        return 1;
-    const uint8_t *colon = memchr(p + s, ':', eol - s);
-    if (!colon)
-        return 1;
-    size_t nl = (size_t)(colon - (p + s));
-    while (nl > 0 && is_wsp(p[s + nl - 1]))
-        nl--;
-    for (size_t k = 0; k < nl; k++)
-        if (p[s + k] <= ' ' || p[s + k] >= 0x7f)
-            return 1;
-    *nlen = nl;
-    *val = colon + 1;
-    *vlen = e - (size_t)(colon + 1 - p);
-    return 1;
-}
-
-/* unfold - value without line breaks, trimmed, NUL-terminated (caller frees). */
-static char *unfold(const uint8_t *v, size_t n)
-{
-    char *out = mv_xmalloc(n + 1);
-    size_t w = 0;
-    for (size_t i = 0; i < n; i++)
-        if (v[i] != '\r' && v[i] != '\n')
-            out[w++] = (char)v[i];
-    size_t s = 0;
-    while (s < w && is_wsp((uint8_t)out[s]))
-        s++;
-    while (w > s && is_wsp((uint8_t)out[w - 1]))
-        w--;
-    memmove(out, out + s, w - s);
-    out[w - s] = '\0';
-    return out;
-}
-
-/* ---- Content-Type ------------------------------------------------------ */
-
-enum { CTE_NONE = 0, CTE_7BIT, CTE_8BIT, CTE_BINARY, CTE_BASE64, CTE_QP, CTE_OTHER };
-
-typedef struct ctype {
-    char type[MAX_TOKEN];
-    char sub[MAX_TOKEN];
-    char protocol[MAX_TOKEN]; /* lower-cased; cut values never match */
-    char boundary[MAX_BOUNDARY + 1];
-    size_t blen;
-    char delim[MAX_BOUNDARY + 4]; /* LF "--" boundary */
-    size_t dlen;
-    int has_boundary;
-} ctype;
-
-static void skip_cfws(const char *s, size_t n, size_t *i)
-{
-    for (;;) {
-        while (*i < n && is_wsp((uint8_t)s[*i]))
-            (*i)++;
-        if (*i < n && s[*i] == '(') {
-            int depth = 0;
-            while (*i < n) {
-                char c = s[*i];
-                if (c == '\\' && *i + 1 < n) {
-                    *i += 2;
-                    continue;
-                }
-                (*i)++;
-                if (c == '(')
-                    depth++;
-                else if (c == ')' && --depth == 0)
-                    break;
-            }
-            continue;
-        }
-        return;
-    }
-}
-
-static int is_tspecial(char c)
-{
-    return strchr("()<>@,;:\\\"/[]?=", c) != NULL;
-}
-
-static void read_token(const char *s, size_t n, size_t *i, char *out, size_t cap)
-{
-    size_t w = 0;
-    while (*i < n && (uint8_t)s[*i] > ' ' && (uint8_t)s[*i] < 0x7f && !is_tspecial(s[*i])) {
-        if (w + 1 < cap)
-            out[w++] = (char)lc((uint8_t)s[*i]);
-        (*i)++;
-    }
-    out[w] = '\0';
-}
-
-static void parse_ctype(const char *s, ctype *ct)
-{
-    size_t n = strlen(s), i = 0;
-    memset(ct, 0, sizeof *ct);
-    skip_cfws(s, n, &i);
-    read_token(s, n, &i, ct->type, sizeof ct->type);
-    skip_cfws(s, n, &i);
-    if (i < n && s[i] == '/') {
-        i++;
-        skip_cfws(s, n, &i);
-        read_token(s, n, &i, ct->sub, sizeof ct->sub);
-    }
-    while (i < n) {
-        while (i < n && s[i] != ';')
-            i++;
-        if (i >= n)
-            break;
-        i++;
-        skip_cfws(s, n, &i);
-        char name[MAX_TOKEN];
-        read_token(s, n, &i, name, sizeof name);
-        skip_cfws(s, n, &i);
-        if (i >= n || s[i] != '=')
-            continue;
-        i++;
-        skip_cfws(s, n, &i);
-        char val[MAX_BOUNDARY + 2];
-        size_t w = 0, vlen = 0;
-        if (i < n && s[i] == '"') {
-            i++;
-            while (i < n && s[i] != '"') {
-                if (s[i] == '\\' && i + 1 < n)
-                    i++;
-                if (w + 1 < sizeof val)
-                    val[w++] = s[i];
-                vlen++;
-                i++;
-            }
-            if (i < n)
-                i++;
-        } else {
-            while (i < n && s[i] != ';' && !is_wsp((uint8_t)s[i])) {
-                if (w + 1 < sizeof val)
-                    val[w++] = s[i];
-                vlen++;
-                i++;
-            }
-        }
-        val[w] = '\0';
-        if (strcmp(name, "boundary") == 0 && !ct->has_boundary) {
-            if (vlen > 0 && vlen <= MAX_BOUNDARY) {
-                memcpy(ct->boundary, val, vlen + 1);
-                ct->blen = vlen;
-                ct->has_boundary = 1;
-                memcpy(ct->delim, "\n--", 3);
-                memcpy(ct->delim + 3, val, vlen);
-                ct->dlen = vlen + 3;
-            }
-        } else if (strcmp(name, "protocol") == 0 && !ct->protocol[0] && vlen < MAX_TOKEN) {
-            for (size_t k = 0; k <= vlen; k++)
-                ct->protocol[k] = (char)lc((uint8_t)val[k]);
-        }
-    }
-}
-
-static int parse_cte(const char *s)
-{
-    char tok[MAX_TOKEN];
-    size_t i = 0, n = strlen(s);
-    skip_cfws(s, n, &i);
-    read_token(s, n, &i, tok, sizeof tok);
-    if (!tok[0])
-        return CTE_NONE;
-    if (strcmp(tok, "7bit") == 0)
-        return CTE_7BIT;
-    if (strcmp(tok, "8bit") == 0)
-        return CTE_8BIT;
-    if (strcmp(tok, "binary") == 0)
-        return CTE_BINARY;
-    if (strcmp(tok, "base64") == 0)
-        return CTE_BASE64;
-    if (strcmp(tok, "quoted-printable") == 0)
-        return CTE_QP;
-    return CTE_OTHER;
-}
-
-typedef struct entity {
-    ctype ct;
-    int has_ct;
-    int cte;
-} entity;
-
-static void read_entity(const hblock *hb, entity *e)
-{
-    size_t pos = 0, fs, fe, nl, vl;
-    const uint8_t *name, *val;
-    int got_cte = 0;
-    memset(e, 0, sizeof *e);
-    while (next_field(hb, &pos, &fs, &fe, &name, &nl, &val, &vl)) {
-        if (!e->has_ct && ieq(name, nl, "content-type")) {
-            char *v = unfold(val, vl);
-            parse_ctype(v, &e->ct);
-            free(v);
-            e->has_ct = e->ct.type[0] != '\0';
-        } else if (!got_cte && ieq(name, nl, "content-transfer-encoding")) {
-            char *v = unfold(val, vl);
-            e->cte = parse_cte(v);
-            free(v);
-            got_cte = 1;
-        }
-    }
-}
+#define DEPTH_CAP 100 /* docs/decryption.md: max_depth above 100 counts as 100 */
+#define LAYER_CAP 16  /* whatever max_layers says */
 
 /* ---- transfer decodings ------------------------------------------------ */
-
-static int b64_val(uint8_t c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* b64_decode - lenient: junk is skipped and sets *bad. */
-static void b64_decode(const uint8_t *s, size_t n, mv_buf *out, int *bad)
-{
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = s[i];
-        if (c == '\r' || c == '\n' || is_wsp(c) || c == '=')
-            continue;
-        int v = b64_val(c);
-        if (v < 0) {
-            *bad = 1;
-            continue;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            mv_buf_append_byte(out, (uint8_t)(acc >> bits));
-            acc &= (1u << bits) - 1;
-        }
-    }
-}
-
-static int hexv(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = lc(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-/* qp_decode - line ends kept as they came, transport padding dropped. */
-static void qp_decode(const uint8_t *s, size_t n, mv_buf *out, int *bad)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c == '=') {
-            if (i + 2 < n && hexv(s[i + 1]) >= 0 && hexv(s[i + 2]) >= 0) {
-                mv_buf_append_byte(out, (uint8_t)(hexv(s[i + 1]) << 4 | hexv(s[i + 2])));
-                i += 3;
-                continue;
-            }
-            size_t k = i + 1;
-            while (k < n && is_wsp(s[k]))
-                k++;
-            if (k < n && s[k] == '\n') {
-                i = k + 1;
-                continue;
-            }
-            if (k + 1 < n && s[k] == '\r' && s[k + 1] == '\n') {
-                i = k + 2;
-                continue;
-            }
-            if (k == n) {
-                i = n;
-                continue;
-            }
-            *bad = 1;
-            mv_buf_append_byte(out, c);
-            i++;
-            continue;
-        }
-        if (is_wsp(c)) {
-            size_t k = i;
-            while (k < n && is_wsp(s[k]))
-                k++;
-            if (!(k == n || s[k] == '\n' || (s[k] == '\r' && k + 1 < n && s[k + 1] == '\n')))
-                mv_buf_append(out, s + i, k - i);
-            i = k;
-            continue;
-        }
-        mv_buf_append_byte(out, c);
-        i++;
-    }
-}
 
 /* decode_body - p[0..n) decoded per cte into out (identity for 7bit,
  * 8bit, binary and unknown encodings). */
 static void decode_body(const uint8_t *p, size_t n, int cte, mv_buf *out, int *bad)
 {
-    if (cte == CTE_BASE64)
-        b64_decode(p, n, out, bad);
-    else if (cte == CTE_QP)
-        qp_decode(p, n, out, bad);
+    int cut = 0; /* SIZE_MAX: nothing is cut */
+    if (cte == MV_RM_CTE_BASE64)
+        mv_rm_b64_decode(p, n, SIZE_MAX, MV_RM_B64_IGNORE_PAD, out, bad, &cut);
+    else if (cte == MV_RM_CTE_QP)
+        mv_rm_qp_decode(p, n, SIZE_MAX, out, bad, &cut);
     else
         mv_buf_append(out, p, n);
 }
 
 /* ---- multipart splitting ----------------------------------------------- */
 
-static int delim_at(const uint8_t *p, size_t at, size_t end, const ctype *ct, size_t *next,
-                    int *close)
-{
-    size_t k = at + 2 + ct->blen;
-    if (k + 2 <= end && p[k] == '-' && p[k + 1] == '-') {
-        const uint8_t *lf = memchr(p + k, '\n', end - k);
-        *next = lf ? (size_t)(lf - p) + 1 : end;
-        *close = 1;
-        return 1;
-    }
-    while (k < end && is_wsp(p[k]))
-        k++;
-    if (k == end || p[k] == '\n') {
-        *next = k == end ? end : k + 1;
-    } else if (p[k] == '\r' && (k + 1 == end || p[k + 1] == '\n')) {
-        *next = k + 1 == end ? end : k + 2;
-    } else {
-        return 0;
-    }
-    *close = 0;
-    return 1;
-}
-
-/* find_delim - the next delimiter line at a line start in [from, end), or
- * at base; its offset or end.  Linear: a boundary holds no LF. */
-static size_t find_delim(const uint8_t *p, size_t base, size_t from, size_t end, const ctype *ct,
-                         size_t *next, int *close)
-{
-    if (from == base && end - from >= ct->dlen - 1 &&
-        memcmp(p + from, ct->delim + 1, ct->dlen - 1) == 0 &&
-        delim_at(p, from, end, ct, next, close))
-        return from;
-    size_t i = from > base ? from - 1 : from;
-    while (i < end && end - i >= ct->dlen) {
-        const uint8_t *h = memmem(p + i, end - i, ct->delim, ct->dlen);
-        if (!h)
-            return end;
-        size_t at = (size_t)(h - p) + 1;
-        if (delim_at(p, at, end, ct, next, close))
-            return at;
-        i = at;
-    }
-    return end;
-}
-
-/* content_end - the line break before a delimiter belongs to it (RFC 2046 5.1.1). */
-static size_t content_end(const uint8_t *p, size_t start, size_t at)
-{
-    size_t e = at;
-    if (e > start && p[e - 1] == '\n') {
-        e--;
-        if (e > start && p[e - 1] == '\r')
-            e--;
-    }
-    return e;
-}
-
 /* A multipart body iterator: parts come out as [s, e). */
 typedef struct mpit {
     const uint8_t *p;
-    const ctype *ct;
+    const mv_rm_ctype *ct;
     size_t body, end, next;
     int close;
     int bad; /* no delimiter at all, or no close delimiter */
 } mpit;
 
-static void mp_begin(mpit *it, const uint8_t *p, const ctype *ct, size_t body, size_t end)
+static void mp_begin(mpit *it, const uint8_t *p, const mv_rm_ctype *ct, size_t body, size_t end)
 {
     it->p = p;
     it->ct = ct;
     it->body = body;
     it->end = end;
     it->bad = 0;
-    size_t at = find_delim(p, body, body, end, ct, &it->next, &it->close);
+    size_t at = mv_rm_find_delim(p, body, body, end, ct, &it->next, &it->close);
     if (at == end) {
         it->bad = 1;
         it->close = 1;
@@ -533,7 +80,7 @@ static int mp_next(mpit *it, size_t *s, size_t *e)
         return 0;
     size_t start = it->next, nnext = 0;
     int nclose = 0;
-    size_t nat = find_delim(it->p, it->body, start, it->end, it->ct, &nnext, &nclose);
+    size_t nat = mv_rm_find_delim(it->p, it->body, start, it->end, it->ct, &nnext, &nclose);
     *s = start;
     if (nat == it->end) {
         *e = it->end;
@@ -541,7 +88,7 @@ static int mp_next(mpit *it, size_t *s, size_t *e)
         it->close = 1;
         return 1;
     }
-    *e = content_end(it->p, start, nat);
+    *e = mv_rm_content_end(it->p, start, nat);
     it->next = nnext;
     it->close = nclose;
     return 1;
@@ -702,7 +249,7 @@ static char *key_alg_name(rnp_key_handle_t key, int with_bits)
     char low[32];
     size_t i = 0;
     for (; alg[i] && i + 1 < sizeof low; i++)
-        low[i] = (char)lc((uint8_t)alg[i]);
+        low[i] = (char)mv_rm_lc((uint8_t)alg[i]);
     low[i] = '\0';
     char *out;
     int n = alg_number(alg);
@@ -1892,15 +1439,15 @@ static const char *eol_of(const uint8_t *p, size_t n)
 
 /* copy_fields - the header block's lines into out, without the fields
  * whose name starts with drop_prefix (or equals drop_exact). */
-static void copy_fields(const hblock *hb, const char *drop_prefix, const char *drop_exact,
+static void copy_fields(const mv_rm_hblock *hb, const char *drop_prefix, const char *drop_exact,
                         mv_buf *out)
 {
     size_t pos = 0, fs, fe, nl, vl;
     const uint8_t *name, *val;
-    while (next_field(hb, &pos, &fs, &fe, &name, &nl, &val, &vl)) {
-        if (nl && drop_prefix && iprefix(name, nl, drop_prefix))
+    while (mv_rm_next_line(hb, &pos, &fs, &fe, &name, &nl, &val, &vl)) {
+        if (nl && drop_prefix && mv_rm_iprefix(name, nl, drop_prefix))
             continue;
-        if (nl && drop_exact && ieq(name, nl, drop_exact))
+        if (nl && drop_exact && mv_rm_ieq(name, nl, drop_exact))
             continue;
         mv_buf_append(out, hb->p + fs, fe - fs);
     }
@@ -1930,7 +1477,7 @@ static int count_block(job *j)
 }
 
 /* two_parts - the first two parts of a multipart body (PGP/MIME). */
-static int two_parts(const uint8_t *p, const ctype *ct, size_t body, size_t e, size_t *s1,
+static int two_parts(const uint8_t *p, const mv_rm_ctype *ct, size_t body, size_t e, size_t *s1,
                      size_t *e1, size_t *s2, size_t *e2)
 {
     mpit it;
@@ -1944,17 +1491,17 @@ static int two_parts(const uint8_t *p, const ctype *ct, size_t body, size_t e, s
 
 static void part_body(const uint8_t *p, size_t s, size_t e, mv_buf *out, int *bad)
 {
-    hblock hb;
-    scan_headers(p + s, e - s, MV_PGP_MAX_HEADER_BYTES, &hb);
-    entity ent;
-    read_entity(&hb, &ent);
+    mv_rm_hblock hb;
+    mv_rm_scan_headers(p + s, e - s, MV_PGP_MAX_HEADER_BYTES, &hb);
+    mv_rm_entity ent;
+    mv_rm_read_entity(&hb, &ent);
     size_t body = s + hb.body_off;
     if (body < e)
         decode_body(p + body, e - body, ent.cte, out, bad);
 }
 
-static void handle_encrypted(walk *w, size_t s, size_t e, const hblock *hb, const entity *ent,
-                             size_t body)
+static void handle_encrypted(walk *w, size_t s, size_t e, const mv_rm_hblock *hb,
+                             const mv_rm_entity *ent, size_t body)
 {
     job *j = w->j;
     j->found = 1;
@@ -2019,7 +1566,7 @@ static void canon_crlf(const uint8_t *p, size_t n, mv_buf *out)
     }
 }
 
-static void handle_signed(walk *w, const entity *ent, size_t body, size_t e, unsigned depth)
+static void handle_signed(walk *w, const mv_rm_entity *ent, size_t body, size_t e, unsigned depth)
 {
     job *j = w->j;
     j->found = 1;
@@ -2076,8 +1623,8 @@ static size_t line_end(const uint8_t *d, size_t n, size_t i)
     return lf ? (size_t)(lf - d) + 1 : n;
 }
 
-static void handle_inline(walk *w, size_t s, size_t e, const hblock *hb, const entity *ent,
-                          size_t body)
+static void handle_inline(walk *w, size_t s, size_t e, const mv_rm_hblock *hb,
+                          const mv_rm_entity *ent, size_t body)
 {
     job *j = w->j;
     if (body >= e)
@@ -2167,14 +1714,14 @@ static void walk_entity(walk *w, size_t s, size_t e, unsigned depth)
         j->r->defects |= MV_DDEF_LIMIT;
         return;
     }
-    hblock hb;
-    scan_headers(w->p + s, e - s, MV_PGP_MAX_HEADER_BYTES, &hb);
+    mv_rm_hblock hb;
+    mv_rm_scan_headers(w->p + s, e - s, MV_PGP_MAX_HEADER_BYTES, &hb);
     if (hb.over) {
         j->r->defects |= MV_DDEF_LIMIT;
         return;
     }
-    entity ent;
-    read_entity(&hb, &ent);
+    mv_rm_entity ent;
+    mv_rm_read_entity(&hb, &ent);
     size_t body = s + hb.body_off;
     const char *t = ent.has_ct ? ent.ct.type : "text";
     const char *st = ent.has_ct ? ent.ct.sub : "plain";
@@ -2217,7 +1764,7 @@ static void walk_entity(walk *w, size_t s, size_t e, unsigned depth)
         return;
     }
     if (strcmp(t, "message") == 0 && (strcmp(st, "rfc822") == 0 || strcmp(st, "global") == 0)) {
-        if (ent.cte == CTE_BASE64 || ent.cte == CTE_QP || body >= e)
+        if (ent.cte == MV_RM_CTE_BASE64 || ent.cte == MV_RM_CTE_QP || body >= e)
             return; /* an encoded message/rfc822 is not walked (RFC 2046 forbids it) */
         if (depth >= j->lim.max_depth || depth >= DEPTH_CAP) {
             j->r->defects |= MV_DDEF_LIMIT;
