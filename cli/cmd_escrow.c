@@ -74,6 +74,8 @@ static char *ask_password(const char *what)
     char *r = fgets(buf, sizeof buf, tty);
     if (have)
         tcsetattr(fd, TCSAFLUSH, &old);
+    /* an update stream needs a positioning call between input and output */
+    (void)fseek(tty, 0, SEEK_CUR);
     fprintf(tty, "\n");
     fclose(tty);
     if (!r)

@@ -139,7 +139,7 @@ static mv_status process(mv_pipeline *p, item *w, mv_prepared **out, int *defect
         return st;
     *defective = mi->meta.defects != 0;
     /* Escrow decryption reads the bytes before they pass to the store. */
-    mv_decrypt_result dr;
+    mv_decrypt_result dr = {0};
     int has_dr = 0;
     if (p->o.escrow && mv_escrow_detect(w->it.data, w->it.len)) {
         mv_decrypt_limits dl;

@@ -51,7 +51,7 @@ static double now(void)
 
 static uint64_t rnd(uint64_t *s)
 {
-    /* splitmix64: deterministic, no libc rand() */
+    /* splitmix64: deterministic, not the C library generator */
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
