@@ -356,6 +356,11 @@ void mv_rm_b64_decode(const uint8_t *s, size_t n, size_t max, unsigned flags, mv
     int strict_pad = !(flags & MV_RM_B64_IGNORE_PAD);
     uint32_t acc = 0;
     int bits = 0, pad = 0, groups = 0;
+    /* decoded bytes are staged and appended in blocks: every message's
+     * text parts pass through here (OpenPGP detection), so byte-wise
+     * appends showed in import profiles */
+    uint8_t stage[4096];
+    size_t sl = 0;
     for (size_t i = 0; i < n; i++) {
         uint8_t c = s[i];
         if (c == '\r' || c == '\n' || mv_rm_is_wsp(c))
@@ -383,14 +388,22 @@ void mv_rm_b64_decode(const uint8_t *s, size_t n, size_t max, unsigned flags, mv
         groups++;
         if (bits >= 8) {
             bits -= 8;
-            if (out->len >= max) {
+            if (out->len + sl >= max) {
+                if (sl)
+                    mv_buf_append(out, stage, sl);
                 *cut = 1;
                 return;
             }
-            mv_buf_append_byte(out, (uint8_t)(acc >> bits));
+            stage[sl++] = (uint8_t)(acc >> bits);
+            if (sl == sizeof stage) {
+                mv_buf_append(out, stage, sl);
+                sl = 0;
+            }
             acc &= (1u << bits) - 1;
         }
     }
+    if (sl)
+        mv_buf_append(out, stage, sl);
     if (strict_pad && groups % 4 == 1)
         *bad = 1; /* six bits cannot make a byte */
 }
@@ -458,8 +471,18 @@ void mv_rm_qp_decode(const uint8_t *s, size_t n, size_t max, mv_buf *out, int *b
             i = k; /* trailing blanks go */
             continue;
         }
-        mv_buf_append_byte(out, c);
-        i++;
+        /* a run of ordinary bytes goes in at once */
+        size_t k = i + 1;
+        while (k < n && s[k] != '=' && !mv_rm_is_wsp(s[k]))
+            k++;
+        size_t room = max - out->len;
+        size_t take = k - i < room ? k - i : room;
+        mv_buf_append(out, s + i, take);
+        if (take < k - i) {
+            *cut = 1;
+            return;
+        }
+        i = k;
     }
 }
 
