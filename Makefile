@@ -20,7 +20,7 @@ O ?= build
 SANFLAGS :=
 endif
 
-PKGS := rocksdb openssl gmime-3.0 libzstd glib-2.0 librnp
+PKGS := rocksdb openssl gmime-3.0 libzstd glib-2.0 librnp xapian-core poppler-glib libarchive
 # Evaluated once; a missing package stops the build with its Debian name.
 PKG_OK := $(shell pkg-config --exists $(PKGS) && echo yes)
 CC ?= cc
@@ -28,7 +28,14 @@ WARN := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP \
               $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+# search/ is the one C++ module (Xapian), behind a C header.
+CXX ?= c++
+CXXWARN := -Wall -Wextra -Wformat=2 -Wshadow -Wmissing-declarations -Wvla -Werror
+ALL_CXXFLAGS := -std=c++17 -D_GNU_SOURCE $(CXXWARN) $(CFLAGS) $(SANFLAGS) -MMD -MP \
+              $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# --as-needed: a command starts by loading its libraries; those pkg-config
+# lists but nothing calls are not loaded at all.
+LIBS := -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lstdc++ -lpthread
 TEST_CFLAGS := $(shell pkg-config --cflags cmocka 2>/dev/null)
 TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
@@ -36,9 +43,10 @@ ifneq ($(V),1)
 Q := @
 endif
 
-LIB_SRC := $(wildcard lib/*.c) $(wildcard store/*.c) $(wildcard ingest/*.c)
+LIB_SRC := $(wildcard lib/*.c) $(wildcard store/*.c) $(wildcard search/*.c) $(wildcard ingest/*.c)
+LIB_CXX := $(wildcard search/*.cc)
 CLI_SRC := $(wildcard cli/*.c)
-LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o) $(LIB_CXX:%.cc=$(O)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(O)/%.o)
 UNIT_SRC := $(wildcard tests/unit/*_test.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(O)/tests/%)
@@ -55,7 +63,8 @@ ifneq ($(PKG_OK),yes)
 	@missing=""; debs=""; for m in $(PKGS); do pkg-config --exists $$m 2>/dev/null && continue; \
 	   missing="$$missing $$m"; \
 	   case $$m in rocksdb) d=librocksdb-dev;; openssl) d=libssl-dev;; gmime-3.0) d=libgmime-3.0-dev;; \
-	     libzstd) d=libzstd-dev;; glib-2.0) d=libglib2.0-dev;; librnp) d=librnp-dev;; *) d=$$m;; esac; debs="$$debs $$d"; done; \
+	     libzstd) d=libzstd-dev;; glib-2.0) d=libglib2.0-dev;; librnp) d=librnp-dev;; \
+	     xapian-core) d=libxapian-dev;; poppler-glib) d=libpoppler-glib-dev;; libarchive) d=libarchive-dev;; *) d=$$m;; esac; debs="$$debs $$d"; done; \
 	 command -v pkg-config >/dev/null || { missing=" (pkg-config itself)"; debs=" pkg-config"; }; \
 	 echo "missing build dependencies:$$missing" >&2; \
 	 echo "install the Debian packages:$$debs  (scripts/deps.sh build does it as root)" >&2; \
@@ -69,6 +78,11 @@ $(O)/%.o: %.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(O)/%.o: %.cc
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CXX     $<")
+	$(Q)$(CXX) $(ALL_CXXFLAGS) -c $< -o $@
 
 $(O)/libmv.a: $(LIB_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -103,7 +117,7 @@ demo:
 
 fuzz:
 	$(Q)scripts/deps.sh fuzz
-	$(Q)$(MAKE) --no-print-directory O=build-fuzz CC=clang CFLAGS="-O1 -g" \
+	$(Q)$(MAKE) --no-print-directory O=build-fuzz CC=clang CXX=clang++ CFLAGS="-O1 -g" \
 	    SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined" build-fuzz/libmv.a
 	$(Q)for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	    clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
@@ -121,12 +135,12 @@ lint:
 	    $$(git ls-files '*.c' '*.h') | grep -v poison || (echo "banned function used" >&2; exit 1)
 	$(Q)if command -v cppcheck >/dev/null; then cppcheck --quiet --error-exitcode=1 \
 	    --enable=warning,performance,portability --std=c11 -D_GNU_SOURCE \
-	    --suppress=missingIncludeSystem lib store ingest cli; \
+	    --suppress=missingIncludeSystem lib store search ingest cli; \
 	  else echo "lint: cppcheck not installed (Debian package cppcheck): skipped"; fi
 	$(Q)$(MAKE) --no-print-directory check-headers
 
 check-headers:
-	$(Q)for h in $$(git ls-files 'lib/*.h' 'store/*.h' 'ingest/*.h' 'cli/*.h'); do \
+	$(Q)for h in $$(git ls-files 'lib/*.h' 'store/*.h' 'search/*.h' 'ingest/*.h' 'cli/*.h'); do \
 	    echo "#include \"$$h\"" | $(CC) -std=c11 -D_GNU_SOURCE $(WARN) \
 	      $$(pkg-config --cflags $(PKGS)) -I. -x c -fsyntax-only - || exit 1; done; echo "headers ok"
 

@@ -16,6 +16,7 @@
 
 #include "../lib/buf.h"
 #include "../lib/err.h"
+#include "../search/search.h"
 #include "../store/store.h"
 
 /* Exit codes (sysexits.h values, documented in docs/mailvault.1). */
@@ -47,6 +48,7 @@ typedef struct mv_cli {
     const char *archive;
     mv_keysrc keys;
     int json;
+    int serials_ok, serials; /* --format serials: allowed by the command / asked */
     const char *cmd;  /* for audit: "import", "show" ... */
     mv_buf detail;    /* for audit: the arguments */
     int argi;         /* after cli_getopt: index of the first positional argument */
@@ -130,6 +132,24 @@ void text_safe(FILE *f, const char *s);
 struct mv_progress;
 struct mv_progress *cli_progress_new(const char *what, uint64_t total);
 
+/* ---- the search index (cli/indexer.c) ------------------------------------ */
+
+/* cli_indexer_start - for serve: open the index as its writer and keep it
+ * up to date on a thread of its own, looking for changes every
+ * interval_ms (and when kicked).  cli_indexer_stop joins and closes it. */
+MV_NODISCARD mv_status cli_indexer_start(mv_store *s, unsigned interval_ms, mv_err *err);
+void cli_indexer_stop(void);
+void cli_indexer_kick(void);
+/* cli_index_get - the index to search: the daemon's (borrowed) inside it,
+ * else one opened for this command and first brought up to date (with a
+ * progress bar when asked and on a terminal).  Give it back with
+ * cli_index_put. */
+MV_NODISCARD mv_status cli_index_get(mv_cli *c, mv_store *s, int show_progress, mv_index **out,
+                                     mv_err *err);
+void cli_index_put(mv_index *ix);
+/* cli_index_lag - `index lag: N` of status. */
+uint64_t cli_index_lag(mv_store *s);
+
 /* ---- the control socket (cli/remote.c, docs/protocol.md) ------------------ */
 
 #define MV_CONTROL_SOCKET "mailvault.sock" /* in the archive directory */
@@ -180,5 +200,8 @@ int cmd_serve(int argc, char **argv);
 int cmd_keys_escrow(int argc, char **argv);
 int cmd_reprocess(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_search(int argc, char **argv);
+int cmd_reindex(int argc, char **argv);
+int cmd_custodian(int argc, char **argv);
 
 #endif

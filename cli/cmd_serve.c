@@ -49,6 +49,8 @@ static const mv_cfg_key schema[] = {
     {"serve", "control_mode", MV_CFG_MODE, "0660", "control socket file mode", 0, 0777},
     {"serve", "pid_file", MV_CFG_STR, NULL, "write the daemon's pid here once it listens", 0, 0},
     {"serve", "log_level", MV_CFG_STR, "info", "debug, info, notice, warning or error", 0, 0},
+    {"serve", "index_interval", MV_CFG_DURATION, "200ms",
+     "how often the indexer looks for archived mail not yet searchable", 10, 60000},
     {"limits", "message_size", MV_CFG_SIZE, "100M", "largest message (SIZE); over it: 552 5.3.4", 1024, 0},
     {"limits", "recipients", MV_CFG_UINT, "1000", "recipients per transaction; over it: 452 4.5.3", 100, 10000000},
     {"limits", "line_length", MV_CFG_SIZE, "4096", "longest command line; over it: 500 5.5.2", 512, 1 << 20},
@@ -595,6 +597,9 @@ int cmd_serve(int argc, char **argv)
         goto done;
     cli_server = srv;
     srv_started = 1;
+    if ((st = cli_indexer_start(s, (unsigned)mv_cfg_u64(cf, "serve", NULL, "index_interval"),
+                                &err)))
+        goto done;
     if ((st = control_start(&ctl, s, ctl_path, (unsigned)mv_cfg_u64(cf, "serve", NULL, "control_mode"),
                             &err)))
         goto done;
@@ -660,6 +665,9 @@ done:
             err = serr;
         }
     }
+    /* after the server drained: what it archived last is indexed at the
+     * next start */
+    cli_indexer_stop();
     const char *pf = cf ? mv_cfg_str(cf, "serve", NULL, "pid_file") : NULL;
     if (srv_started && pf && *pf)
         unlink(pf);

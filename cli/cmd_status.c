@@ -16,8 +16,9 @@ static void help(void)
 {
     fprintf(cli_out, "usage: mailvault status [--archive DIR] [--format text|json]\n\n"
                      "Whether the daemon runs, its sessions, what it accepted and archived,\n"
-                     "its last errors, and `spool: N`: messages acknowledged and not yet\n"
-                     "archived.  Any role may ask.\n");
+                     "its last errors, `spool: N`: messages acknowledged and not yet\n"
+                     "archived, and `index lag: N`: changes not yet searchable.\n"
+                     "Any role may ask.\n");
 }
 
 static void print_text(const mv_server_status *st)
@@ -44,6 +45,7 @@ static void print_text(const mv_server_status *st)
     fprintf(cli_out, "queued: %llu bytes acknowledged, waiting for the pipeline\n",
             (unsigned long long)st->queued_bytes);
     fprintf(cli_out, "spool: %llu\n", (unsigned long long)st->spool);
+    fprintf(cli_out, "index lag: %llu\n", (unsigned long long)st->index_lag);
     fprintf(cli_out, "last errors:%s\n", st->n_errors ? "" : " none");
     for (size_t i = 0; i < st->n_errors; i++)
         fprintf(cli_out, "  %s %s\n", mv_fmt_time(st->error_time[i] / 1000000, t, sizeof t),
@@ -68,6 +70,7 @@ static void print_json(const mv_server_status *st)
     json_kv_u64(cli_out, "failed", st->pipeline.failed, 1);
     json_kv_u64(cli_out, "queued_bytes", st->queued_bytes, 1);
     json_kv_u64(cli_out, "spool", st->spool, 1);
+    json_kv_u64(cli_out, "index_lag", st->index_lag, 1);
     fprintf(cli_out, ",\"sessions\":[");
     for (size_t i = 0; i < st->n_sessions; i++) {
         const mv_session_info *x = &st->sessions[i];
@@ -111,20 +114,23 @@ int cmd_status(int argc, char **argv)
     if (!st && cli_server) {
         mv_server_status ss;
         mv_server_get_status(cli_server, &ss);
+        ss.index_lag = cli_index_lag(s);
         if (c.json)
             print_json(&ss);
         else
             print_text(&ss);
         free(ss.sessions);
     } else if (!st) {
-        uint64_t n = mv_spool_count(s);
+        uint64_t n = mv_spool_count(s), lag = cli_index_lag(s);
         if (c.json) {
             fprintf(cli_out, "{\"daemon\":\"not running\"");
             json_kv_u64(cli_out, "spool", n, 1);
+            json_kv_u64(cli_out, "index_lag", lag, 1);
             fprintf(cli_out, "}\n");
         } else {
             fprintf(cli_out, "daemon: not running\n");
             fprintf(cli_out, "spool: %llu\n", (unsigned long long)n);
+            fprintf(cli_out, "index lag: %llu\n", (unsigned long long)lag);
         }
     }
     return cli_finish(&c, s, st, &err);

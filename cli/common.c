@@ -84,8 +84,11 @@ int cli_global_opt(mv_cli *c, int opt, const char *arg)
             c->json = 1;
         else if (strcmp(arg, "text") == 0 || strcmp(arg, "table") == 0)
             c->json = 0;
+        else if (c->serials_ok && strcmp(arg, "serials") == 0)
+            c->json = 0, c->serials = 1;
         else {
-            fprintf(cli_err, "mailvault %s: --format must be text or json\n", c->cmd);
+            fprintf(cli_err, "mailvault %s: --format must be text%s or json\n", c->cmd,
+                    c->serials_ok ? ", serials" : "");
             return -1;
         }
         return 1;
@@ -326,7 +329,17 @@ int cli_getopt(mv_cli *c, int argc, char **argv, const struct option *extra, cli
         }
         if (opt == '?') {
             rc = -1;
-            cli_usage_error(c->cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+            /* For an unknown short option optind may already point past
+             * the word it came from; optopt names the letter. */
+            const char *w = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+            if (optopt && (w[0] != '-' || w[1] == '-' || !strchr(w, optopt)))
+                cli_usage_error(c->cmd, "unknown option '-%c' (an argument that starts with "
+                                        "'-' goes after '--')", optopt);
+            else
+                cli_usage_error(c->cmd, "unknown or incomplete option '%s'%s", w,
+                                w[0] == '-' && w[1] != '-'
+                                    ? " (an argument that starts with '-' goes after '--')"
+                                    : "");
             break;
         }
         int g = cli_global_opt(c, opt, optarg);

@@ -42,7 +42,11 @@ static const cli_command commands[] = {
     {"reprocess", cmd_reprocess, "decrypt archived mail with keys escrowed since", NULL, 0},
     {"users", cmd_users, "the archive's users and their roles", NULL, 0},
     {"serve", cmd_serve, "the SMTP/LMTP journaling daemon", "one daemon serves an archive", 1},
-    {"status", cmd_status, "daemon sessions, last errors, spool", NULL, 0},
+    {"status", cmd_status, "daemon sessions, last errors, spool, index lag", NULL, 0},
+    {"search", cmd_search, "find messages (docs/search.md)", NULL, 0},
+    {"reindex", cmd_reindex, "rebuild the search index from the store",
+     "the daemon's indexer owns the index", 1},
+    {"custodian", cmd_custodian, "the people whose mail is searched by custodian:", NULL, 0},
 };
 
 const cli_command *cli_find_command(const char *name)
@@ -129,13 +133,21 @@ int main(int argc, char **argv)
     }
     const cli_command *c = cli_find_command(argv[i]);
     if (c) {
-        /* argv for the command: its name, its own args, then the globals. */
+        /* argv for the command: its name, its own args (a subcommand
+         * such as `keys escrow` stays first), then the globals, which go
+         * before a `--` of the command's own: after it they would be
+         * operands. */
         char **sub = mv_xcalloc((size_t)argc + 1, sizeof *sub);
-        int n = 0, rc;
+        int n = 0, rc, dd = argc;
+        for (int j = i + 1; j < argc && dd == argc; j++)
+            if (strcmp(argv[j], "--") == 0)
+                dd = j;
         sub[n++] = argv[i];
-        for (int j = i + 1; j < argc; j++)
+        for (int j = i + 1; j < dd; j++)
             sub[n++] = argv[j];
         for (int j = 1; j < i; j++)
+            sub[n++] = argv[j];
+        for (int j = dd; j < argc; j++)
             sub[n++] = argv[j];
         sub[n] = NULL;
         if (c->local || asks_help(n, sub) || !cli_remote(n, sub, &rc))

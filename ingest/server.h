@@ -113,6 +113,7 @@ typedef struct mv_server_status {
     uint64_t spool_syncs;      /* synced spool writes (one per group of arrivals) */
     uint64_t queued_bytes;     /* acknowledged bytes waiting to enter the pipeline */
     uint64_t spool;            /* accepted, not yet archived */
+    uint64_t index_lag;        /* changes not yet in the search index (set by the caller) */
     mv_pipeline_stats pipeline;
     size_t n_sessions;
     mv_session_info *sessions; /* malloc'd, free with free() */

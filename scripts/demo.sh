@@ -72,6 +72,16 @@ run "$MV" show "$serial"
 say "its exact bytes: the original, unwrapped from the journal report (first lines)"
 "$MV" show "$serial" --raw | head -n 10
 
+say "a compliance officer searches (the daemon's indexer made the mail searchable as it came)"
+for _ in $(seq 1 100); do "$MV" status | grep -qx 'index lag: 0' && break; sleep 0.1; done
+"$MV" status | grep -x 'index lag: [0-9]*'
+run "$MV" search --limit 3 '"quarterly report"'
+run "$MV" search --count 'invoice AND has:attachment'
+run "$MV" search --limit 3 'subject:invoic* -from:example.com date:2015..2024'
+# Bcc recipients appear in no header: only the journal reports' envelopes name them
+bcc=$(grep -h -m1 '^Bcc: ' "$D"/journal/*.eml | head -n1 | sed 's/^Bcc: //; s/,.*//')
+run "$MV" search --limit 3 "bcc:$bcc"
+
 say "stop the daemon (SIGTERM drains sessions)"
 kill "$SERVE"
 for _ in $(seq 1 100); do kill -0 "$SERVE" 2>/dev/null || break; sleep 0.1; done

@@ -276,6 +276,69 @@ static void hmac256(const uint8_t *key, const void *a, size_t an, const void *b,
     OPENSSL_cleanse(pad, sizeof pad);
 }
 
+/* ---- PRF handles ----------------------------------------------------------- */
+
+struct mv_prf {
+    EVP_MD_CTX *inner, *outer; /* SHA-256 after absorbing ipad / opad */
+};
+
+static pthread_key_t prf_tls;
+static pthread_once_t prf_once = PTHREAD_ONCE_INIT;
+
+static void prf_tls_free(void *c)
+{
+    EVP_MD_CTX_free(c);
+}
+
+static void prf_tls_init(void)
+{
+    mv_assert(pthread_key_create(&prf_tls, prf_tls_free) == 0);
+}
+
+mv_prf *mv_keys_prf_new(mv_keys *k, mv_derive purpose)
+{
+    const uint8_t *key = k->derived[purpose]->p;
+    mv_prf *p = mv_xcalloc(1, sizeof *p);
+    uint8_t pad[64];
+    p->inner = EVP_MD_CTX_new();
+    p->outer = EVP_MD_CTX_new();
+    mv_assert(p->inner && p->outer);
+    for (int i = 0; i < 64; i++)
+        pad[i] = (uint8_t)((i < 32 ? key[i] : 0) ^ 0x36);
+    mv_assert(EVP_DigestInit_ex(p->inner, mv_md_sha256(), NULL) &&
+              EVP_DigestUpdate(p->inner, pad, 64));
+    for (int i = 0; i < 64; i++)
+        pad[i] = (uint8_t)((i < 32 ? key[i] : 0) ^ 0x5c);
+    mv_assert(EVP_DigestInit_ex(p->outer, mv_md_sha256(), NULL) &&
+              EVP_DigestUpdate(p->outer, pad, 64));
+    OPENSSL_cleanse(pad, sizeof pad);
+    return p;
+}
+
+void mv_prf_eval(const mv_prf *p, const void *in, size_t n, uint8_t out[32])
+{
+    pthread_once(&prf_once, prf_tls_init);
+    EVP_MD_CTX *c = pthread_getspecific(prf_tls);
+    if (!c) {
+        mv_assert((c = EVP_MD_CTX_new()) != NULL);
+        mv_assert(pthread_setspecific(prf_tls, c) == 0);
+    }
+    uint8_t inner[32];
+    mv_assert(EVP_MD_CTX_copy_ex(c, p->inner) && EVP_DigestUpdate(c, in, n) &&
+              EVP_DigestFinal_ex(c, inner, NULL));
+    mv_assert(EVP_MD_CTX_copy_ex(c, p->outer) && EVP_DigestUpdate(c, inner, 32) &&
+              EVP_DigestFinal_ex(c, out, NULL));
+    OPENSSL_cleanse(inner, sizeof inner);
+}
+
+void mv_prf_free(mv_prf *p)
+{
+    if (!p)
+        return;
+    EVP_MD_CTX_free(p->inner);
+    EVP_MD_CTX_free(p->outer);
+    free(p);
+}
 
 /* ---- AES-KWP on AES-NI ----------------------------------------------------
  *

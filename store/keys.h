@@ -69,6 +69,16 @@ void mv_keys_mac(mv_keys *k, mv_derive purpose, const void *p, size_t n, uint8_t
 void mv_keys_mac2(mv_keys *k, mv_derive purpose, const void *a, size_t an, const void *b,
                   size_t bn, uint8_t out[32]);
 
+/* A keyed hash as an opaque handle (the search index's term hashing):
+ * HMAC-SHA256 under a derived key, with the key's pad states computed
+ * once, so one evaluation costs two SHA-256 blocks for a short input.
+ * The handle holds hash states, never the key bytes; mv_prf_eval is
+ * thread-safe.  Owned by the caller (mv_prf_free), independent of k. */
+typedef struct mv_prf mv_prf;
+mv_prf *mv_keys_prf_new(mv_keys *k, mv_derive purpose);
+void mv_prf_eval(const mv_prf *p, const void *in, size_t n, uint8_t out[32]);
+void mv_prf_free(mv_prf *p);
+
 /* mv_keys_active_kek - number of the active KEK for a named key (a shred
  * bucket "default/2033-11", or "spool", "audit"); created and made durable
  * in the keystore first when missing. */

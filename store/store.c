@@ -3,6 +3,7 @@
  * administration.  See store.h for the layout. */
 #include "store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -10,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,10 +42,11 @@
 /* "user" and "escrow" came after the first archives: RocksDB creates
  * them when an older store is opened (create_missing_column_families). */
 enum { CF_DEFAULT, CF_MSG, CF_COPY, CF_ATTR, CF_BLOB, CF_SPOOL, CF_DEDUP, CF_COPYID, CF_CHANGES,
-       CF_AUDIT, CF_DICT, CF_USER, CF_ESCROW, CF_COUNT };
-static const char *const cf_names[CF_COUNT] = {"default", "msg", "copy", "attr", "blob", "spool",
-                                                "dedup", "copyid", "changes", "audit", "dict",
-                                                "user", "escrow"};
+       CF_AUDIT, CF_DICT, CF_USER, CF_ESCROW, CF_TEXT, CF_VOCAB, CF_CUSTODIAN, CF_COUNT };
+static const char *const cf_names[CF_COUNT] = {"default", "msg",   "copy",   "attr",  "blob",
+                                                "spool",   "dedup", "copyid", "changes",
+                                                "audit",   "dict",  "user",   "escrow", "text",
+                                                "vocab",   "custodian"};
 
 /* Compression dictionaries, one per shred bucket: trained on the bucket's
  * first DICT_SAMPLES messages, sealed under the bucket's KEK (a dictionary
@@ -68,7 +71,7 @@ typedef struct ddict_entry {
     ZSTD_DDict *dd;
 } ddict_entry;
 
-enum { CHANGE_MESSAGE = 1, CHANGE_COPY = 2 };
+enum { CHANGE_MESSAGE = MV_CHANGE_MESSAGE, CHANGE_COPY = MV_CHANGE_COPY };
 enum { ATTR_COPY_MERGED = 1, ATTR_DECRYPTION = 2 };
 /* Attribute keys: serial | u32.  Copy merges use the copy number;
  * decryption records set the high bit and count 1, 2, ... */
@@ -85,6 +88,10 @@ struct mv_store {
     rocksdb_readoptions_t *ro;
     unsigned retention_days;
     pthread_mutex_t spool_mu, audit_mu, escrow_mu;
+    /* Serialises the change sequence: the committer and reprocess both
+     * append to it. */
+    pthread_mutex_t change_mu;
+    mv_prf *index_prf;
     /* Serialises user changes, so the "one admin remains" check and the
      * write it allows are one step. */
     pthread_mutex_t users_mu;
@@ -104,6 +111,7 @@ struct mv_store {
     /* committer state (one thread) */
     uint64_t last_serial, last_change;
     mv_stats stats;
+    _Atomic int bulk_written; /* messages were committed: flush at close */
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -206,7 +214,19 @@ const char *mv_store_dir(const mv_store *s)
 
 static void set_options(mv_store *s)
 {
+    /* Recovery replays the log into memtables and leaves them there: a
+     * flush at every open would leave a small table file per column
+     * family per command (the audit record each one writes). */
+    rocksdb_options_t *base = rocksdb_options_create();
+    char *e = NULL;
     s->opts = rocksdb_options_create();
+    rocksdb_get_options_from_string(base, "avoid_flush_during_recovery=true", s->opts, &e);
+    if (e) { /* an older RocksDB: keep its default */
+        rocksdb_free(e);
+        rocksdb_options_destroy(s->opts);
+        s->opts = rocksdb_options_create();
+    }
+    rocksdb_options_destroy(base);
     rocksdb_options_set_create_if_missing(s->opts, 1);
     rocksdb_options_set_create_missing_column_families(s->opts, 1);
     rocksdb_options_set_max_background_jobs(s->opts, 2);
@@ -261,11 +281,48 @@ static mv_status open_db(mv_store *s, int create, mv_err *err)
     return MV_OK;
 }
 
+/* Commands that write a little (an audit record) each leave a small log
+ * file (recovery keeps what it replayed in memory, see set_options); when
+ * this many have gathered, the next close flushes them all into tables. */
+#define WAL_FILES_FLUSH 16
+
+static unsigned wal_files(mv_store *s)
+{
+    char *path = mv_xasprintf("%s/store", s->dir);
+    DIR *d = opendir(path);
+    unsigned n = 0;
+    free(path);
+    if (!d)
+        return 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t l = strlen(e->d_name);
+        n += l > 4 && strcmp(e->d_name + l - 4, ".log") == 0;
+    }
+    closedir(d);
+    return n;
+}
+
 void mv_store_close(mv_store *s)
 {
     if (!s)
         return;
     if (s->db) {
+        /* After a bulk write (an import, a daemon's day), the memtables go
+         * to table files now: otherwise the next command, however small,
+         * would replay the whole write-ahead log when it opens the store.
+         * Small writes (an audit record) stay in the log instead of
+         * leaving a tiny table file per command. */
+        if (s->bulk_written || wal_files(s) >= WAL_FILES_FLUSH) {
+            rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+            rocksdb_flushoptions_set_wait(fo, 1);
+            for (int i = 0; i < CF_COUNT; i++) {
+                char *e = NULL;
+                if (s->cf[i])
+                    rocksdb_flush_cf(s->db, fo, s->cf[i], &e);
+                rocksdb_free(e); /* the log still has it: nothing is lost */
+            }
+            rocksdb_flushoptions_destroy(fo);
+        }
         for (int i = 0; i < CF_COUNT; i++)
             if (s->cf[i])
                 rocksdb_column_family_handle_destroy(s->cf[i]);
@@ -300,6 +357,8 @@ void mv_store_close(mv_store *s)
     pthread_mutex_destroy(&s->spool_mu);
     pthread_mutex_destroy(&s->audit_mu);
     pthread_mutex_destroy(&s->escrow_mu);
+    pthread_mutex_destroy(&s->change_mu);
+    mv_prf_free(s->index_prf);
     pthread_mutex_destroy(&s->users_mu);
     free(s->dir);
     free(s);
@@ -312,6 +371,7 @@ static mv_store *store_alloc(const char *dir)
     pthread_mutex_init(&s->spool_mu, NULL);
     pthread_mutex_init(&s->audit_mu, NULL);
     pthread_mutex_init(&s->escrow_mu, NULL);
+    pthread_mutex_init(&s->change_mu, NULL);
     pthread_mutex_init(&s->users_mu, NULL);
     pthread_mutex_init(&s->dict_mu, NULL);
     s->dict_samples = DICT_SAMPLES;
@@ -437,6 +497,7 @@ mv_status mv_store_open(const char *dir, const mv_keysrc *src, mv_store **out, m
     /* The key is checked first: a wrong key touches nothing. */
     if ((st = mv_keys_open(kpath, src, &s->keys, err)))
         goto out;
+    s->index_prf = mv_keys_prf_new(s->keys, MV_DERIVE_INDEX_PRF);
     if (access(spath, F_OK) != 0) {
         st = mv_err_set(err, MV_ENOTFOUND, "%s has a keystore but no store", dir);
         goto out;
@@ -1472,8 +1533,20 @@ static mv_status uses_put(mv_store *s, rocksdb_writebatch_t *b, const escrow_use
     return MV_OK;
 }
 
+static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_commit_result *res,
+                               mv_err *err);
+
 mv_status mv_store_commit(mv_store *s, mv_prepared **items, size_t n, mv_commit_result *res,
                           mv_err *err)
+{
+    pthread_mutex_lock(&s->change_mu);
+    mv_status st = commit_locked(s, items, n, res, err);
+    pthread_mutex_unlock(&s->change_mu);
+    return st;
+}
+
+static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_commit_result *res,
+                               mv_err *err)
 {
     mv_status st = MV_OK;
     if (!s->commit_batch)
@@ -1648,8 +1721,9 @@ mv_status mv_store_commit(mv_store *s, mv_prepared **items, size_t n, mv_commit_
     free(uses.v);
     if (!st) {
         __atomic_store_n(&s->last_serial, serial, __ATOMIC_RELEASE);
-        s->last_change = change;
+        __atomic_store_n(&s->last_change, change, __ATOMIC_RELEASE);
         s->stats = stats;
+        s->bulk_written = 1;
         s->spool_pending -= n;
     }
     for (size_t i = 0; i < n; i++)
@@ -1896,7 +1970,7 @@ mv_status mv_store_stats(mv_store *s, mv_stats *out, mv_err *err)
 {
     *out = s->stats;
     out->spool = s->spool_pending;
-    out->changes = s->last_change;
+    out->changes = mv_store_last_change(s);
     char *path = mv_xasprintf("%s/store", s->dir);
     du_total = 0;
     nftw(path, du_fn, 16, FTW_PHYS);
@@ -2739,7 +2813,16 @@ mv_status mv_store_add_decryption(mv_store *s, uint64_t serial, const mv_decrypt
         !(st = put_blob(s, b, &sb, &written, &stored, err)))
         st = seal_put(s, b, CF_ATTR, MV_FAM_ATTR, bucket, ak, 12, &rec, &tmp, err);
     if (!st) {
-        /* the index picks the change up like any other */
+        /* the index learns of it through the change sequence */
+        pthread_mutex_lock(&s->change_mu);
+        uint64_t change = s->last_change + 1;
+        uint8_t ck[8], cv[13];
+        u64key(ck, change);
+        cv[0] = MV_CHANGE_DECRYPTION;
+        mv_be64_put(cv + 1, serial);
+        mv_be32_put(cv + 9, 0);
+        rocksdb_writebatch_put_cf(b, s->cf[CF_CHANGES], (const char *)ck, 8, (const char *)cv, 13);
+        batch_u64(b, s, "change", change);
         pthread_mutex_lock(&s->escrow_mu);
         escrow_uses u = {0};
         if (d->decrypted && d->key_id)
@@ -2749,6 +2832,9 @@ mv_status mv_store_add_decryption(mv_store *s, uint64_t serial, const mv_decrypt
         if (!st)
             st = write_batch(s, b, 1, err);
         pthread_mutex_unlock(&s->escrow_mu);
+        if (!st)
+            __atomic_store_n(&s->last_change, change, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&s->change_mu);
     }
     rocksdb_writebatch_destroy(b);
     sealed_blob_free(&sb);
@@ -2805,5 +2891,362 @@ mv_status mv_store_read_decrypted(mv_store *s, uint64_t serial, mv_bytes_fn fn, 
         st = mv_err_set(err, MV_ECRYPTO, "message %llu: decrypted bytes do not match their SHA-256",
                         (unsigned long long)serial);
     mv_decryption_free(d);
+    return st;
+}
+
+/* ---- change sequence ------------------------------------------------------ */
+
+uint64_t mv_store_last_change(mv_store *s)
+{
+    return __atomic_load_n(&s->last_change, __ATOMIC_ACQUIRE);
+}
+
+mv_status mv_store_changes(mv_store *s, uint64_t after, mv_change *out, size_t max, size_t *n,
+                           mv_err *err)
+{
+    mv_status st = MV_OK;
+    uint8_t k0[8];
+    *n = 0;
+    if (after == UINT64_MAX || !max)
+        return MV_OK;
+    u64key(k0, after + 1);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_CHANGES]);
+    for (rocksdb_iter_seek(it, (const char *)k0, 8); rocksdb_iter_valid(it) && *n < max;
+         rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        if (kl != 8 || vl != 13 || v[0] < MV_CHANGE_MESSAGE || v[0] > MV_CHANGE_DECRYPTION) {
+            st = mv_err_set(err, MV_EMALFORMED, "a change record is damaged");
+            break;
+        }
+        mv_change *c = &out[(*n)++];
+        c->seq = mv_be64_get(k);
+        c->kind = v[0];
+        c->serial = mv_be64_get(v + 1);
+        c->copy = mv_be32_get(v + 9);
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    if (e && !st)
+        st = rocks_err(err, e, "reading the change sequence");
+    else
+        rocksdb_free(e);
+    return st;
+}
+
+/* ---- search support ------------------------------------------------------- */
+
+const mv_prf *mv_store_index_prf(mv_store *s)
+{
+    return s->index_prf;
+}
+
+mv_status mv_store_put_text(mv_store *s, uint64_t serial, const uint8_t *p, size_t n, mv_err *err)
+{
+    char bucket[64];
+    mv_status st = message_bucket(s, serial, bucket, sizeof bucket, err);
+    if (st)
+        return st;
+    uint8_t key[8];
+    u64key(key, serial);
+    mv_buf rec = MV_BUF_INIT, tmp = MV_BUF_INIT;
+    mv_buf_put_u8(&rec, 1);
+    mv_buf_append(&rec, p, n);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    /* In the message's bucket: a purge shreds the text with the message. */
+    if (!(st = seal_put(s, b, CF_TEXT, MV_FAM_TEXT, bucket, key, 8, &rec, &tmp, err)))
+        st = write_batch(s, b, 0, err);
+    rocksdb_writebatch_destroy(b);
+    mv_buf_wipe(&rec);
+    mv_buf_free(&tmp);
+    return st;
+}
+
+mv_status mv_store_text(mv_store *s, uint64_t serial, mv_buf *out, mv_err *err)
+{
+    uint8_t key[8];
+    u64key(key, serial);
+    mv_buf v = MV_BUF_INIT;
+    mv_status st = get(s, CF_TEXT, key, 8, &v, err);
+    mv_buf_reset(out);
+    if (!st)
+        st = mv_open_record(s->keys, MV_FAM_TEXT, key, 8, v.data, v.len, out, err);
+    mv_buf_free(&v);
+    if (!st && (!out->len || out->data[0] != 1)) {
+        mv_buf_wipe(out);
+        return mv_err_set(err, MV_EMALFORMED, "the text of message %llu is damaged",
+                          (unsigned long long)serial);
+    }
+    if (!st) {
+        memmove(out->data, out->data + 1, out->len - 1);
+        out->len--;
+    }
+    return st;
+}
+
+/* The vocabulary's keys group words by their first three characters (a
+ * keyed hash of them), so a wildcard opens only its group's words. */
+#define VOCAB_KEY 32
+static const char vocab_group_label[] = "mailvault/v1/vocab-group";
+static const char vocab_word_label[] = "mailvault/v1/vocab-word";
+
+/* utf8_prefix_len - bytes of the first k characters of w (all of it if shorter). */
+static size_t utf8_prefix_len(const char *w, size_t k)
+{
+    size_t i = 0;
+    while (w[i] && k) {
+        i++;
+        while ((w[i] & 0xC0) == 0x80)
+            i++;
+        k--;
+    }
+    return k ? SIZE_MAX : i;
+}
+
+static void vocab_group(mv_store *s, const char *w, size_t glen, uint8_t out[16])
+{
+    uint8_t h[32];
+    mv_keys_mac2(s->keys, MV_DERIVE_INDEX_PRF, vocab_group_label, sizeof vocab_group_label, w,
+                 glen, h);
+    memcpy(out, h, 16);
+}
+
+mv_status mv_store_vocab_add(mv_store *s, const char *const *words, size_t n, mv_err *err)
+{
+    mv_status st = MV_OK;
+    mv_buf rec = MV_BUF_INIT, tmp = MV_BUF_INIT;
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    for (size_t i = 0; i < n && !st; i++) {
+        const char *w = words[i];
+        size_t glen = utf8_prefix_len(w, MV_VOCAB_MIN_PREFIX);
+        if (glen == SIZE_MAX)
+            continue; /* too short for any wildcard */
+        uint8_t key[VOCAB_KEY], h[32];
+        vocab_group(s, w, glen, key);
+        mv_keys_mac2(s->keys, MV_DERIVE_INDEX_PRF, vocab_word_label, sizeof vocab_word_label, w,
+                     strlen(w), h);
+        memcpy(key + 16, h, 16);
+        mv_buf_reset(&rec);
+        mv_buf_put_str(&rec, w);
+        st = seal_put(s, b, CF_VOCAB, MV_FAM_META, "index", key, sizeof key, &rec, &tmp, err);
+    }
+    if (!st)
+        st = write_batch(s, b, 0, err);
+    rocksdb_writebatch_destroy(b);
+    mv_buf_wipe(&rec);
+    mv_buf_free(&tmp);
+    return st;
+}
+
+mv_status mv_store_vocab_prefix(mv_store *s, const char *prefix, size_t max, char ***out,
+                                size_t *n, mv_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    size_t glen = utf8_prefix_len(prefix, MV_VOCAB_MIN_PREFIX);
+    if (glen == SIZE_MAX)
+        return mv_err_set(err, MV_EUSAGE, "a wildcard needs at least %d letters before the *",
+                          MV_VOCAB_MIN_PREFIX);
+    uint8_t group[16];
+    vocab_group(s, prefix, glen, group);
+    size_t plen = strlen(prefix), cap = 0;
+    mv_status st = MV_OK;
+    mv_buf plain = MV_BUF_INIT;
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_VOCAB]);
+    for (rocksdb_iter_seek(it, (const char *)group, 16); rocksdb_iter_valid(it) && !st;
+         rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        if (kl != VOCAB_KEY || memcmp(k, group, 16) != 0)
+            break;
+        mv_buf_reset(&plain);
+        if ((st = mv_open_record(s->keys, MV_FAM_META, k, kl, v, vl, &plain, err)))
+            break;
+        mv_rd r;
+        mv_rd_init(&r, plain.data, plain.len);
+        char *w = mv_rd_str(&r);
+        if (r.bad || r.left) {
+            free(w);
+            st = mv_err_set(err, MV_EMALFORMED, "a vocabulary record is damaged");
+            break;
+        }
+        if (strncmp(w, prefix, plen) != 0) {
+            free(w);
+            continue;
+        }
+        if (*n == max) {
+            free(w);
+            st = mv_err_set(err, MV_ELIMIT, "more than %zu words start with '%s'", max, prefix);
+            break;
+        }
+        if (*n == cap)
+            *out = mv_xrealloc(*out, (cap = cap ? cap * 2 : 32) * sizeof **out);
+        (*out)[(*n)++] = w;
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    if (e && !st)
+        st = rocks_err(err, e, "reading the vocabulary");
+    else
+        rocksdb_free(e);
+    mv_buf_wipe(&plain);
+    if (st) {
+        for (size_t i = 0; i < *n; i++)
+            free((*out)[i]);
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return st;
+}
+
+/* ---- custodians ------------------------------------------------------------ */
+
+static const char custodian_label[] = "mailvault/v1/custodian";
+
+static char *lower_dup(const char *p)
+{
+    char *l = mv_xstrdup(p);
+    for (char *q = l; *q; q++)
+        if (*q >= 'A' && *q <= 'Z')
+            *q = (char)(*q - 'A' + 'a');
+    return l;
+}
+
+static void custodian_key(mv_store *s, const char *name, uint8_t key[32])
+{
+    char *l = lower_dup(name);
+    mv_keys_mac2(s->keys, MV_DERIVE_INDEX_PRF, custodian_label, sizeof custodian_label, l,
+                 strlen(l), key);
+    free(l);
+}
+
+void mv_custodian_clear(mv_custodian *c)
+{
+    if (!c)
+        return;
+    free(c->name);
+    free(c->department);
+    for (size_t i = 0; i < c->n_addresses; i++)
+        free(c->addresses[i]);
+    free(c->addresses);
+    for (size_t i = 0; i < c->n_aliases; i++)
+        free(c->aliases[i]);
+    free(c->aliases);
+    memset(c, 0, sizeof *c);
+}
+
+mv_status mv_store_custodian_put(mv_store *s, const mv_custodian *c, mv_err *err)
+{
+    if (!c->name || !*c->name)
+        return mv_err_set(err, MV_EUSAGE, "a custodian needs a name");
+    uint8_t key[32];
+    custodian_key(s, c->name, key);
+    mv_buf rec = MV_BUF_INIT, tmp = MV_BUF_INIT;
+    mv_buf_put_u8(&rec, 1);
+    mv_buf_put_str(&rec, c->name);
+    mv_buf_put_str(&rec, c->department);
+    mv_buf_put_u32(&rec, (uint32_t)c->n_addresses);
+    for (size_t i = 0; i < c->n_addresses; i++)
+        mv_buf_put_str(&rec, c->addresses[i]);
+    mv_buf_put_u32(&rec, (uint32_t)c->n_aliases);
+    for (size_t i = 0; i < c->n_aliases; i++)
+        mv_buf_put_str(&rec, c->aliases[i]);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    /* Its own KEK: the directory of people is not mail of any bucket. */
+    mv_status st = seal_put(s, b, CF_CUSTODIAN, MV_FAM_META, "custodians", key, sizeof key, &rec,
+                            &tmp, err);
+    if (!st)
+        st = write_batch(s, b, 1, err);
+    rocksdb_writebatch_destroy(b);
+    mv_buf_wipe(&rec);
+    mv_buf_free(&tmp);
+    return st;
+}
+
+mv_status mv_store_custodian_remove(mv_store *s, const char *name, mv_err *err)
+{
+    uint8_t key[32];
+    custodian_key(s, name, key);
+    mv_status st = MV_OK;
+    if (!exists(s, CF_CUSTODIAN, key, sizeof key, err, &st))
+        return st ? st : mv_err_set(err, MV_ENOTFOUND, "no custodian '%s'", name);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_delete_cf(b, s->cf[CF_CUSTODIAN], (const char *)key, sizeof key);
+    st = write_batch(s, b, 1, err);
+    rocksdb_writebatch_destroy(b);
+    return st;
+}
+
+static char **rd_strs(mv_rd *r, size_t *n)
+{
+    uint32_t k = mv_rd_u32(r);
+    *n = 0;
+    if (r->bad || k > r->left) /* each string takes at least one byte */
+        return NULL;
+    char **v = mv_xcalloc(k ? k : 1, sizeof *v);
+    for (uint32_t i = 0; i < k && !r->bad; i++)
+        v[(*n)++] = mv_rd_str(r);
+    return v;
+}
+
+static int cmp_custodian(const void *a, const void *b)
+{
+    return strcasecmp(((const mv_custodian *)a)->name, ((const mv_custodian *)b)->name);
+}
+
+mv_status mv_store_custodians(mv_store *s, mv_custodian **out, size_t *n, mv_err *err)
+{
+    mv_status st = MV_OK;
+    size_t cap = 0;
+    mv_buf plain = MV_BUF_INIT;
+    *out = NULL;
+    *n = 0;
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_CUSTODIAN]);
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it) && !st; rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        mv_buf_reset(&plain);
+        if ((st = mv_open_record(s->keys, MV_FAM_META, k, kl, v, vl, &plain, err)))
+            break;
+        mv_custodian c = {0};
+        mv_rd r;
+        mv_rd_init(&r, plain.data, plain.len);
+        uint8_t ver = mv_rd_u8(&r);
+        c.name = mv_rd_str(&r);
+        c.department = mv_rd_str(&r);
+        c.addresses = rd_strs(&r, &c.n_addresses);
+        c.aliases = rd_strs(&r, &c.n_aliases);
+        if (ver != 1 || r.bad || r.left || !c.addresses || !c.aliases) {
+            mv_custodian_clear(&c);
+            st = mv_err_set(err, MV_EMALFORMED, "a custodian record is damaged");
+            break;
+        }
+        if (*n == cap)
+            *out = mv_xrealloc(*out, (cap = cap ? cap * 2 : 16) * sizeof **out);
+        (*out)[(*n)++] = c;
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    if (e && !st)
+        st = rocks_err(err, e, "reading the custodians");
+    else
+        rocksdb_free(e);
+    mv_buf_wipe(&plain);
+    if (st) {
+        for (size_t i = 0; i < *n; i++)
+            mv_custodian_clear(&(*out)[i]);
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    } else if (*n) {
+        qsort(*out, *n, sizeof **out, cmp_custodian);
+    }
     return st;
 }

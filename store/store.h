@@ -18,6 +18,11 @@
  *   audit    u64 seq -> sealed audit record
  *   user     HMAC(user-id key, name) -> sealed user record (name, roles,
  *            when and by whom last set)
+ *   text     u64 serial -> the message's extracted text (search/extract.h),
+ *            sealed in the message's bucket (shredded with it)
+ *   vocab    HMAC(vocab key, first 3 characters) | HMAC(vocab key, word)
+ *            -> sealed word: the index's vocabulary, for wildcards
+ *   custodian HMAC(custodian key, lower-cased name) -> sealed custodian
  *
  * One process owns an archive (RocksDB's lock): a second opener gets a
  * clear MV_ETEMP error.  Functions of one mv_store may be called from
@@ -405,6 +410,82 @@ MV_NODISCARD mv_status mv_store_decryption(mv_store *s, uint64_t serial, mv_decr
  * @retval MV_ENOTFOUND the message has no decrypted form */
 MV_NODISCARD mv_status mv_store_read_decrypted(mv_store *s, uint64_t serial, mv_bytes_fn fn,
                                                void *ctx, mv_err *err);
+
+/* ---- change sequence ---------------------------------------------------------
+ * Every change that the index must learn of, in order: a new message, a
+ * copy merged into one (new recipients), a decryption recorded later
+ * (reprocess); later, holds and purges.  No content. */
+typedef enum {
+    MV_CHANGE_MESSAGE = 1,
+    MV_CHANGE_COPY = 2,
+    MV_CHANGE_DECRYPTION = 3,
+} mv_change_kind;
+
+typedef struct mv_change {
+    uint64_t seq;
+    uint8_t kind; /* mv_change_kind */
+    uint64_t serial;
+    uint32_t copy;
+} mv_change;
+
+/* mv_store_last_change - the newest change's sequence number (0: none). */
+uint64_t mv_store_last_change(mv_store *s);
+/* mv_store_changes - up to max changes after seq `after`, in order, into
+ * out; *n how many.  A change record that does not parse is MV_EMALFORMED. */
+MV_NODISCARD mv_status mv_store_changes(mv_store *s, uint64_t after, mv_change *out, size_t max,
+                                        size_t *n, mv_err *err);
+
+/* ---- search support ------------------------------------------------------------ */
+
+/* mv_store_index_prf - the index's keyed hash (derived from the root
+ * secret, so `keys rewrap` leaves the index valid).  Borrowed: lives as
+ * long as s. */
+typedef struct mv_prf mv_prf; /* store/keys.h: mv_prf_eval */
+const mv_prf *mv_store_index_prf(mv_store *s);
+
+/* mv_store_put_text - store a message's extracted text (an encoding of
+ * search/extract.h the store does not interpret), sealed in the message's
+ * bucket, replacing any earlier one (it is derived data: re-extraction
+ * after a decryption replaces it).  Not synced: lost text is re-extracted.
+ * @retval MV_ENOTFOUND no such message */
+MV_NODISCARD mv_status mv_store_put_text(mv_store *s, uint64_t serial, const uint8_t *p, size_t n,
+                                         mv_err *err);
+/* mv_store_text - the stored text into out (reset first).
+ * @retval MV_ENOTFOUND none stored */
+MV_NODISCARD mv_status mv_store_text(mv_store *s, uint64_t serial, mv_buf *out, mv_err *err);
+
+/* mv_store_vocab_add - add words (lower-case UTF-8, n of them) to the
+ * encrypted vocabulary; words already in it are rewritten harmlessly.
+ * Callers keep their own "already added" set to avoid that cost. */
+MV_NODISCARD mv_status mv_store_vocab_add(mv_store *s, const char *const *words, size_t n,
+                                          mv_err *err);
+/* mv_store_vocab_prefix - the vocabulary's words that start with prefix
+ * (lower-case, at least MV_VOCAB_MIN_PREFIX characters), at most max:
+ * *out a malloc'd array of n malloc'd strings (caller frees).
+ * @retval MV_ELIMIT more than max words match (*out empty)
+ * @retval MV_EUSAGE prefix shorter than MV_VOCAB_MIN_PREFIX characters */
+#define MV_VOCAB_MIN_PREFIX 3
+MV_NODISCARD mv_status mv_store_vocab_prefix(mv_store *s, const char *prefix, size_t max,
+                                             char ***out, size_t *n, mv_err *err);
+
+/* Custodians: people of the organisation (name, department, addresses
+ * and aliases: other names they go by). */
+typedef struct mv_custodian {
+    char *name, *department;
+    char **addresses; /* lower-case */
+    size_t n_addresses;
+    char **aliases;
+    size_t n_aliases;
+} mv_custodian;
+void mv_custodian_clear(mv_custodian *c);
+/* mv_store_custodian_put - add or replace (by name, case-insensitive). */
+MV_NODISCARD mv_status mv_store_custodian_put(mv_store *s, const mv_custodian *c, mv_err *err);
+/* mv_store_custodian_remove - @retval MV_ENOTFOUND no such custodian */
+MV_NODISCARD mv_status mv_store_custodian_remove(mv_store *s, const char *name, mv_err *err);
+/* mv_store_custodians - every custodian, sorted by name: *out array of *n
+ * (caller frees each with mv_custodian_clear, then the array). */
+MV_NODISCARD mv_status mv_store_custodians(mv_store *s, mv_custodian **out, size_t *n,
+                                           mv_err *err);
 
 /* mv_store_set_dict_samples - messages sampled before a bucket's
  * compression dictionary is trained (default 300; 0 = never train). */

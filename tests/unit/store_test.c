@@ -479,6 +479,103 @@ static void test_store_escrow(void **state)
     free(kf);
 }
 
+
+/* What the search index needs from the store: the change sequence, the
+ * sealed text, the vocabulary by prefix, custodians, and a PRF that is
+ * the same across processes and a keys rewrap. */
+static void test_store_search_support(void **state)
+{
+    (void)state;
+    char *dir = path("search"), *kf = path("skey");
+    write_key(kf, 11, 0600);
+    mv_keysrc src = {kf, NULL};
+    mv_err err;
+    mv_store *s = NULL;
+    assert_int_equal(mv_store_create(dir, &src, NULL, &err), MV_OK);
+    assert_int_equal(mv_store_open(dir, &src, &s, &err), MV_OK);
+    uint8_t d1[32] = {1}, d2[32] = {2};
+    mv_commit_result r;
+    spool_and_commit(s, "Subject: one\n\nbody", "a", d1, &r);
+    spool_and_commit(s, "Received: x\nSubject: one\n\nbody", "b", d1, &r);
+    spool_and_commit(s, "Subject: two\n\nbody", "c", d2, &r);
+    assert_int_equal(mv_store_last_change(s), 3);
+    mv_change ch[8];
+    size_t n = 0;
+    assert_int_equal(mv_store_changes(s, 0, ch, 8, &n, &err), MV_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(ch[0].kind, MV_CHANGE_MESSAGE);
+    assert_int_equal(ch[1].kind, MV_CHANGE_COPY);
+    assert_int_equal(ch[1].serial, 1);
+    assert_int_equal(ch[1].copy, 2);
+    assert_int_equal(ch[2].serial, 2);
+    assert_int_equal(mv_store_changes(s, 2, ch, 8, &n, &err), MV_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(ch[0].seq, 3);
+    assert_int_equal(mv_store_changes(s, 0, ch, 2, &n, &err), MV_OK);
+    assert_int_equal(n, 2);
+
+    static const char text[] = "TEXTCANARYWORD extracted";
+    mv_buf b = MV_BUF_INIT;
+    assert_int_equal(mv_store_text(s, 1, &b, &err), MV_ENOTFOUND);
+    assert_int_equal(mv_store_put_text(s, 9, (const uint8_t *)text, sizeof text, &err),
+                     MV_ENOTFOUND);
+    assert_int_equal(mv_store_put_text(s, 1, (const uint8_t *)text, sizeof text, &err), MV_OK);
+    assert_int_equal(mv_store_text(s, 1, &b, &err), MV_OK);
+    assert_int_equal(b.len, sizeof text);
+    assert_memory_equal(b.data, text, sizeof text);
+
+    const char *words[] = {"invoice", "invoices", "invoicing", "invent", "in", "VOCABCANARY",
+                           "\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82"};
+    assert_int_equal(mv_store_vocab_add(s, words, 7, &err), MV_OK);
+    assert_int_equal(mv_store_vocab_add(s, words, 2, &err), MV_OK); /* again: harmless */
+    char **w = NULL;
+    assert_int_equal(mv_store_vocab_prefix(s, "invoic", 10, &w, &n, &err), MV_OK);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        assert_memory_equal(w[i], "invoic", 6);
+        free(w[i]);
+    }
+    free(w);
+    assert_int_equal(mv_store_vocab_prefix(s, "inv", 2, &w, &n, &err), MV_ELIMIT);
+    assert_int_equal(mv_store_vocab_prefix(s, "in", 10, &w, &n, &err), MV_EUSAGE);
+    assert_int_equal(mv_store_vocab_prefix(s, "\xd0\xbf\xd1\x80\xd0\xb8", 10, &w, &n, &err),
+                     MV_OK);
+    assert_int_equal(n, 1);
+    free(w[0]);
+    free(w);
+
+    char *addrs[] = {"jane@example.com", "jdoe@example.org"}, *alias[] = {"J. Doe"};
+    mv_custodian c = {"Jane Doe", "Legal", addrs, 2, alias, 1};
+    assert_int_equal(mv_store_custodian_put(s, &c, &err), MV_OK);
+    c.name = "jane doe"; /* same person, other case: replaces */
+    assert_int_equal(mv_store_custodian_put(s, &c, &err), MV_OK);
+    mv_custodian *v = NULL;
+    assert_int_equal(mv_store_custodians(s, &v, &n, &err), MV_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].name, "jane doe");
+    assert_int_equal(v[0].n_addresses, 2);
+    assert_string_equal(v[0].aliases[0], "J. Doe");
+    mv_custodian_clear(&v[0]);
+    free(v);
+    assert_int_equal(mv_store_custodian_remove(s, "JANE DOE", &err), MV_OK);
+    assert_int_equal(mv_store_custodian_remove(s, "Jane Doe", &err), MV_ENOTFOUND);
+
+    uint8_t h1[32], h2[32];
+    mv_prf_eval(mv_store_index_prf(s), "wword", 5, h1);
+    mv_store_close(s);
+    assert_int_equal(mv_store_open(dir, &src, &s, &err), MV_OK);
+    mv_prf_eval(mv_store_index_prf(s), "wword", 5, h2);
+    assert_memory_equal(h1, h2, 32);
+    assert_int_equal(mv_store_text(s, 1, &b, &err), MV_OK);
+    mv_store_close(s);
+    mv_buf_wipe(&b);
+    char *cmd = mv_xasprintf("grep -rqai -e TEXTCANARY -e VOCABCANARY -e invoic '%s'", dir);
+    assert_int_not_equal(system(cmd), 0);
+    free(cmd);
+    free(dir);
+    free(kf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -490,6 +587,7 @@ int main(void)
         cmocka_unit_test(test_store_dedup_and_reimport),
         cmocka_unit_test(test_store_dictionary),
         cmocka_unit_test(test_store_escrow),
+        cmocka_unit_test(test_store_search_support),
     };
     return cmocka_run_group_tests_name("store", tests, setup_dir, teardown_dir);
 }
