@@ -53,6 +53,15 @@
  * nesting itself (GMIME_CRIT_NESTING_OVERFLOW); this bounds our own
  * recursion independently of the GMime version. */
 #define MAX_MIME_NESTING 128u
+/* Hostile nesting makes GMime compare every line starting "--" with every
+ * open boundary (up to its nesting limit, 1024): a few MB of nested
+ * multiparts cost seconds of CPU.  Messages of PRESCAN_MIN bytes or more
+ * are scanned first, and when (lines starting "--") x (boundary
+ * parameters, at most GMIME_NESTING) exceeds MAX_BOUNDARY_WORK only the
+ * header block is parsed.  Below PRESCAN_MIN the worst case is cheap. */
+#define PRESCAN_MIN ((size_t)32 << 10)
+#define MAX_BOUNDARY_WORK ((uint64_t)1 << 24)
+#define GMIME_NESTING 1024u
 /* Address groups inside groups (not in RFC 5322, but a parser may build them). */
 #define MAX_GROUP_NESTING 4u
 /* Bytes read from a decoder per call. */
@@ -86,6 +95,14 @@ static void sb_mark(sbuf *b)
         b->used = b->len + 1;
 }
 
+/* sb_dirty - bytes of the block that may hold content: up to the
+ * high-water mark, or to len when a writer has not marked yet. */
+static size_t sb_dirty(const sbuf *b)
+{
+    size_t d = b->len + 1 > b->used ? b->len + 1 : b->used;
+    return d < b->cap ? d : b->cap;
+}
+
 static void sb_grow(sbuf *b, size_t extra)
 {
     if (extra > SIZE_MAX / 2 - b->len)
@@ -99,7 +116,7 @@ static void sb_grow(sbuf *b, size_t extra)
     char *n = mv_xmalloc(cap);
     if (b->len)
         memcpy(n, b->p, b->len);
-    wipe_free(b->p, b->used);
+    wipe_free(b->p, sb_dirty(b));
     b->p = n;
     b->cap = cap;
     b->used = b->len;
@@ -126,7 +143,7 @@ static void sb_reset(sbuf *b)
 
 static void sb_free(sbuf *b)
 {
-    wipe_free(b->p, b->used);
+    wipe_free(b->p, sb_dirty(b));
     memset(b, 0, sizeof *b);
 }
 
@@ -161,6 +178,11 @@ static int utf8_valid(const uint8_t *p, size_t n)
 {
     size_t i = 0;
     while (i < n) {
+        uint64_t w;
+        if (n - i >= 8 && (memcpy(&w, p + i, 8), (w & 0x8080808080808080ull) == 0)) {
+            i += 8;
+            continue;
+        }
         if (p[i] < 0x80) {
             i++;
             continue;
@@ -393,14 +415,15 @@ static const char *section_take(xc *c, mv_xs_kind kind, mv_xs_role role, uint32_
         /* give back a large unused tail (wiping the old block) */
         char *n = mv_xmalloc(t->b.len + 1);
         memcpy(n, t->b.p, t->b.len + 1);
-        wipe_free(t->b.p, t->b.used);
+        wipe_free(t->b.p, sb_dirty(&t->b));
         s->text = n;
     } else {
         /* bytes past len were never written, or held text that is wiped
          * with the section: mv_extract_free wipes len + 1 only, so clear
          * any such tail now */
-        if (t->b.used > t->b.len + 1)
-            explicit_bzero(t->b.p + t->b.len + 1, t->b.used - t->b.len - 1);
+        size_t dirty = sb_dirty(&t->b);
+        if (dirty > t->b.len + 1)
+            explicit_bzero(t->b.p + t->b.len + 1, dirty - t->b.len - 1);
         s->text = t->b.p;
     }
     memset(&t->b, 0, sizeof t->b);
@@ -414,8 +437,6 @@ static const char *section_text(xc *c, mv_xs_kind kind, mv_xs_role role, uint32_
 {
     tbuf t;
     tb_init(&t, part_budget(c), &c->x->flags);
-    if (n > 0 && t.max == 0)
-        c->x->flags |= MV_XF_TRUNCATED;
     tb_put(&t, s, n);
     return section_take(c, kind, role, part, &t);
 }
@@ -483,8 +504,8 @@ mv_status mv_extract_decode(const uint8_t *p, size_t n, mv_extract **out, mv_err
                 why = "bad section role";
             else if (s->part > x->n_attachments)
                 why = "section part beyond the attachments";
-            else if (memchr(t, 0, len) || !utf8_valid(t, len))
-                why = "section text is not clean UTF-8";
+            else if (len == 0 || memchr(t, 0, len) || !utf8_valid(t, len))
+                why = "section text is empty or not clean UTF-8";
             if (why)
                 break;
             s->text = mv_xstrndup((const char *)t, len);
@@ -524,7 +545,7 @@ typedef struct wsw {
 
 static int is_blank(uint8_t c)
 {
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+    return c == ' ' || (c >= '\t' && c <= '\r'); /* SP, TAB, LF, VT, FF, CR */
 }
 
 static int is_alpha(uint8_t c)
@@ -555,20 +576,22 @@ static void ws_word(wsw *w, const void *p, size_t n)
     w->any = 1;
 }
 
+/* ws_text - text with its blanks folded; words joined by single spaces
+ * (most text) go out as one piece. */
 static void ws_text(wsw *w, const uint8_t *p, size_t n)
 {
     size_t i = 0;
     while (i < n) {
-        size_t j = i;
-        while (j < n && !is_blank(p[j]))
-            j++;
-        if (j > i)
-            ws_word(w, p + i, j - i);
-        while (j < n && is_blank(p[j])) {
+        if (is_blank(p[i])) {
             w->space = 1;
-            j++;
+            i++;
+            continue;
         }
-        i = j;
+        size_t s = i;
+        while (i < n && (!is_blank(p[i]) ||
+                         (p[i] == ' ' && i + 1 < n && !is_blank(p[i + 1]))))
+            i++;
+        ws_word(w, p + s, i - s);
     }
 }
 
@@ -618,16 +641,30 @@ static const struct {
     {"darr", 0x2193},   {"minus", 0x2212},  {"prime", 0x2032},  {"infin", 0x221E},
 };
 
+/* All named entities we know, sorted by name once (init_tables). */
+typedef struct entity_def {
+    char name[8];
+    uint32_t cp;
+} entity_def;
+
+#define N_ENTITIES (96 + sizeof other_entities / sizeof other_entities[0])
+static entity_def entities[N_ENTITIES];
+
+static int cmp_entity(const void *a, const void *b)
+{
+    return strcmp(((const entity_def *)a)->name, ((const entity_def *)b)->name);
+}
+
 /* entity_lookup - code point of a named entity, 0 when unknown. */
 static uint32_t entity_lookup(const uint8_t *s, size_t n)
 {
-    for (size_t i = 0; i < sizeof other_entities / sizeof other_entities[0]; i++)
-        if (strlen(other_entities[i].name) == n && !memcmp(other_entities[i].name, s, n))
-            return other_entities[i].cp;
-    for (size_t i = 0; i < 96; i++)
-        if (strlen(latin1_names[i]) == n && !memcmp(latin1_names[i], s, n))
-            return 0xA0 + (uint32_t)i;
-    return 0;
+    entity_def key = {{0}, 0};
+    if (n == 0 || n >= sizeof key.name)
+        return 0;
+    memcpy(key.name, s, n);
+    key.name[n] = '\0';
+    const entity_def *e = bsearch(&key, entities, N_ENTITIES, sizeof *entities, cmp_entity);
+    return e ? e->cp : 0;
 }
 
 static void ws_cp(wsw *w, uint32_t cp)
@@ -749,34 +786,81 @@ static size_t tag_end(const uint8_t *p, size_t n, size_t k)
     return n;
 }
 
-static int name_in(const uint8_t *s, size_t n, const char *const *set)
+/* What an HTML tag does to the text around it. */
+enum tag_effect {
+    TAG_SPACE, /* unknown tags: a word break */
+    TAG_NONE,  /* inline markup: nothing, so "<b>Im</b>portant" stays one word */
+    TAG_LINE,  /* a line break */
+    TAG_PARA,  /* a blank line */
+    TAG_RAW,   /* script, style: their content is not text */
+};
+
+typedef struct tag_def {
+    char name[12];
+    uint8_t effect;
+} tag_def;
+
+static tag_def tag_defs[] = {
+    {"p", TAG_PARA},       {"h1", TAG_PARA},       {"h2", TAG_PARA},
+    {"h3", TAG_PARA},      {"h4", TAG_PARA},       {"h5", TAG_PARA},
+    {"h6", TAG_PARA},      {"ul", TAG_PARA},       {"ol", TAG_PARA},
+    {"blockquote", TAG_PARA}, {"pre", TAG_PARA},   {"table", TAG_PARA},
+    {"br", TAG_LINE},      {"div", TAG_LINE},      {"tr", TAG_LINE},
+    {"li", TAG_LINE},      {"dt", TAG_LINE},       {"dd", TAG_LINE},
+    {"hr", TAG_LINE},      {"title", TAG_LINE},    {"section", TAG_LINE},
+    {"article", TAG_LINE}, {"header", TAG_LINE},   {"footer", TAG_LINE},
+    {"nav", TAG_LINE},     {"form", TAG_LINE},     {"dl", TAG_LINE},
+    {"center", TAG_LINE},  {"address", TAG_LINE},  {"option", TAG_LINE},
+    {"caption", TAG_LINE}, {"fieldset", TAG_LINE}, {"legend", TAG_LINE},
+    {"figure", TAG_LINE},  {"figcaption", TAG_LINE}, {"main", TAG_LINE},
+    {"aside", TAG_LINE},   {"tbody", TAG_LINE},    {"thead", TAG_LINE},
+    {"tfoot", TAG_LINE},   {"body", TAG_LINE},     {"html", TAG_LINE},
+    {"a", TAG_NONE},       {"b", TAG_NONE},        {"i", TAG_NONE},
+    {"u", TAG_NONE},       {"em", TAG_NONE},       {"strong", TAG_NONE},
+    {"span", TAG_NONE},    {"font", TAG_NONE},     {"small", TAG_NONE},
+    {"big", TAG_NONE},     {"sub", TAG_NONE},      {"sup", TAG_NONE},
+    {"s", TAG_NONE},       {"strike", TAG_NONE},   {"code", TAG_NONE},
+    {"tt", TAG_NONE},      {"abbr", TAG_NONE},     {"mark", TAG_NONE},
+    {"q", TAG_NONE},       {"cite", TAG_NONE},     {"del", TAG_NONE},
+    {"ins", TAG_NONE},     {"label", TAG_NONE},    {"var", TAG_NONE},
+    {"kbd", TAG_NONE},     {"samp", TAG_NONE},     {"bdi", TAG_NONE},
+    {"bdo", TAG_NONE},     {"wbr", TAG_NONE},      {"nobr", TAG_NONE},
+    {"o:p", TAG_NONE},     {"script", TAG_RAW},    {"style", TAG_RAW},
+};
+
+static int cmp_tag(const void *a, const void *b)
 {
-    for (; *set; set++) {
-        size_t l = strlen(*set);
-        if (l != n)
-            continue;
-        size_t i = 0;
-        while (i < n && lower(s[i]) == (*set)[i])
-            i++;
-        if (i == n)
-            return 1;
-    }
-    return 0;
+    return strcmp(((const tag_def *)a)->name, ((const tag_def *)b)->name);
 }
 
-static const char *const html_para[] = {"p",  "h1", "h2",         "h3", "h4", "h5", "h6",
-                                        "ul", "ol", "blockquote", "pre", "table", NULL};
-static const char *const html_line[] = {
-    "br",      "div",   "tr",   "li",     "dt",      "dd",     "hr",     "title",
-    "section", "article", "header", "footer", "nav", "form",   "dl",     "center",
-    "address", "option", "caption", "fieldset", "legend", "figure", "figcaption",
-    "main",    "aside", "tbody", "thead",  "tfoot",   "body",   "html",   NULL};
-/* inline markup: no space, so "<b>Im</b>portant" stays one word */
-static const char *const html_inline[] = {
-    "a",   "b",    "i",    "u",   "em",  "strong", "span", "font", "small", "big",
-    "sub", "sup",  "s",    "strike", "code", "tt", "abbr", "mark", "q",    "cite",
-    "del", "ins",  "label", "var", "kbd", "samp",  "bdi",  "bdo",  "wbr",  "nobr",
-    "o:p", NULL};
+static enum tag_effect tag_effect(const uint8_t *s, size_t n)
+{
+    tag_def key = {{0}, 0};
+    if (n == 0 || n >= sizeof key.name)
+        return TAG_SPACE;
+    for (size_t i = 0; i < n; i++)
+        key.name[i] = (char)lower(s[i]);
+    key.name[n] = '\0';
+    const tag_def *t = bsearch(&key, tag_defs, sizeof tag_defs / sizeof tag_defs[0],
+                               sizeof *tag_defs, cmp_tag);
+    return t ? (enum tag_effect)t->effect : TAG_SPACE;
+}
+
+/* init_tables - sort the lookup tables (once, before any extraction). */
+static void init_tables(void)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < 96; i++, k++) {
+        memcpy(entities[k].name, latin1_names[i], strlen(latin1_names[i]) + 1);
+        entities[k].cp = 0xA0 + (uint32_t)i;
+    }
+    for (size_t i = 0; i < sizeof other_entities / sizeof other_entities[0]; i++, k++) {
+        memcpy(entities[k].name, other_entities[i].name, strlen(other_entities[i].name) + 1);
+        entities[k].cp = other_entities[i].cp;
+    }
+    qsort(entities, N_ENTITIES, sizeof *entities, cmp_entity);
+    qsort(tag_defs, sizeof tag_defs / sizeof tag_defs[0], sizeof *tag_defs, cmp_tag);
+}
 
 /* html_tag - handle the markup at p[j] == '<'; returns the index after it. */
 static size_t html_tag(wsw *w, const uint8_t *p, size_t n, size_t j)
@@ -807,21 +891,31 @@ static size_t html_tag(wsw *w, const uint8_t *p, size_t n, size_t j)
     const uint8_t *name = p + ns;
     size_t nlen = k - ns;
     size_t after = tag_end(p, n, k);
-    if (!end && (name_in(name, nlen, (const char *const[]){"script", "style", NULL}))) {
-        /* raw text up to the matching end tag is not text */
-        const char *close = lower(name[1]) == 'c' ? "</script" : "</style";
-        size_t e = find_ci(p, n, after, close);
-        if (e >= n)
-            return n;
-        const uint8_t *gt = memchr(p + e, '>', n - e);
-        return gt ? (size_t)(gt - p) + 1 : n;
-    }
-    if (name_in(name, nlen, html_para))
-        ws_break(w, 2);
-    else if (name_in(name, nlen, html_line))
-        ws_break(w, 1);
-    else if (!name_in(name, nlen, html_inline))
+    switch (tag_effect(name, nlen)) {
+    case TAG_RAW:
+        if (!end) {
+            /* raw text up to the matching end tag is not text */
+            const char *close = lower(name[1]) == 'c' ? "</script" : "</style";
+            size_t e = find_ci(p, n, after, close);
+            if (e >= n)
+                return n;
+            const uint8_t *gt = memchr(p + e, '>', n - e);
+            return gt ? (size_t)(gt - p) + 1 : n;
+        }
         w->space = 1;
+        break;
+    case TAG_PARA:
+        ws_break(w, 2);
+        break;
+    case TAG_LINE:
+        ws_break(w, 1);
+        break;
+    case TAG_NONE:
+        break;
+    case TAG_SPACE:
+        w->space = 1;
+        break;
+    }
     return after;
 }
 
@@ -1239,6 +1333,7 @@ static void pdf_text(xc *c, const uint8_t *p, size_t n, tbuf *t)
         c->x->flags |= MV_XF_TRUNCATED;
         pages = (int)c->lim.max_pdf_pages;
     }
+    size_t start = t->b.len;
     for (int i = 0; i < pages && !t->full; i++) {
         PopplerPage *pg = poppler_document_get_page(doc, i);
         if (!pg)
@@ -1246,7 +1341,7 @@ static void pdf_text(xc *c, const uint8_t *p, size_t n, tbuf *t)
         char *s = poppler_page_get_text(pg);
         if (s && *s) {
             size_t len = strlen(s);
-            if (t->b.len)
+            if (t->b.len > start)
                 tb_raw(t, "\n\n", 2);
             tb_put(t, s, len);
             explicit_bzero(s, len);
@@ -1291,7 +1386,7 @@ static int member_kind(const char *name, int *rank, uint32_t *num, enum xml_kind
         uint32_t v = 0;
         if (m[i].numbered) {
             size_t d = 0;
-            while (is_digit((uint8_t)q[d]) && d < 9) {
+            while (d < 9 && is_digit((uint8_t)q[d])) {
                 v = v * 10 + (uint32_t)(q[d] - '0');
                 d++;
             }
@@ -1406,9 +1501,10 @@ static void office_text(xc *c, const uint8_t *p, size_t n, tbuf *t)
         failed = 1; /* not a document we know, or nothing readable in it */
     if (nmem > 1)
         qsort(mem, nmem, sizeof *mem, cmp_member);
+    size_t start = t->b.len;
     for (size_t i = 0; i < nmem; i++) {
         if (mem[i].text.b.len) {
-            if (t->b.len)
+            if (t->b.len > start)
                 tb_raw(t, "\n", 1);
             tb_raw(t, mem[i].text.b.p, mem[i].text.b.len);
         }
@@ -1834,6 +1930,13 @@ static void eml(xc *c, GMimePart *part, uint32_t k, unsigned depth, tbuf *acc)
     const uint8_t *v;
     size_t vn;
     part_view(c, part, &v, &vn);
+    /* the inner message is parsed in place: when its bytes are our decoded
+     * copy, they leave the scratch buffer that reading its parts reuses */
+    sbuf held = {0};
+    if (c->raw.p && v == (const uint8_t *)c->raw.p) {
+        held = c->raw;
+        memset(&c->raw, 0, sizeof c->raw);
+    }
     GByteArray *ba = NULL;
     GMimeMessage *m = parse_bytes(c, v, vn, &ba);
     if (m && g_mime_header_list_get_count(g_mime_object_get_header_list(GMIME_OBJECT(m))) > 0) {
@@ -1856,6 +1959,22 @@ static void eml(xc *c, GMimePart *part, uint32_t k, unsigned depth, tbuf *acc)
     if (m)
         g_object_unref(m);
     release_bytes(ba);
+    sb_free(&held);
+}
+
+/* crypto_control - a signature or the version part of PGP/MIME: part of
+ * the message's protection, not an attachment anyone sent (an S/MIME
+ * signature even carries a file name, smime.p7s); nothing to index. */
+static int crypto_control(const char *type, const char *sub)
+{
+    static const char *const subs[] = {"pgp-signature", "pkcs7-signature",
+                                       "x-pkcs7-signature", "pgp-encrypted"};
+    if (g_ascii_strcasecmp(type, "application") != 0)
+        return 0;
+    for (size_t i = 0; i < sizeof subs / sizeof *subs; i++)
+        if (!g_ascii_strcasecmp(sub, subs[i]))
+            return 1;
+    return 0;
 }
 
 static void leaf(xc *c, GMimePart *part, unsigned depth, tbuf *acc, int text_ok)
@@ -1863,6 +1982,8 @@ static void leaf(xc *c, GMimePart *part, unsigned depth, tbuf *acc, int text_ok)
     GMimeObject *obj = GMIME_OBJECT(part);
     const char *type, *sub;
     obj_type(obj, &type, &sub);
+    if (crypto_control(type, sub))
+        return;
     if (!leaf_is_attachment(part)) {
         if (!text_ok)
             return;
@@ -1971,6 +2092,36 @@ static void on_warning(gint64 offset, GMimeParserWarning code, const gchar *item
     }
 }
 
+/* boundary_work - the estimate of GMime's boundary comparisons above. */
+static uint64_t boundary_work(const uint8_t *p, size_t n)
+{
+    uint64_t dash = n >= 2 && p[0] == '-' && p[1] == '-', params = 0;
+    const uint8_t *end = p + n;
+    for (const uint8_t *q = p; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
+        if (end - q > 2 && q[1] == '-' && q[2] == '-')
+            dash++;
+    /* parameter names are case-insensitive: look from both first letters */
+    for (const char *c = "bB"; *c; c++)
+        for (const uint8_t *q = p; (q = memchr(q, *c, (size_t)(end - q))) != NULL; q++)
+            if (end - q >= 8 && !g_ascii_strncasecmp((const char *)q, "boundary", 8))
+                params++;
+    return dash * (params < GMIME_NESTING ? params : GMIME_NESTING);
+}
+
+/* header_block - length of p[0..n) up to and including the blank line
+ * that ends the header block (all of it when there is none). */
+static size_t header_block(const uint8_t *p, size_t n)
+{
+    for (const uint8_t *q = p; (q = memchr(q, '\n', (size_t)(p + n - q))) != NULL; q++) {
+        const uint8_t *r = q + 1;
+        if (r < p + n && *r == '\r')
+            r++;
+        if (r < p + n && *r == '\n')
+            return (size_t)(r - p) + 1;
+    }
+    return n;
+}
+
 /* parse_bytes - GMime over p[0..n) without copying it: the bytes are lent
  * to a GByteArray (GMime's memory stream wants one) that the stream does
  * not own, and are taken back by release_bytes once the message is gone.
@@ -2021,6 +2172,7 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static void init_libs(void)
 {
+    init_tables();
     g_mime_init();
     g_log_set_handler("Poppler", G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL | G_LOG_FLAG_RECURSION,
                       quiet_log, NULL);
@@ -2044,7 +2196,12 @@ mv_status mv_extract_message(const uint8_t *p, size_t n, const mv_extract_limits
     g_mime_parser_options_set_fallback_charsets(c.opts, fallback);
 
     GByteArray *ba = NULL;
-    GMimeMessage *m = parse_bytes(&c, p ? (const void *)p : "", p ? n : 0, &ba);
+    size_t parse_len = p ? n : 0;
+    if (parse_len >= PRESCAN_MIN && boundary_work(p, parse_len) > MAX_BOUNDARY_WORK) {
+        parse_len = header_block(p, parse_len);
+        x->flags |= MV_XF_MALFORMED | MV_XF_TRUNCATED | MV_XF_TOO_DEEP;
+    }
+    GMimeMessage *m = parse_bytes(&c, p ? (const void *)p : "", parse_len, &ba);
     if (!m ||
         g_mime_header_list_get_count(g_mime_object_get_header_list(GMIME_OBJECT(m))) == 0)
         x->flags |= MV_XF_MALFORMED;

@@ -56,6 +56,15 @@ def pdf_bytes(pages):
     return bytes(out)
 
 
+def with_binary(ctype, filename, data):
+    """The attachment unencoded, so a fuzzer mutates the document itself."""
+    return (b"From: s@example.com\nMIME-Version: 1.0\n"
+            b"Content-Type: multipart/mixed; boundary=\"=_bin_=\"\n\n"
+            b"--=_bin_=\nContent-Type: " + ctype.encode() + b"\n"
+            b"Content-Disposition: attachment; filename=\"" + filename.encode() + b"\"\n"
+            b"Content-Transfer-Encoding: binary\n\n" + data + b"\n--=_bin_=--\n")
+
+
 def with_attachment(ctype, filename, data):
     b64 = base64.encodebytes(data)
     return (b"From: Sender <sender@example.com>\nTo: rcpt@example.org\n"
@@ -153,6 +162,9 @@ SEEDS = {
     "pptx.eml": with_attachment(
         "application/vnd.openxmlformats-officedocument.presentationml.presentation",
         "deck.pptx", PPTX),
+    "docx-binary.eml": with_binary("application/octet-stream", "b.docx", DOCX),
+    "xlsx-binary.eml": with_binary("application/octet-stream", "b.xlsx", XLSX),
+    "pdf-binary.eml": with_binary("application/pdf", "b.pdf", pdf_bytes(["binary pdf"])),
     "garbage.bin": bytes(range(256)) + b"\0\0From: \xff\xfe\n\n--x\n",
     "broken-multipart.eml":
         b"From: a@example.com\nContent-Type: multipart/mixed; boundary=\"zz\"\n\n"

@@ -633,6 +633,38 @@ static void test_nested_message(void **state)
     assert_non_null(strstr(t, "platypus"));
     mv_extract_free(x);
     free(m2);
+
+    /* a base64 .eml whose own parts are base64: decoding them must not
+     * touch the bytes the inner message is parsed from */
+    char *big = malloc(2001);
+    for (int i = 0; i < 2000; i++)
+        big[i] = (char)('a' + i % 26);
+    big[2000] = '\0';
+    char *bb = b64(big, 2000);
+    char *inner2 = g_strdup_printf("From: f@example.net\nSubject: inner b64\nMIME-Version: 1.0\n"
+                                   "Content-Type: multipart/mixed; boundary=\"q\"\n\n"
+                                   "--q\nContent-Type: text/plain\n"
+                                   "Content-Transfer-Encoding: base64\n\n%s"
+                                   "--q\nContent-Type: text/plain; name=n.txt\n"
+                                   "Content-Transfer-Encoding: x-uuencode\n\n"
+                                   "begin 644 n.txt\n"
+                                   "2=&AE(&5C:&ED;F$@<W!E86MS\n`\nend\n--q--\n",
+                                   bb);
+    m2 = with_attachment("message/rfc822", "attachment; filename=\"b.eml\"", inner2,
+                         strlen(inner2));
+    x = ex(m2);
+    assert_int_equal(x->n_attachments, 2);
+    t = text_of(x, MV_XS_ATTACH_TEXT, 1);
+    assert_non_null(t);
+    assert_non_null(strstr(t, "Subject: inner b64\n"));
+    assert_non_null(strstr(t, "abcdefghijklmnopqrstuvwxyzabc"));
+    assert_non_null(strstr(t, "the echidna speaks"));
+    assert_true(has(x, MV_XS_FILENAME, 0, 2, "n.txt"));
+    mv_extract_free(x);
+    free(m2);
+    g_free(inner2);
+    free(bb);
+    free(big);
 }
 
 /* nest - a message inside `levels` message/rfc822 parts. */
@@ -681,6 +713,15 @@ static void test_depth(void **state)
     mv_buf_append_str(&b, "Content-Type: text/plain\n\nbottom\n");
     x = ex_lim(b.data, b.len, NULL);
     assert_true(x->flags & (MV_XF_TOO_DEEP | MV_XF_MALFORMED));
+    mv_extract_free(x);
+    /* megabytes of it: GMime would spend seconds comparing boundaries, so
+     * only the header block is read */
+    for (int i = 5000; i < 60000; i++)
+        mv_buf_printf(&b, "Content-Type: multipart/mixed; boundary=\"b%d\"\n\n--b%d\n", i, i);
+    x = ex_lim(b.data, b.len, NULL);
+    assert_true(x->flags & MV_XF_TRUNCATED);
+    assert_true(x->flags & MV_XF_TOO_DEEP);
+    assert_true(has(x, MV_XS_ADDR, MV_XR_FROM, 0, "a@example.com"));
     mv_extract_free(x);
     mv_buf_free(&b);
 }
@@ -1167,6 +1208,35 @@ static double now(void)
 
 /* test_speed - a typical 5 KB text message; prints the figure, fails only
  * when far off (sanitizer builds are several times slower). */
+
+/* Signatures and the PGP/MIME version part protect the message: they are
+ * no attachment (has:attachment must not find every signed message). */
+static void test_signatures_not_attachments(void **state)
+{
+    (void)state;
+    mv_extract *x = ex("From: a@example.com\r\nSubject: signed\r\nMIME-Version: 1.0\r\n"
+                       "Content-Type: multipart/signed; boundary=\"b\"; "
+                       "protocol=\"application/pkcs7-signature\"\r\n\r\n"
+                       "--b\r\nContent-Type: text/plain\r\n\r\nsigned words\r\n"
+                       "--b\r\nContent-Type: application/pkcs7-signature; name=smime.p7s\r\n"
+                       "Content-Disposition: attachment; filename=smime.p7s\r\n"
+                       "Content-Transfer-Encoding: base64\r\n\r\nAAAA\r\n"
+                       "--b--\r\n");
+    assert_int_equal(x->n_attachments, 0);
+    assert_int_equal(count(x, MV_XS_FILENAME), 0);
+    assert_true(contains(x, MV_XS_BODY, 0, "signed words"));
+    mv_extract_free(x);
+    x = ex("From: a@example.com\r\nSubject: pgp\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: multipart/signed; boundary=\"b\"; "
+           "protocol=\"application/pgp-signature\"\r\n\r\n"
+           "--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+           "--b\r\nContent-Type: application/pgp-signature\r\n\r\n"
+           "-----BEGIN PGP SIGNATURE-----\r\nx\r\n-----END PGP SIGNATURE-----\r\n"
+           "--b--\r\n");
+    assert_int_equal(x->n_attachments, 0);
+    mv_extract_free(x);
+}
+
 static void test_speed(void **state)
 {
     (void)state;
@@ -1217,6 +1287,7 @@ int main(void)
         cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_encoding),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_signatures_not_attachments),
         cmocka_unit_test(test_speed),
     };
     if (getenv("EXTRACT_FILTER"))
