@@ -8,6 +8,9 @@
 #include "../lib/util.h"
 #include "cli.h"
 
+#define IMPORT_INDEX_INTERVAL_MS 100
+#define IMPORT_COMPACT_MIN 1000 /* new messages in a first load worth compacting */
+
 static void help(void)
 {
     fprintf(cli_out, "usage: mailvault import [--workers N] [--quiet] [--no-index] [--format json]\n"
@@ -77,7 +80,16 @@ int cmd_import(int argc, char **argv)
     for (int i = c.argi; i < argc; i++)
         cli_detail(&c, "%s", argv[i]);
     mv_import_result r;
+    /* Without a daemon, this process indexes what it archives: on a
+     * thread of its own while the import runs (both cores busy), and the
+     * rest once it ends. */
+    int index_here = !a.no_index && !cli_in_daemon;
+    /* A first bulk load is compacted at the end (see below). */
+    int fresh = index_here && mv_index_lag_of(s) == mv_store_last_change(s);
+    int bg_index = index_here && cli_indexer_start(s, IMPORT_INDEX_INTERVAL_MS, NULL) == MV_OK;
     st = mv_import(s, argv + c.argi, (size_t)(argc - c.argi), &o, &r, &err);
+    if (bg_index)
+        cli_indexer_stop();
     double rate = r.seconds > 0 ? (double)r.found / r.seconds : 0;
     /* Searchable before the command ends: without a daemon nobody else
      * would index what was archived. */
@@ -89,6 +101,11 @@ int cmd_import(int argc, char **argv)
         if (!(st = cli_index_get(&c, s, o.progress, &ix, &err)))
             indexed = 1;
         cli_index_put(ix);
+        /* The index was built here from nothing in commits of a few
+         * thousand documents: written once more in order it takes about
+         * half the space (measured), for the cost of one sequential copy. */
+        if (!st && fresh && r.imported >= IMPORT_COMPACT_MIN)
+            st = mv_index_compact(s, &err);
         isecs = (double)(mv_now_us() - t0) / 1e6;
     }
     /* A failure before any mail was read (a path that does not exist)

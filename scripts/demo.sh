@@ -79,7 +79,7 @@ run "$MV" search --limit 3 '"quarterly report"'
 run "$MV" search --count 'invoice AND has:attachment'
 run "$MV" search --limit 3 'subject:invoic* -from:example.com date:2015..2024'
 # Bcc recipients appear in no header: only the journal reports' envelopes name them
-bcc=$(grep -h -m1 '^Bcc: ' "$D"/journal/*.eml | head -n1 | sed 's/^Bcc: //; s/,.*//')
+bcc=$(grep -h -m1 '^Bcc: ' "$D"/journal/*.eml | head -n1 | tr -d '\r' | sed 's/^Bcc: //; s/,.*//')
 run "$MV" search --limit 3 "bcc:$bcc"
 
 say "stop the daemon (SIGTERM drains sessions)"

@@ -24,7 +24,7 @@ typedef struct mv_index mv_index;
 typedef struct mv_index_opts {
     int writable;               /* to update it (mv_index_update) */
     unsigned threads;           /* extraction threads; 0 = one per CPU */
-    unsigned commit_docs;       /* documents per index commit (default 10000) */
+    unsigned commit_docs;       /* documents per index commit (default 2000) */
     const char *language;       /* stemming language (default "english") */
     mv_extract_limits limits;   /* zero fields: defaults */
 } mv_index_opts;
@@ -67,6 +67,11 @@ MV_NODISCARD mv_status mv_index_update(mv_index *ix, mv_index_progress_fn progre
 MV_NODISCARD mv_status mv_index_rebuild(mv_store *s, const mv_index_opts *o, int reextract,
                                         mv_index_progress_fn progress, void *ctx,
                                         mv_index_stats *stats, mv_err *err);
+
+/* mv_index_compact - rewrite ARCHIVE/index compactly (Xapian's
+ * copy-on-write commits leave it up to twice the size after a bulk load).
+ * No index may be open on the archive. */
+MV_NODISCARD mv_status mv_index_compact(mv_store *s, mv_err *err);
 
 typedef enum { MV_SORT_DATE_DESC = 0, MV_SORT_DATE_ASC, MV_SORT_RELEVANCE } mv_sort;
 

@@ -9,10 +9,12 @@
  *
  * INDEX FORMAT 1 (metadata "mv:format" = "1"; another value is refused)
  *
- *   H(tag, v) = 13 lower-case base32 characters (a-z 2-7) of the first 64
- *   bits (big-endian) of PRF(tag byte || v); the 13th character carries
- *   the last 4 bits and a zero bit.  Lower case, so the hash never reads as
- *   part of a Xapian (upper-case) prefix.
+ *   H(tag, v) = 8 bytes: the first 8 bytes of PRF(tag byte || v), each
+ *   with its top bit set (56 bits in all).  Bytes >= 0x80, so the hash
+ *   never reads as part of a Xapian (upper-case ASCII) prefix; 8 bytes
+ *   rather than 13 base32 characters: a sixth less index (measured).  A
+ *   collision (about 1 in 10^5 for a vocabulary of a million words) can
+ *   only add matches, never lose one.
  *
  *   Free text: Xapian::TermGenerator, FLAG_CJK_NGRAM, STEM_ALL, positions
  *   kept, with a StemImplementation that maps the lower-cased word w to
@@ -80,7 +82,7 @@ namespace
 {
 
 const char INDEX_FORMAT[] = "1";
-constexpr size_t HASH_CHARS = 13;
+constexpr size_t HASH_CHARS = 8;
 /* Termpos gap between sections: a phrase's window is its token count, so
  * no phrase can match across the gap. */
 constexpr Xapian::termcount SECTION_GAP = 100;
@@ -160,7 +162,6 @@ template <typename F> mv_status guarded(mv_err *err, const char *what, F &&body)
 /* hash_into - H(tag, p[0..n)) as HASH_CHARS characters at out. */
 void hash_into(const mv_xap_hooks &h, char tag, const char *p, size_t n, char *out)
 {
-    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
     uint8_t md[32];
     char small[256];
     if (n < sizeof small) {
@@ -175,12 +176,8 @@ void hash_into(const mv_xap_hooks &h, char tag, const char *p, size_t n, char *o
         big.append(p, n);
         h.prf(h.prf_ctx, big.data(), big.size(), md);
     }
-    uint64_t v = 0;
     for (int i = 0; i < 8; i++)
-        v = (v << 8) | md[i];
-    for (int i = 0; i < 12; i++)
-        out[i] = alphabet[(v >> (59 - 5 * i)) & 31];
-    out[12] = alphabet[(v & 15) << 1];
+        out[i] = (char)(0x80 | (md[i] & 0x7f));
 }
 
 std::string hashed(const mv_xap_hooks &h, char tag, const std::string &v)
@@ -708,6 +705,19 @@ mv_status mv_xap_delete(mv_xap *x, uint64_t serial, mv_err *err)
             x->wdb.delete_document((Xapian::docid)serial);
         } catch (const Xapian::DocNotFoundError &) {
         }
+        return MV_OK;
+    });
+}
+
+mv_status mv_xap_compact(const char *from, const char *to, mv_err *err)
+{
+    if (!from || !to)
+        return mv_err_set(err, MV_EUSAGE, "mv_xap_compact: missing argument");
+    return guarded(err, "compacting the index", [&]() -> mv_status {
+        Xapian::Database db(from);
+        /* FULLER: the tables are written once, in order, with full blocks
+         * (commits in batches leave copy-on-write blocks behind) */
+        db.compact(to, Xapian::DBCOMPACT_NO_RENUMBER | Xapian::Compactor::FULLER);
         return MV_OK;
     });
 }

@@ -106,6 +106,10 @@ MV_NODISCARD mv_status mv_xap_delete(mv_xap *x, uint64_t serial, mv_err *err);
  * last change of the store's change sequence it reflects (one atomic
  * Xapian commit: after a crash the index and its position agree). */
 MV_NODISCARD mv_status mv_xap_commit(mv_xap *x, uint64_t last_change, mv_err *err);
+/* mv_xap_compact - write a compact copy of the committed index in from to
+ * the new directory to (docids, metadata and position kept).  No writer
+ * may be open on from. */
+MV_NODISCARD mv_status mv_xap_compact(const char *from, const char *to, mv_err *err);
 /* mv_xap_last_change - the position saved by the last commit (0 = none). */
 uint64_t mv_xap_last_change(mv_xap *x);
 uint64_t mv_xap_doc_count(mv_xap *x);
