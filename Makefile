@@ -35,7 +35,9 @@ ALL_CXXFLAGS := -std=c++17 -D_GNU_SOURCE $(CXXWARN) $(CFLAGS) $(SANFLAGS) -MMD -
               $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # --as-needed: a command starts by loading its libraries; those pkg-config
 # lists but nothing calls are not loaded at all.
-LIBS := -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lstdc++ -lpthread
+# poppler-glib is loaded at the first PDF (search/extract.c), not linked.
+LIBS := -Wl,--as-needed $(shell pkg-config --libs $(filter-out poppler-glib,$(PKGS)) 2>/dev/null) \
+        -lstdc++ -lpthread -ldl
 TEST_CFLAGS := $(shell pkg-config --cflags cmocka 2>/dev/null)
 TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
@@ -129,6 +131,7 @@ bench: all
 	$(Q)$(MAKE) --no-print-directory $(O)/tools/mvload
 	$(Q)MV_BUILD=$(O) bench/smtp
 	$(Q)MV_BUILD=$(O) bench/decrypt
+	$(Q)MV_BUILD=$(O) bench/search
 
 lint:
 	$(Q)! grep -nE '\b(strcpy|strcat|sprintf|vsprintf|strncpy|strncat|gets|atoi|atol|rand|srand|strtok)\s*\(' \

@@ -30,6 +30,7 @@
  * poppler and libarchive make internally are out of reach and not wiped. */
 #include "extract.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <iconv.h>
 #include <pthread.h>
@@ -1314,13 +1315,47 @@ static void part_view(xc *c, GMimePart *part, const uint8_t **vp, size_t *vn)
 
 /* ---- PDF ----------------------------------------------------------------- */
 
+/* poppler-glib is loaded when the first PDF is met, not linked: with its
+ * dependencies (cairo, NSS, X11 ...) it doubled the libraries every
+ * command loads at start, which most commands never use. */
+#define POPPLER_SONAME "libpoppler-glib.so.8"
+
+static struct {
+    PopplerDocument *(*doc_new)(GBytes *, const char *, GError **);
+    int (*n_pages)(PopplerDocument *);
+    PopplerPage *(*get_page)(PopplerDocument *, int);
+    char *(*page_text)(PopplerPage *);
+} pop;
+static int pop_ok;
+static pthread_once_t pop_once = PTHREAD_ONCE_INIT;
+
+static void pop_load(void)
+{
+    void *h = dlopen(POPPLER_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        h = dlopen("libpoppler-glib.so", RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        return;
+    *(void **)&pop.doc_new = dlsym(h, "poppler_document_new_from_bytes");
+    *(void **)&pop.n_pages = dlsym(h, "poppler_document_get_n_pages");
+    *(void **)&pop.get_page = dlsym(h, "poppler_document_get_page");
+    *(void **)&pop.page_text = dlsym(h, "poppler_page_get_text");
+    pop_ok = pop.doc_new && pop.n_pages && pop.get_page && pop.page_text;
+}
+
 /* pdf_text - text of the PDF p[0..n), up to max_pdf_pages pages.  The bytes
- * are lent to poppler, which does not outlive this call. */
+ * are lent to poppler, which does not outlive this call.  Without
+ * poppler-glib on the machine the PDF counts as unreadable. */
 static void pdf_text(xc *c, const uint8_t *p, size_t n, tbuf *t)
 {
+    pthread_once(&pop_once, pop_load);
+    if (!pop_ok) {
+        c->x->flags |= MV_XF_PDF_FAILED;
+        return;
+    }
     GBytes *bytes = g_bytes_new_static(p, n);
     GError *gerr = NULL;
-    PopplerDocument *doc = poppler_document_new_from_bytes(bytes, NULL, &gerr);
+    PopplerDocument *doc = pop.doc_new(bytes, NULL, &gerr);
     if (!doc) {
         /* encrypted, damaged, or not a PDF */
         c->x->flags |= MV_XF_PDF_FAILED;
@@ -1328,17 +1363,17 @@ static void pdf_text(xc *c, const uint8_t *p, size_t n, tbuf *t)
         g_bytes_unref(bytes);
         return;
     }
-    int pages = poppler_document_get_n_pages(doc);
+    int pages = pop.n_pages(doc);
     if (pages > 0 && (unsigned)pages > c->lim.max_pdf_pages) {
         c->x->flags |= MV_XF_TRUNCATED;
         pages = (int)c->lim.max_pdf_pages;
     }
     size_t start = t->b.len;
     for (int i = 0; i < pages && !t->full; i++) {
-        PopplerPage *pg = poppler_document_get_page(doc, i);
+        PopplerPage *pg = pop.get_page(doc, i);
         if (!pg)
             continue;
-        char *s = poppler_page_get_text(pg);
+        char *s = pop.page_text(pg);
         if (s && *s) {
             size_t len = strlen(s);
             if (t->b.len > start)
