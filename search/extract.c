@@ -70,7 +70,8 @@
 
 #define ENCODING_VERSION 1u
 #define KNOWN_FLAGS                                                                            \
-    (MV_XF_TRUNCATED | MV_XF_PDF_FAILED | MV_XF_OFFICE_FAILED | MV_XF_TOO_DEEP | MV_XF_MALFORMED)
+    (MV_XF_TRUNCATED | MV_XF_PDF_FAILED | MV_XF_OFFICE_FAILED | MV_XF_TOO_DEEP | MV_XF_MALFORMED | \
+     MV_XF_SIGNED)
 
 /* ---- buffers that wipe what they held --------------------------------------- */
 
@@ -1997,13 +1998,14 @@ static void eml(xc *c, GMimePart *part, uint32_t k, unsigned depth, tbuf *acc)
     sb_free(&held);
 }
 
-/* crypto_control - a signature or the version part of PGP/MIME: part of
- * the message's protection, not an attachment anyone sent (an S/MIME
- * signature even carries a file name, smime.p7s); nothing to index. */
+/* crypto_control - a signature, the version part of PGP/MIME, or an S/MIME
+ * container that stayed encrypted: the message's protection, not an
+ * attachment anyone sent (S/MIME parts even carry file names, smime.p7s
+ * and smime.p7m); is:signed and is:encrypted say what they are. */
 static int crypto_control(const char *type, const char *sub)
 {
-    static const char *const subs[] = {"pgp-signature", "pkcs7-signature",
-                                       "x-pkcs7-signature", "pgp-encrypted"};
+    static const char *const subs[] = {"pgp-signature",   "pkcs7-signature", "x-pkcs7-signature",
+                                       "pgp-encrypted",   "pkcs7-mime",      "x-pkcs7-mime"};
     if (g_ascii_strcasecmp(type, "application") != 0)
         return 0;
     for (size_t i = 0; i < sizeof subs / sizeof *subs; i++)
@@ -2017,8 +2019,13 @@ static void leaf(xc *c, GMimePart *part, unsigned depth, tbuf *acc, int text_ok)
     GMimeObject *obj = GMIME_OBJECT(part);
     const char *type, *sub;
     obj_type(obj, &type, &sub);
-    if (crypto_control(type, sub))
+    if (crypto_control(type, sub)) {
+        /* is:signed finds mail signed in the clear too, not only what
+         * escrow decryption verified */
+        if (strstr(sub, "signature"))
+            c->x->flags |= MV_XF_SIGNED;
         return;
+    }
     if (!leaf_is_attachment(part)) {
         if (!text_ok)
             return;

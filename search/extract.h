@@ -57,6 +57,7 @@ enum {
     MV_XF_OFFICE_FAILED = 1u << 2, /* an office document could not be read */
     MV_XF_TOO_DEEP = 1u << 3,    /* nesting past max_depth was not extracted */
     MV_XF_MALFORMED = 1u << 4,   /* MIME defects (the parser recovered) */
+    MV_XF_SIGNED = 1u << 5,      /* a signature part (S/MIME or OpenPGP) was met */
 };
 
 typedef struct mv_extract {

@@ -359,9 +359,15 @@ static mv_status make_doc(mv_index *ix, job *j, mv_err *err)
     st = mv_store_decryption(s, j->serial, &d, err);
     if (st == MV_ENOTFOUND)
         st = MV_OK;
-    else if (!st)
-        flags |= MV_XD_ENCRYPTED | (d->decrypted ? MV_XD_DECRYPTED : MV_XD_UNDECRYPTABLE) |
-                 (d->sig ? MV_XD_SIGNED : 0);
+    else if (!st) {
+        /* A record with no scheme is a signature verified on mail that
+         * came in the clear: signed, not encrypted. */
+        int encrypted = d->decrypted || (d->scheme && *d->scheme) || (d->failure && *d->failure);
+        if (encrypted)
+            flags |= MV_XD_ENCRYPTED | (d->decrypted ? MV_XD_DECRYPTED : MV_XD_UNDECRYPTABLE);
+        if (d->sig)
+            flags |= MV_XD_SIGNED;
+    }
     if (!st && !(st = mv_store_copies(s, j->serial, &cs, &nc, err)))
         for (size_t i = 0; i < nc; i++)
             env_addrs(cs[i]->rcpt, cs[i]->n_rcpt, &env, &nenv, &cenv);
@@ -402,6 +408,8 @@ static mv_status make_doc(mv_index *ix, job *j, mv_err *err)
             vocab_local_part(ix, x->s[i].text);
     for (size_t i = 0; i < nenv; i++)
         vocab_local_part(ix, env[i]);
+    if (x->flags & MV_XF_SIGNED)
+        flags |= MV_XD_SIGNED;
     int64_t date = m->meta.date_t != INT64_MIN ? m->meta.date_t : m->received_us / 1000000;
     mv_xdoc xd = {j->serial, x, date, m->size, (const char *const *)env, nenv, NULL, 0, flags};
     st = mv_xap_make_doc(ix->w, &xd, &j->doc, err);

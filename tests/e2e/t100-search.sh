@@ -294,13 +294,22 @@ if command -v openssl >/dev/null 2>&1; then
     seal a "$E/escrowed.pem" "wallaby quota for the escrowed key"
     seal bb "$E/other.pem" "wallaby quota nobody here can read"
     printf 'From: c@sealed.test\r\nTo: rcpt@sealed.test\r\nSubject: clear\r\nMessage-ID: <ccc@sealed.test>\r\nDate: Mon, 4 Mar 2024 11:00:00 +0000\r\n\r\nwallaby in the clear\r\n' >"$E/mail/ccc.eml"
+    # signed in the clear (S/MIME multipart/signed): is:signed, and its
+    # smime.p7s is no attachment
+    printf 'Content-Type: text/plain\r\n\r\nplatypus signed in the clear\r\n' >"$E/s.txt"
+    { printf 'From: s@sealed.test\r\nTo: rcpt@sealed.test\r\nSubject: signed\r\n'
+      printf 'Message-ID: <sig@sealed.test>\r\nDate: Mon, 4 Mar 2024 12:00:00 +0000\r\n'
+      openssl cms -sign -in "$E/s.txt" -signer "$E/escrowed.pem" -inkey "$E/escrowed.key.pem" \
+          -outform SMIME | sed 's/\r*$/\r/'
+    } >"$E/mail/sig.eml"
     new_archive "$E/a"
     mvk "$E/a" keys escrow add "$E/escrowed.p12" --password-file "$E/pw" >/dev/null 2>&1
     check "escrow key added" [ $? -eq 0 ]
     mvk "$E/a" import --quiet "$E/mail" >/dev/null
     check "import" [ $? -eq 0 ]
     for qa in "is:encrypted=2" "is:decrypted=1" "is:undecryptable=1" "wallaby=2" \
-        "wallaby is:decrypted=1" "escrowed=1" "nobody=0" "-is:encrypted=1" "is:signed=0"; do
+        "wallaby is:decrypted=1" "escrowed=1" "nobody=0" "-is:encrypted=2" "is:signed=1" \
+        "platypus is:signed=1" "has:attachment=0"; do
         n=$("$MV" search --archive "$E/a" --key-file "$E/a.key" --count -- "${qa%=*}" 2>&1)
         check "${qa%=*}: ${qa#*=}" [ "$n" = "${qa#*=}" ]
     done

@@ -1225,6 +1225,7 @@ static void test_signatures_not_attachments(void **state)
     assert_int_equal(x->n_attachments, 0);
     assert_int_equal(count(x, MV_XS_FILENAME), 0);
     assert_true(contains(x, MV_XS_BODY, 0, "signed words"));
+    assert_true(x->flags & MV_XF_SIGNED);
     mv_extract_free(x);
     x = ex("From: a@example.com\r\nSubject: pgp\r\nMIME-Version: 1.0\r\n"
            "Content-Type: multipart/signed; boundary=\"b\"; "
