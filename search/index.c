@@ -30,6 +30,7 @@
  * memory until then (measured: 2,000 is as fast as 10,000 and holds a
  * fifth of the memory). */
 #define COMMIT_DOCS 2000u
+#define COMMIT_US 1000000 /* and at least once a second while documents wait */
 #define WILDCARD_MAX 1024      /* words one wildcard may expand to (docs/search.md) */
 #define VOCAB_FLUSH 4096       /* new words kept before they are written */
 
@@ -516,6 +517,7 @@ static mv_status update_writer(mv_index *ix, mv_index_progress_fn progress, void
         return mv_err_set(err, MV_EUSAGE, "the index is not open for writing");
     uint64_t put_pos = mv_xap_last_change(ix->w), read_pos = put_pos;
     uint64_t target = mv_store_last_change(ix->s), start = put_pos, since_commit = 0;
+    int64_t last_commit_us = mv_now_us();
     if (read_pos >= target)
         return MV_OK;
     upipe p = {.ix = ix};
@@ -580,7 +582,12 @@ static mv_status update_writer(mv_index *ix, mv_index_progress_fn progress, void
         if (j->pos) {
             stats->changes += j->pos - put_pos;
             put_pos = j->pos;
-            if (since_commit >= ix->o.commit_docs) {
+            /* By count, and by time: under steady traffic the daemon's
+             * update never runs dry, and new mail must not wait for
+             * thousands of others to become searchable. */
+            if (since_commit >= ix->o.commit_docs ||
+                (since_commit && mv_now_us() - last_commit_us >= COMMIT_US)) {
+                last_commit_us = mv_now_us();
                 if (!(st = vocab_flush(ix, err)))
                     st = mv_xap_commit(ix->w, put_pos, err);
                 since_commit = 0;
