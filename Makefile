@@ -45,7 +45,8 @@ ifneq ($(V),1)
 Q := @
 endif
 
-LIB_SRC := $(wildcard lib/*.c) $(wildcard store/*.c) $(wildcard search/*.c) $(wildcard ingest/*.c)
+LIB_SRC := $(wildcard lib/*.c) $(wildcard store/*.c) $(wildcard search/*.c) $(wildcard ingest/*.c) \
+           $(wildcard export/*.c)
 LIB_CXX := $(wildcard search/*.cc)
 CLI_SRC := $(wildcard cli/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o) $(LIB_CXX:%.cc=$(O)/%.o)
@@ -138,12 +139,12 @@ lint:
 	    $$(git ls-files '*.c' '*.h') | grep -v poison || (echo "banned function used" >&2; exit 1)
 	$(Q)if command -v cppcheck >/dev/null; then cppcheck --quiet --error-exitcode=1 \
 	    --enable=warning,performance,portability --std=c11 -D_GNU_SOURCE \
-	    --suppress=missingIncludeSystem lib store search ingest cli; \
+	    --suppress=missingIncludeSystem lib store search ingest export cli; \
 	  else echo "lint: cppcheck not installed (Debian package cppcheck): skipped"; fi
 	$(Q)$(MAKE) --no-print-directory check-headers
 
 check-headers:
-	$(Q)for h in $$(git ls-files 'lib/*.h' 'store/*.h' 'search/*.h' 'ingest/*.h' 'cli/*.h'); do \
+	$(Q)for h in $$(git ls-files 'lib/*.h' 'store/*.h' 'search/*.h' 'ingest/*.h' 'export/*.h' 'cli/*.h'); do \
 	    echo "#include \"$$h\"" | $(CC) -std=c11 -D_GNU_SOURCE $(WARN) \
 	      $$(pkg-config --cflags $(PKGS)) -I. -x c -fsyntax-only - || exit 1; done; echo "headers ok"
 

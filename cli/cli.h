@@ -203,5 +203,8 @@ int cmd_status(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_reindex(int argc, char **argv);
 int cmd_custodian(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_keys_signing(int argc, char **argv);
+int cmd_verify_export(int argc, char **argv);
 
 #endif

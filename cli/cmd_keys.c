@@ -10,6 +10,7 @@ static void help(void)
 {
     fprintf(cli_out, "usage: mailvault keys list [--format json]\n"
            "       mailvault keys escrow add|list|remove ...  (see keys escrow --help)\n"
+           "       mailvault keys signing [--format json]   the export signing key\n"
            "       mailvault keys rotate [--rewrap-existing]\n"
            "       mailvault keys rewrap (--new-key-file F | --new-passphrase-file F)\n\n"
            "list    the key hierarchy: how the archive is unlocked, its signing key's\n"
@@ -82,6 +83,8 @@ int cmd_keys(int argc, char **argv)
                                          {0, 0, 0, 0}};
     if (argc >= 2 && strcmp(argv[1], "escrow") == 0)
         return cmd_keys_escrow(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "signing") == 0)
+        return cmd_keys_signing(argc - 1, argv + 1);
     cli_init(&c, "keys");
     int rc = cli_getopt(&c, argc, argv, opts, keys_opt, &a, help);
     if (rc)

@@ -47,6 +47,10 @@ static const cli_command commands[] = {
     {"reindex", cmd_reindex, "rebuild the search index from the store",
      "the daemon's indexer owns the index", 1},
     {"custodian", cmd_custodian, "the people whose mail is searched by custodian:", NULL, 0},
+    {"export", cmd_export, "package messages for legal review, hashed and signed",
+     "an export writes its package from its own process", 1},
+    {"verify-export", cmd_verify_export, "check an export package against its manifest and "
+     "signature", NULL, 1},
 };
 
 const cli_command *cli_find_command(const char *name)

@@ -90,6 +90,12 @@ tail -n 3 "$D/serve.log"
 say "the audit trail"
 run "$MV" audit --limit 6
 
+say "legal exports a search, hashed and signed, and anyone can check the package"
+rm -rf "$D/export.zip"
+run "$MV" export 'invoice has:attachment' --as eml --out "$D/export.zip"
+fpr=$("$MV" keys signing)
+run "$MV" verify-export "$D/export.zip" --fingerprint "$fpr"
+
 say "nothing readable at rest"
 printf 'searching %s for the subject of message %s ... ' "$D/archive" "$serial"
 subj=$("$MV" show "$serial" --format json | python3 -c 'import json,sys; print((json.load(sys.stdin)["subject"] or "x")[:20])')

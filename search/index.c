@@ -2,11 +2,12 @@
 /* index.c - the archive's search index: the store's change sequence in,
  * documents out (search/xap.h), queries through search/query.h.
  *
- * Updating reads changes in rounds; the serials of a round are made into
- * documents by worker threads (read the message, its decryption and
+ * Updating reads changes in batches and queues one job per serial; worker
+ * threads make the documents (read the message, its decryption and
  * copies; reuse the stored text or extract and store it; tokenise and
- * hash), and the one writer puts them in change order and commits with
- * the round's last change as the index's position. */
+ * hash) while the one writer puts finished ones in queue order, and
+ * commits with the last change of a completed batch as the index's
+ * position (see "The update pipeline" below). */
 #include "search.h"
 
 #include <dirent.h>
@@ -32,7 +33,6 @@
 #define COMMIT_DOCS 2000u
 #define COMMIT_US 1000000 /* and at least once a second while documents wait */
 #define WILDCARD_MAX 1024      /* words one wildcard may expand to (docs/search.md) */
-#define VOCAB_FLUSH 4096       /* new words kept before they are written */
 
 /* Words already given to the vocabulary by this process: 64-bit hashes in
  * an open-addressed table (memory only; the words themselves are in the

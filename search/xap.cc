@@ -7,7 +7,7 @@
  * a lock held by another writer into MV_ETEMP, other std::exception into
  * MV_EINTERNAL, and aborts on std::bad_alloc as mv_xmalloc does.
  *
- * INDEX FORMAT 1 (metadata "mv:format" = "1"; another value is refused)
+ * INDEX FORMAT 2 (metadata "mv:format" = "2"; another value is refused)
  *
  *   H(tag, v) = 8 bytes: the first 8 bytes of PRF(tag byte || v), each
  *   with its top bit set (56 bits in all).  Bytes >= 0x80, so the hash
@@ -35,7 +35,7 @@
  *     holds "XH" (matter lower-cased).
  *   Values: slot 0 sortable_serialise(date), slot 1 sortable_serialise(size).
  *   docid = serial (< 2^32); document data = serial, 8 bytes big-endian.
- *   Metadata: "mv:format" "1", "mv:language" the stemmer it was built
+ *   Metadata: "mv:format" "2", "mv:language" the stemmer it was built
  *   with, "mv:last_change" decimal (set in the same commit as the changes).
  *
  * Query text is tokenised by the same TermGenerator and stemmer on a
@@ -81,7 +81,7 @@ extern "C" {
 namespace
 {
 
-const char INDEX_FORMAT[] = "1";
+const char INDEX_FORMAT[] = "2"; /* 1: 13-character base32 hashes (never released) */
 constexpr size_t HASH_CHARS = 8;
 /* Termpos gap between sections: a phrase's window is its token count, so
  * no phrase can match across the gap. */

@@ -1116,3 +1116,23 @@ void mv_keys_signing_public(mv_keys *k, uint8_t pub[32])
 {
     memcpy(pub, k->sign_pub, 32);
 }
+
+mv_status mv_keys_sign(mv_keys *k, const void *msg, size_t n, uint8_t sig[64], mv_err *err)
+{
+    mv_secret *priv = mv_secret_new(32);
+    size_t l = 0, sl = 64;
+    EVP_PKEY *pk = NULL;
+    EVP_MD_CTX *c = NULL;
+    mv_status st = mv_kwp_unwrap(k->derived[MV_DERIVE_KEK_WRAP]->p, 32, k->sign_wrapped,
+                                 MV_WRAPPED_LEN, priv->p, &l, err);
+    if (!st && l != 32)
+        st = mv_err_set(err, MV_EMALFORMED, "the signing key in the keystore is damaged");
+    if (!st && (!(pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, priv->p, 32)) ||
+                !(c = EVP_MD_CTX_new()) || EVP_DigestSignInit(c, NULL, NULL, NULL, pk) <= 0 ||
+                EVP_DigestSign(c, sig, &sl, msg, n) <= 0 || sl != 64))
+        st = mv_err_openssl(err, "Ed25519 signing");
+    EVP_MD_CTX_free(c);
+    EVP_PKEY_free(pk);
+    mv_secret_free(priv);
+    return st;
+}

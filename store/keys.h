@@ -124,6 +124,10 @@ MV_NODISCARD mv_status mv_keys_rewrap_master(mv_keys *k, const mv_keysrc *src,
 /* The Ed25519 signing key: its public key and fingerprint (SHA-256 of the
  * raw public key, hex). */
 void mv_keys_signing_public(mv_keys *k, uint8_t pub[32]);
+/* mv_keys_sign - Ed25519 signature of msg with the archive's signing key
+ * (unwrapped for the call only). */
+MV_NODISCARD mv_status mv_keys_sign(mv_keys *k, const void *msg, size_t n, uint8_t sig[64],
+                                    mv_err *err);
 
 /* AEAD with a key given by the caller (used by seal.c with unwrapped DEKs). */
 MV_NODISCARD mv_status mv_gcm_seal(const uint8_t key[32], const uint8_t nonce[12],

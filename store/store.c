@@ -3250,3 +3250,20 @@ mv_status mv_store_custodians(mv_store *s, mv_custodian **out, size_t *n, mv_err
     }
     return st;
 }
+
+/* ---- identity and signing ------------------------------------------------- */
+
+const uint8_t *mv_store_archive_id(mv_store *s)
+{
+    return mv_keys_archive_id(s->keys);
+}
+
+void mv_store_signing_public(mv_store *s, uint8_t pub[32])
+{
+    mv_keys_signing_public(s->keys, pub);
+}
+
+mv_status mv_store_sign(mv_store *s, const void *msg, size_t n, uint8_t sig[64], mv_err *err)
+{
+    return mv_keys_sign(s->keys, msg, n, sig, err);
+}

@@ -487,6 +487,12 @@ MV_NODISCARD mv_status mv_store_custodian_remove(mv_store *s, const char *name, 
 MV_NODISCARD mv_status mv_store_custodians(mv_store *s, mv_custodian **out, size_t *n,
                                            mv_err *err);
 
+/* The archive's identity and signing key (export custody records). */
+const uint8_t *mv_store_archive_id(mv_store *s); /* MV_ARCHIVE_ID_LEN bytes */
+void mv_store_signing_public(mv_store *s, uint8_t pub[32]);
+MV_NODISCARD mv_status mv_store_sign(mv_store *s, const void *msg, size_t n, uint8_t sig[64],
+                                     mv_err *err);
+
 /* mv_store_set_dict_samples - messages sampled before a bucket's
  * compression dictionary is trained (default 300; 0 = never train). */
 void mv_store_set_dict_samples(mv_store *s, unsigned n);

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/* export.h - export packages for legal review: a directory, a ZIP or a
+ * tar (libarchive), every file hashed (MD5, SHA-1, SHA-256) as it is
+ * written and listed in manifest.csv, and a custody record signed with the
+ * archive's key (docs/export.md).
+ *
+ * A package is written file by file, streaming: a file's bytes pass
+ * through once (hashed on the way), so memory holds at most the piece the
+ * caller hands over.  Ownership: an mv_pkg belongs to the caller until
+ * mv_pkg_close (which frees it, on failure too). */
+#ifndef MV_EXPORT_EXPORT_H
+#define MV_EXPORT_EXPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../lib/buf.h"
+#include "../lib/err.h"
+
+typedef enum { MV_PKG_DIR = 0, MV_PKG_ZIP, MV_PKG_TAR } mv_pkg_kind;
+
+/* mv_pkg_kind_of - from the path: ".zip" a ZIP, ".tar" a tar, else a directory. */
+mv_pkg_kind mv_pkg_kind_of(const char *path);
+
+typedef struct mv_pkg mv_pkg;
+
+/* mv_pkg_create - a new package at path (a directory must not exist or be
+ * empty; a file must not exist).
+ * @retval MV_EEXIST path exists (and is not an empty directory) */
+MV_NODISCARD mv_status mv_pkg_create(const char *path, mv_pkg **out, mv_err *err);
+
+/* mv_pkg_begin - start file name (relative, '/'-separated, no "..") of
+ * exactly size bytes; listed in the manifest unless unlisted.  Then
+ * mv_pkg_write until size bytes, then mv_pkg_end.
+ * @retval MV_EUSAGE a bad name, or a file already begun */
+MV_NODISCARD mv_status mv_pkg_begin(mv_pkg *p, const char *name, uint64_t size, int unlisted,
+                                    mv_err *err);
+MV_NODISCARD mv_status mv_pkg_write(mv_pkg *p, const void *data, size_t n, mv_err *err);
+/* @retval MV_EINTERNAL fewer or more bytes than begun with */
+MV_NODISCARD mv_status mv_pkg_end(mv_pkg *p, mv_err *err);
+/* mv_pkg_add - begin, write and end in one call. */
+MV_NODISCARD mv_status mv_pkg_add(mv_pkg *p, const char *name, const void *data, size_t n,
+                                  int unlisted, mv_err *err);
+
+/* mv_pkg_manifest - write manifest.csv (path,size,md5,sha1,sha256 of
+ * every listed file, in the order written) and give its SHA-256, its
+ * file count and their bytes.  Once, after the last listed file. */
+MV_NODISCARD mv_status mv_pkg_manifest(mv_pkg *p, uint8_t sha256[32], uint64_t *files,
+                                       uint64_t *bytes, mv_err *err);
+
+/* mv_pkg_close - finish (sync a directory's files; close the archive) and
+ * free p.  With abandon, what was written is removed where it can be. */
+MV_NODISCARD mv_status mv_pkg_close(mv_pkg *p, int abandon, mv_err *err);
+
+/* ---- reading a package back (verify-export) ------------------------------- */
+
+typedef struct mv_pkg_file {
+    char *name;
+    uint64_t size;
+    uint8_t md5[16], sha1[20], sha256[32];
+} mv_pkg_file;
+
+/* mv_pkg_scan - every regular file of the package at path, hashed; the
+ * bytes of the files named in keep (NULL-terminated list: the manifest and
+ * custody files, which are small) are also returned, in kept[i] (caller
+ * frees with mv_buf_free).  *files is an array of *n (mv_pkg_files_free).
+ * Bounded: a kept file over max_kept bytes is an error. */
+MV_NODISCARD mv_status mv_pkg_scan(const char *path, const char *const *keep, mv_buf *kept,
+                                   size_t max_kept, mv_pkg_file **files, size_t *n, mv_err *err);
+void mv_pkg_files_free(mv_pkg_file *f, size_t n);
+
+/* mboxrd: the "From " separator line for a message and its quoting. */
+/* mv_mboxrd_quote - append p[0..n) to out with every line that matches
+ * ^>*From  given one more '>' (line ends kept as they are). */
+void mv_mboxrd_quote(const uint8_t *p, size_t n, mv_buf *out);
+
+#endif
