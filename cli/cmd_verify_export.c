@@ -67,15 +67,22 @@ static int json_hex(const mv_buf *j, const char *key, char *out, size_t len)
 {
     char pat[64];
     snprintf(pat, sizeof pat, "\"%s\"", key);
-    const char *p = memmem(j->data, j->len, pat, strlen(pat));
-    const char *end = (const char *)j->data + j->len;
-    if (!p)
-        return -1;
-    p += strlen(pat);
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+    const char *start = (const char *)j->data, *end = start + j->len, *p = start;
+    /* the key, not the same word inside a value (the query may hold it):
+     * a key is followed by ':' and its quote is not an escaped one */
+    for (;;) {
+        p = memmem(p, (size_t)(end - p), pat, strlen(pat));
+        if (!p)
+            return -1;
+        const char *k = p + strlen(pat);
+        while (k < end && (*k == ' ' || *k == '\t' || *k == '\r' || *k == '\n'))
+            k++;
+        if (k < end && *k == ':' && (p == start || p[-1] != '\\')) {
+            p = k + 1;
+            break;
+        }
         p++;
-    if (p >= end || *p++ != ':')
-        return -1;
+    }
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
         p++;
     if (p >= end || *p++ != '"' || (size_t)(end - p) < len + 1 || p[len] != '"')

@@ -90,9 +90,9 @@ tail -n 3 "$D/serve.log"
 say "the audit trail"
 run "$MV" audit --limit 6
 
-say "legal exports a search, hashed and signed, and anyone can check the package"
+say "legal exports a search as a DAT production, hashed and signed, and anyone can check it"
 rm -rf "$D/export.zip"
-run "$MV" export 'invoice has:attachment' --as eml --out "$D/export.zip"
+run "$MV" export 'invoice has:attachment' --as dat --prefix DEMO --matter "Demo v. Example" --out "$D/export.zip"
 fpr=$("$MV" keys signing)
 run "$MV" verify-export "$D/export.zip" --fingerprint "$fpr"
 

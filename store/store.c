@@ -3267,3 +3267,32 @@ mv_status mv_store_sign(mv_store *s, const void *msg, size_t n, uint8_t sig[64],
 {
     return mv_keys_sign(s->keys, msg, n, sig, err);
 }
+
+/* ---- export control numbers ------------------------------------------------ */
+
+mv_status mv_store_matter_reserve(mv_store *s, const char *matter, uint64_t count,
+                                  uint64_t *first, mv_err *err)
+{
+    static const char label[] = "mailvault/v1/matter";
+    uint8_t h[32];
+    char name[80], hex[33];
+    /* keyed: the store does not list matter names in the clear */
+    mv_keys_mac2(s->keys, MV_DERIVE_COPY_ID, label, sizeof label, matter, strlen(matter), h);
+    mv_hex(h, 16, hex);
+    snprintf(name, sizeof name, "matter/%s", hex);
+    pthread_mutex_lock(&s->change_mu);
+    uint64_t last = 0;
+    mv_status st = meta_get_u64(s, name, &last, err);
+    if (!st && count > UINT64_MAX - last)
+        st = mv_err_set(err, MV_ELIMIT, "control numbers of this matter are exhausted");
+    if (!st) {
+        rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+        batch_u64(b, s, name, last + count);
+        st = write_batch(s, b, 1, err);
+        rocksdb_writebatch_destroy(b);
+    }
+    pthread_mutex_unlock(&s->change_mu);
+    if (!st)
+        *first = last + 1;
+    return st;
+}

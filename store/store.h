@@ -493,6 +493,13 @@ void mv_store_signing_public(mv_store *s, uint8_t pub[32]);
 MV_NODISCARD mv_status mv_store_sign(mv_store *s, const void *msg, size_t n, uint8_t sig[64],
                                      mv_err *err);
 
+/* mv_store_matter_reserve - count control numbers of a legal matter,
+ * continuing where its last export ended: *first is the first of them
+ * (1 for a new matter).  Durable before it returns, so two exports never
+ * share a number. */
+MV_NODISCARD mv_status mv_store_matter_reserve(mv_store *s, const char *matter, uint64_t count,
+                                               uint64_t *first, mv_err *err);
+
 /* mv_store_set_dict_samples - messages sampled before a bucket's
  * compression dictionary is trained (default 300; 0 = never train). */
 void mv_store_set_dict_samples(mv_store *s, unsigned n);
