@@ -31,7 +31,8 @@ static void help(void)
 {
     fprintf(cli_out,
             "usage: mailvault export (QUERY | --serials LIST) --as eml|mbox|dat|csv|edrm\n"
-            "                        --out PATH [--prefix ABC] [--matter NAME] [--format json]\n\n"
+            "                        --out PATH [--prefix ABC] [--matter NAME]\n"
+            "                        [--encrypt --password-file F] [--format json]\n\n"
             "Package the messages of a search (docs/search.md) or of a serial list\n"
             "(LIST: 1-40,52) for legal review.  PATH ending in .zip is a ZIP, in .tar a\n"
             "tar, anything else a new directory.\n"
@@ -44,6 +45,7 @@ static void help(void)
             "  --as edrm   EDRM XML 1.2 load file with natives and extracted text\n"
             "  --prefix    control numbers PREFIX-0000001 (default MV)\n"
             "  --matter    control numbers continue across the exports of a matter\n"
+            "  --encrypt --password-file F   a ZIP with WinZip AES-256 entries\n"
             "Every package has manifest.csv (size, MD5, SHA-1, SHA-256 of every file),\n"
             "custody.json and custody.txt (who, when, what, the manifest's SHA-256 and\n"
             "its Ed25519 signature), custody.sig and signing_key.pem.  Check one with\n"
@@ -52,7 +54,8 @@ static void help(void)
 }
 
 typedef struct export_args {
-    const char *as, *out, *serials, *prefix, *matter;
+    const char *as, *out, *serials, *prefix, *matter, *password_file;
+    int encrypt;
 } export_args;
 
 static int export_opt(void *ctx, int opt, const char *arg)
@@ -74,6 +77,12 @@ static int export_opt(void *ctx, int opt, const char *arg)
         if (!*arg)
             return cli_usage_error("export", "--prefix is empty"), -1;
         a->prefix = arg;
+        return 0;
+    case 'e':
+        a->encrypt = 1;
+        return 0;
+    case 'w':
+        a->password_file = arg;
         return 0;
     case 'm':
         if (!*arg || strlen(arg) > 200)
@@ -663,12 +672,14 @@ static void custody_txt(const custody *c, mv_buf *b)
 int cmd_export(int argc, char **argv)
 {
     mv_cli c;
-    export_args a = {NULL, NULL, NULL, NULL, NULL};
+    export_args a = {NULL, NULL, NULL, NULL, NULL, NULL, 0};
     static const struct option opts[] = {{"as", required_argument, NULL, 'a'},
                                          {"out", required_argument, NULL, 'o'},
                                          {"serials", required_argument, NULL, 's'},
                                          {"prefix", required_argument, NULL, 'p'},
                                          {"matter", required_argument, NULL, 'm'},
+                                         {"encrypt", no_argument, NULL, 'e'},
+                                         {"password-file", required_argument, NULL, 'w'},
                                          {0, 0, 0, 0}};
     cli_init(&c, "export");
     int rc = cli_getopt(&c, argc, argv, opts, export_opt, &a, help);
@@ -676,6 +687,9 @@ int cmd_export(int argc, char **argv)
         return CLI_GETOPT_EXIT(rc);
     if (!a.as || !a.out)
         return cli_usage_error("export", "give --as eml|mbox|dat|csv|edrm and --out PATH");
+    if (a.encrypt != !!a.password_file)
+        return cli_usage_error("export", "--encrypt and --password-file go together (the "
+                                         "password travels to the recipient out of band)");
     if (!!a.serials == (c.argi < argc))
         return cli_usage_error("export", "give a QUERY or --serials LIST (one of them)");
     mv_buf q = MV_BUF_INIT;
@@ -728,7 +742,12 @@ int cmd_export(int argc, char **argv)
         mv_search_result_free(&r);
         qsort(v, n, sizeof *v, cmp_u64);
     }
-    if ((st = mv_pkg_create(a.out, &pkg, &err)))
+    mv_buf pw = MV_BUF_INIT;
+    if (a.encrypt && (st = cli_read_password(a.password_file, &pw, &err)))
+        goto out;
+    st = mv_pkg_create(a.out, a.encrypt ? (const char *)pw.data : NULL, &pkg, &err);
+    mv_buf_wipe(&pw);
+    if (st)
         goto out;
     struct mv_progress *pg = cli_progress_new("exporting", n);
     uint64_t first_ctrl = 1;

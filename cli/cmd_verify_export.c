@@ -24,7 +24,8 @@
 static void help(void)
 {
     fprintf(cli_out,
-            "usage: mailvault verify-export PATH [--fingerprint SHA256] [--format json]\n\n"
+            "usage: mailvault verify-export PATH [--fingerprint SHA256] [--password-file F]\n"
+            "                               [--format json]\n\n"
             "Check an export package (directory, .zip or .tar) without the archive: every\n"
             "file against manifest.csv, no file missing or added, the manifest's SHA-256\n"
             "against custody.json, and the Ed25519 signature with signing_key.pem.  With\n"
@@ -159,15 +160,24 @@ static void check_manifest(const mv_buf *m, mv_pkg_file *files, size_t n, report
     free(seen);
 }
 
+typedef struct verify_args {
+    const char *want, *password_file;
+} verify_args;
+
 static int verify_opt(void *ctx, int opt, const char *arg)
 {
+    verify_args *va = ctx;
+    if (opt == 'w') {
+        va->password_file = arg;
+        return 0;
+    }
     if (opt != 'f')
         return -1;
     size_t n = strlen(arg);
     uint8_t tmp[32];
     if (n != 64 || mv_unhex(arg, tmp, 32))
         return cli_usage_error("verify-export", "--fingerprint is 64 hexadecimal digits"), -1;
-    *(const char **)ctx = arg;
+    va->want = arg;
     return 0;
 }
 
@@ -203,11 +213,13 @@ static void check_signature(const mv_buf *pem, const mv_buf *sig, const uint8_t 
 int cmd_verify_export(int argc, char **argv)
 {
     mv_cli c;
-    const char *want = NULL;
+    verify_args va = {NULL, NULL};
     static const struct option opts[] = {{"fingerprint", required_argument, NULL, 'f'},
+                                         {"password-file", required_argument, NULL, 'w'},
                                          {0, 0, 0, 0}};
     cli_init(&c, "verify-export");
-    int rc = cli_getopt(&c, argc, argv, opts, verify_opt, &want, help);
+    int rc = cli_getopt(&c, argc, argv, opts, verify_opt, &va, help);
+    const char *want = va.want;
     if (rc)
         return CLI_GETOPT_EXIT(rc);
     if (c.argi + 1 != argc)
@@ -220,7 +232,12 @@ int cmd_verify_export(int argc, char **argv)
     report r = {0, MV_BUF_INIT};
     uint64_t listed = 0;
     char fpr[65] = "";
-    mv_status st = mv_pkg_scan(path, custody_files, kept, VERIFY_KEPT_MAX, &files, &n, &err);
+    mv_buf pw = MV_BUF_INIT;
+    mv_status st = va.password_file ? cli_read_password(va.password_file, &pw, &err) : MV_OK;
+    if (!st)
+        st = mv_pkg_scan(path, va.password_file ? (const char *)pw.data : NULL, custody_files,
+                         kept, VERIFY_KEPT_MAX, &files, &n, &err);
+    mv_buf_wipe(&pw);
     if (!st) {
         qsort(files, n, sizeof *files, cmp_file);
         for (int k = 0; k < K_TXT; k++) {

@@ -366,3 +366,18 @@ struct mv_progress *cli_progress_new(const char *what, uint64_t total)
         return NULL;
     return mv_progress_new(what, total);
 }
+
+mv_status cli_read_password(const char *path, mv_buf *out, mv_err *err)
+{
+    mv_buf_reset(out);
+    mv_status st = mv_read_file(path, CLI_PASSWORD_MAX, out, err);
+    while (!st && out->len && (out->data[out->len - 1] == '\n' || out->data[out->len - 1] == '\r'))
+        out->len--;
+    if (!st && !out->len)
+        st = mv_err_set(err, MV_EUSAGE, "%s holds no password", path);
+    if (!st && memchr(out->data, 0, out->len))
+        st = mv_err_set(err, MV_EUSAGE, "%s holds a NUL byte", path);
+    mv_buf_append_byte(out, 0);
+    out->len--;
+    return st;
+}

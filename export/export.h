@@ -25,9 +25,13 @@ mv_pkg_kind mv_pkg_kind_of(const char *path);
 typedef struct mv_pkg mv_pkg;
 
 /* mv_pkg_create - a new package at path (a directory must not exist or be
- * empty; a file must not exist).
- * @retval MV_EEXIST path exists (and is not an empty directory) */
-MV_NODISCARD mv_status mv_pkg_create(const char *path, mv_pkg **out, mv_err *err);
+ * empty; a file must not exist).  With password (a ZIP only), every entry
+ * is encrypted with WinZip AES-256 (never ZipCrypto); the password is
+ * copied by libarchive and not kept here.
+ * @retval MV_EEXIST path exists (and is not an empty directory)
+ * @retval MV_EUSAGE a password for a directory or a tar */
+MV_NODISCARD mv_status mv_pkg_create(const char *path, const char *password, mv_pkg **out,
+                                     mv_err *err);
 
 /* mv_pkg_begin - start file name (relative, '/'-separated, no "..") of
  * exactly size bytes; listed in the manifest unless unlisted.  Then
@@ -64,9 +68,11 @@ typedef struct mv_pkg_file {
  * bytes of the files named in keep (NULL-terminated list: the manifest and
  * custody files, which are small) are also returned, in kept[i] (caller
  * frees with mv_buf_free).  *files is an array of *n (mv_pkg_files_free).
+ * password (may be NULL) opens an encrypted ZIP.
  * Bounded: a kept file over max_kept bytes is an error. */
-MV_NODISCARD mv_status mv_pkg_scan(const char *path, const char *const *keep, mv_buf *kept,
-                                   size_t max_kept, mv_pkg_file **files, size_t *n, mv_err *err);
+MV_NODISCARD mv_status mv_pkg_scan(const char *path, const char *password,
+                                   const char *const *keep, mv_buf *kept, size_t max_kept,
+                                   mv_pkg_file **files, size_t *n, mv_err *err);
 void mv_pkg_files_free(mv_pkg_file *f, size_t n);
 
 /* mboxrd: the "From " separator line for a message and its quoting. */

@@ -100,10 +100,12 @@ static mv_status arch_err(struct archive *a, mv_err *err, const char *what)
                       a && archive_error_string(a) ? archive_error_string(a) : "libarchive error");
 }
 
-mv_status mv_pkg_create(const char *path, mv_pkg **out, mv_err *err)
+mv_status mv_pkg_create(const char *path, const char *password, mv_pkg **out, mv_err *err)
 {
     struct stat sb;
     mv_pkg_kind kind = mv_pkg_kind_of(path);
+    if (password && kind != MV_PKG_ZIP)
+        return mv_err_set(err, MV_EUSAGE, "an encrypted export is a ZIP: give a PATH ending in .zip");
     if (stat(path, &sb) == 0 && !(kind == MV_PKG_DIR && S_ISDIR(sb.st_mode) && dir_empty(path)))
         return mv_err_set(err, MV_EEXIST, "%s exists: an export goes to a new place", path);
     mv_pkg *p = mv_xcalloc(1, sizeof *p);
@@ -122,6 +124,10 @@ mv_status mv_pkg_create(const char *path, mv_pkg **out, mv_err *err)
                                    : archive_write_set_format_pax_restricted(p->a);
         if (r == ARCHIVE_OK && kind == MV_PKG_TAR)
             r = archive_write_set_bytes_in_last_block(p->a, 1);
+        if (r == ARCHIVE_OK && password &&
+            ((r = archive_write_set_options(p->a, "zip:encryption=aes256")) != ARCHIVE_OK ||
+             (r = archive_write_set_passphrase(p->a, password)) != ARCHIVE_OK))
+            r = ARCHIVE_FATAL;
         if (r != ARCHIVE_OK || archive_write_open_filename(p->a, path) != ARCHIVE_OK)
             st = arch_err(p->a, err, path);
     }
@@ -403,7 +409,9 @@ static void scan_one(scan *sc, const char *name, read_fn rd, void *ctx)
     for (;;) {
         ssize_t r = rd(ctx, buf, sizeof buf);
         if (r < 0) {
-            sc->st = mv_err_set(sc->err, MV_EIO, "reading %s", name);
+            sc->st = mv_err_set(sc->err, MV_EMALFORMED,
+                                "%s cannot be read (an encrypted package needs the right "
+                                "--password-file; or it is damaged)", name);
             break;
         }
         if (!r)
@@ -462,8 +470,8 @@ static int walk_fn(const char *path, const struct stat *sb, int flag, struct FTW
     return sc->st ? 1 : 0;
 }
 
-mv_status mv_pkg_scan(const char *path, const char *const *keep, mv_buf *kept, size_t max_kept,
-                      mv_pkg_file **files, size_t *n, mv_err *err)
+mv_status mv_pkg_scan(const char *path, const char *password, const char *const *keep,
+                      mv_buf *kept, size_t max_kept, mv_pkg_file **files, size_t *n, mv_err *err)
 {
     scan sc = {keep, kept, max_kept, NULL, 0, 0, MV_OK, err, strlen(path)};
     while (sc.root_len > 1 && path[sc.root_len - 1] == '/')
@@ -480,6 +488,8 @@ mv_status mv_pkg_scan(const char *path, const char *const *keep, mv_buf *kept, s
         struct archive *a = archive_read_new();
         archive_read_support_format_zip(a);
         archive_read_support_format_tar(a);
+        if (password)
+            archive_read_add_passphrase(a, password);
         if (archive_read_open_filename(a, path, 65536) != ARCHIVE_OK) {
             sc.st = arch_err(a, err, path);
         } else {

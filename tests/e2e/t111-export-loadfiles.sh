@@ -96,6 +96,26 @@ for doc in docs:
     assert "#Subject" in tags and "SHA256Hash" in tags, tags
 PY
 
+begin_subtest "encrypted ZIP (WinZip AES-256)"
+printf 'correct horse battery\n' >"$WORK/pw"
+printf 'wrong\n' >"$WORK/bad"
+mvk "$A" export narwhal --as dat --out "$X/enc.zip" --encrypt --password-file "$WORK/pw" >/dev/null 2>&1
+check "export --encrypt" [ $? -eq 0 ]
+mvk "$A" export narwhal --as dat --out "$X/enc.tar" --encrypt --password-file "$WORK/pw" >/dev/null 2>&1
+check "a tar cannot be encrypted: 64" [ $? -eq 64 ]
+check "--encrypt without a password file: 64" [ "$(mvk "$A" export narwhal --as dat --out "$X/e2.zip" --encrypt >/dev/null 2>&1; echo $?)" -eq 64 ]
+check "verify-export with the password" "$MV" verify-export "$X/enc.zip" --password-file "$WORK/pw"
+"$MV" verify-export "$X/enc.zip" --password-file "$WORK/bad" >/dev/null 2>&1
+check "verify-export with a wrong password: 65" [ $? -eq 65 ]
+if command -v 7z >/dev/null 2>&1; then
+    check "7z t with the password" bash -c "7z t -p'correct horse battery' '$X/enc.zip' >/dev/null"
+    check "7z t refuses a wrong password" bash -c "! 7z t -pwrong '$X/enc.zip' >/dev/null 2>&1"
+    check "every entry is AES-256, none ZipCrypto" bash -c "7z l -slt -p'correct horse battery' '$X/enc.zip' | grep '^Method' | grep -vq 'AES-256' && exit 1 || exit 0"
+else
+    echo "# skip 7z: not installed (Debian p7zip-full)"
+fi
+check "no natives readable without the password" bash -c "! unzip -p -P '' '$X/enc.zip' loadfile.dat 2>/dev/null | grep -qa narwhal"
+
 begin_subtest "control numbers continue across a matter"
 mvk "$A" export narwhal --as dat --out "$X/dat2" --matter "Doe v. Roe" --prefix DOE >/dev/null 2>&1
 check "second production" [ $? -eq 0 ]

@@ -40,7 +40,7 @@ static void write_package(const char *path)
 {
     mv_pkg *p = NULL;
     mv_err err;
-    assert_int_equal(mv_pkg_create(path, &p, &err), MV_OK);
+    assert_int_equal(mv_pkg_create(path, NULL, &p, &err), MV_OK);
     assert_int_equal(mv_pkg_add(p, "natives/1.eml", body1, sizeof body1 - 1, 0, &err), MV_OK);
     /* streamed in pieces */
     assert_int_equal(mv_pkg_begin(p, "natives/2.eml", 10, 0, &err), MV_OK);
@@ -60,7 +60,7 @@ static void write_package(const char *path)
     assert_int_equal(mv_pkg_add(p, "custody.json", "{}", 2, 1, &err), MV_OK);
     assert_int_equal(mv_pkg_close(p, 0, &err), MV_OK);
     /* an export never writes over anything */
-    assert_int_equal(mv_pkg_create(path, &p, &err), MV_EEXIST);
+    assert_int_equal(mv_pkg_create(path, NULL, &p, &err), MV_EEXIST);
 }
 
 static void read_back(const char *path)
@@ -70,7 +70,7 @@ static void read_back(const char *path)
     mv_pkg_file *f = NULL;
     size_t n = 0;
     mv_err err;
-    assert_int_equal(mv_pkg_scan(path, keep, kept, 1 << 20, &f, &n, &err), MV_OK);
+    assert_int_equal(mv_pkg_scan(path, NULL, keep, kept, 1 << 20, &f, &n, &err), MV_OK);
     assert_int_equal(n, 4);
     int seen = 0;
     for (size_t i = 0; i < n; i++) {
@@ -117,7 +117,7 @@ static void test_abandon(void **state)
     char *path = mv_xasprintf("%s/abandoned.zip", tmpdir);
     mv_pkg *p = NULL;
     mv_err err;
-    assert_int_equal(mv_pkg_create(path, &p, &err), MV_OK);
+    assert_int_equal(mv_pkg_create(path, NULL, &p, &err), MV_OK);
     assert_int_equal(mv_pkg_begin(p, "a.eml", 5, 0, &err), MV_OK);
     assert_int_equal(mv_pkg_close(p, 1, &err), MV_OK);
     assert_int_not_equal(access(path, F_OK), 0);
