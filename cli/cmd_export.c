@@ -407,9 +407,11 @@ static mv_status export_loadfile(mv_store *s, mv_pkg *pkg, const char *out, cons
             st = MV_OK;
         if (st || (st = mv_store_copies(s, v[i], &cs, &nc, err)))
             goto next;
-        hex_of(b.data, b.len, EVP_md5(), md5);
-        hex_of(b.data, b.len, EVP_sha1(), sha1);
-        hex_of(b.data, b.len, EVP_sha256(), sha256);
+        if (!natives) { /* metadata only: hashed here, no native written */
+            hex_of(b.data, b.len, EVP_md5(), md5);
+            hex_of(b.data, b.len, EVP_sha1(), sha1);
+            hex_of(b.data, b.len, EVP_sha256(), sha256);
+        }
         snprintf(size, sizeof size, "%zu", b.len);
         snprintf(serial, sizeof serial, "%llu", (unsigned long long)v[i]);
         mv_fmt_time(m->received_us / 1000000, recv, sizeof recv);
@@ -423,6 +425,11 @@ static mv_status export_loadfile(mv_store *s, mv_pkg *pkg, const char *out, cons
             snprintf(native, sizeof native, "natives/%s", fname);
             if ((st = mv_pkg_add(pkg, native, b.data, b.len, 0, err)))
                 goto next;
+            uint8_t h5[16], h1[20], h256[32];
+            mv_pkg_last_hashes(pkg, h5, h1, h256);
+            mv_hex(h5, 16, md5);
+            mv_hex(h1, 20, sha1);
+            mv_hex(h256, 32, sha256);
             if (dec) {
                 snprintf(original, sizeof original, "natives/%s.original.eml", ctrl);
                 if ((st = message_bytes(s, v[i], 1, &orig, &dec, err)) ||

@@ -46,6 +46,10 @@ MV_NODISCARD mv_status mv_pkg_end(mv_pkg *p, mv_err *err);
 MV_NODISCARD mv_status mv_pkg_add(mv_pkg *p, const char *name, const void *data, size_t n,
                                   int unlisted, mv_err *err);
 
+/* mv_pkg_last_hashes - the hashes of the file last ended (for a load
+ * file's record: computed once, as it was written). */
+void mv_pkg_last_hashes(const mv_pkg *p, uint8_t md5[16], uint8_t sha1[20], uint8_t sha256[32]);
+
 /* mv_pkg_manifest - write manifest.csv (path,size,md5,sha1,sha256 of
  * every listed file, in the order written) and give its SHA-256, its
  * file count and their bytes.  Once, after the last listed file. */

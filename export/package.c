@@ -65,7 +65,7 @@ struct mv_pkg {
     int open, unlisted;
     uint64_t size, written;
     hashes h;
-    mv_pkg_file cur;
+    mv_pkg_file cur, last;
     /* the manifest */
     mv_buf manifest;
     uint64_t files, bytes;
@@ -281,8 +281,16 @@ mv_status mv_pkg_end(mv_pkg *p, mv_err *err)
     }
     free(p->cur.name);
     p->cur.name = NULL;
+    p->last = p->cur;
     p->open = 0;
     return st;
+}
+
+void mv_pkg_last_hashes(const mv_pkg *p, uint8_t md5[16], uint8_t sha1[20], uint8_t sha256[32])
+{
+    memcpy(md5, p->last.md5, 16);
+    memcpy(sha1, p->last.sha1, 20);
+    memcpy(sha256, p->last.sha256, 32);
 }
 
 mv_status mv_pkg_add(mv_pkg *p, const char *name, const void *data, size_t n, int unlisted,
