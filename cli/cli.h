@@ -116,7 +116,8 @@ int cli_exit_code(mv_status st);
 void cli_detail(mv_cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* cli_read_password - a password from a file (its last line end dropped),
+/* cli_read_password - a password from a file (its line ends at the end
+ * dropped; it may be empty: a PKCS#12 file can have an empty password),
  * NUL-terminated in out; the caller wipes it (mv_buf_wipe). */
 #define CLI_PASSWORD_MAX 4096
 MV_NODISCARD mv_status cli_read_password(const char *path, mv_buf *out, mv_err *err);

@@ -132,11 +132,8 @@ static mv_status do_add(mv_cli *c, mv_store *s, const char *file, const esc_args
     mv_status st = mv_read_file(file, ESCROW_FILE_MAX, &f1, err);
     if (!st && a->cert)
         st = mv_read_file(a->cert, ESCROW_FILE_MAX, &f2, err);
-    if (!st && a->password_file) {
-        st = mv_read_file(a->password_file, 4096, &pw, err);
-        while (!st && pw.len && (pw.data[pw.len - 1] == '\n' || pw.data[pw.len - 1] == '\r'))
-            pw.data[--pw.len] = 0;
-    }
+    if (!st && a->password_file)
+        st = cli_read_password(a->password_file, &pw, err);
     const char *password = a->password_file ? (const char *)pw.data : NULL;
     if (!st && a->anchors) {
         st = mv_escrow_prepare_anchors(f1.data, f1.len, &kind, &desc, &material, err);

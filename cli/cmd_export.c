@@ -165,9 +165,11 @@ static mv_status collect(void *ctx, const uint8_t *p, size_t n, mv_err *err)
 }
 
 /* message_bytes - the form to export (decrypted when there is one) into
- * b, and whether an original must go beside it. */
+ * b, and whether an original must go beside it.  With keep, the message's
+ * decryption record (NULL when none) is handed to the caller, who would
+ * otherwise read it a second time. */
 static mv_status message_bytes(mv_store *s, uint64_t serial, int want_original, mv_buf *b,
-                               int *decrypted, mv_err *err)
+                               int *decrypted, mv_decryption **keep, mv_err *err)
 {
     mv_decryption *d = NULL;
     mv_buf_reset(b);
@@ -177,7 +179,10 @@ static mv_status message_bytes(mv_store *s, uint64_t serial, int want_original, 
         st = MV_OK;
     else if (!st && d->decrypted)
         *decrypted = 1;
-    mv_decryption_free(d);
+    if (keep && !st)
+        *keep = d;
+    else
+        mv_decryption_free(d);
     if (st)
         return st;
     if (*decrypted && !want_original)
@@ -197,14 +202,14 @@ static mv_status export_eml(mv_store *s, mv_pkg *pkg, const uint64_t *v, size_t 
     for (size_t i = 0; i < n && !st; i++) {
         int dec = 0;
         char name[64];
-        if ((st = message_bytes(s, v[i], 0, &b, &dec, err)))
+        if ((st = message_bytes(s, v[i], 0, &b, &dec, NULL, err)))
             break;
         snprintf(name, sizeof name, "natives/%llu.eml", (unsigned long long)v[i]);
         if ((st = mv_pkg_add(pkg, name, b.data, b.len, 0, err)))
             break;
         c->messages++;
         if (dec) {
-            if ((st = message_bytes(s, v[i], 1, &b, &dec, err)))
+            if ((st = message_bytes(s, v[i], 1, &b, &dec, NULL, err)))
                 break;
             snprintf(name, sizeof name, "natives/%llu.original.eml", (unsigned long long)v[i]);
             st = mv_pkg_add(pkg, name, b.data, b.len, 0, err);
@@ -242,14 +247,14 @@ static mv_status export_mbox(mv_store *s, mv_pkg *pkg, const uint64_t *v, size_t
     /* A tar or ZIP entry announces its size first: one pass to measure,
      * one to write (each holds one message at a time). */
     for (size_t i = 0; i < n && !st; i++)
-        if (!(st = message_bytes(s, v[i], 0, &b, &dec, err))) {
+        if (!(st = message_bytes(s, v[i], 0, &b, &dec, NULL, err))) {
             mbox_entry(s, v[i], &b, &e);
             total += e.len;
         }
     if (!st)
         st = mv_pkg_begin(pkg, "messages.mbox", total, 0, err);
     for (size_t i = 0; i < n && !st; i++) {
-        if ((st = message_bytes(s, v[i], 0, &b, &dec, err)))
+        if ((st = message_bytes(s, v[i], 0, &b, &dec, NULL, err)))
             break;
         mbox_entry(s, v[i], &b, &e);
         if (!(st = mv_pkg_write(pkg, e.data, e.len, err)))
@@ -400,12 +405,8 @@ static mv_status export_loadfile(mv_store *s, mv_pkg *pkg, const char *out, cons
         snprintf(ctrl, sizeof ctrl, "%s-%07llu", prefix, (unsigned long long)(first_ctrl + i));
         snprintf(fname, sizeof fname, "%s.eml", ctrl);
         if ((st = mv_store_message(s, v[i], &m, err)) ||
-            (st = message_bytes(s, v[i], 0, &b, &dec, err)))
-            goto next;
-        st = mv_store_decryption(s, v[i], &d, err);
-        if (st == MV_ENOTFOUND)
-            st = MV_OK;
-        if (st || (st = mv_store_copies(s, v[i], &cs, &nc, err)))
+            (st = message_bytes(s, v[i], 0, &b, &dec, &d, err)) ||
+            (st = mv_store_copies(s, v[i], &cs, &nc, err)))
             goto next;
         if (!natives) { /* metadata only: hashed here, no native written */
             hex_of(b.data, b.len, EVP_md5(), md5);
@@ -432,7 +433,7 @@ static mv_status export_loadfile(mv_store *s, mv_pkg *pkg, const char *out, cons
             mv_hex(h256, 32, sha256);
             if (dec) {
                 snprintf(original, sizeof original, "natives/%s.original.eml", ctrl);
-                if ((st = message_bytes(s, v[i], 1, &orig, &dec, err)) ||
+                if ((st = message_bytes(s, v[i], 1, &orig, &dec, NULL, err)) ||
                     (st = mv_pkg_add(pkg, original, orig.data, orig.len, 0, err)))
                     goto next;
                 dec = 1;
@@ -750,10 +751,11 @@ int cmd_export(int argc, char **argv)
         qsort(v, n, sizeof *v, cmp_u64);
     }
     mv_buf pw = MV_BUF_INIT;
-    if (a.encrypt && (st = cli_read_password(a.password_file, &pw, &err)))
-        goto out;
-    st = mv_pkg_create(a.out, a.encrypt ? (const char *)pw.data : NULL, &pkg, &err);
-    mv_buf_wipe(&pw);
+    if (a.encrypt && !(st = cli_read_password(a.password_file, &pw, &err)) && !pw.len)
+        st = mv_err_set(&err, MV_EUSAGE, "%s holds no password", a.password_file);
+    if (!st)
+        st = mv_pkg_create(a.out, a.encrypt ? (const char *)pw.data : NULL, &pkg, &err);
+    mv_buf_wipe(&pw); /* libarchive keeps its own copy */
     if (st)
         goto out;
     struct mv_progress *pg = cli_progress_new("exporting", n);

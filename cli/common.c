@@ -373,8 +373,6 @@ mv_status cli_read_password(const char *path, mv_buf *out, mv_err *err)
     mv_status st = mv_read_file(path, CLI_PASSWORD_MAX, out, err);
     while (!st && out->len && (out->data[out->len - 1] == '\n' || out->data[out->len - 1] == '\r'))
         out->len--;
-    if (!st && !out->len)
-        st = mv_err_set(err, MV_EUSAGE, "%s holds no password", path);
     if (!st && memchr(out->data, 0, out->len))
         st = mv_err_set(err, MV_EUSAGE, "%s holds a NUL byte", path);
     mv_buf_append_byte(out, 0);
