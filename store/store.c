@@ -2481,8 +2481,10 @@ mv_status mv_store_keys_rotate(mv_store *s, int rewrap_existing, unsigned *rotat
     mv_status st = mv_keys_rotate(s->keys, rotated, err);
     if (st || !rewrap_existing)
         return st;
-    static const int cfs[] = {CF_MSG,   CF_COPY,  CF_ATTR, CF_BLOB,
-                              CF_SPOOL, CF_AUDIT, CF_DICT, CF_USER, CF_ESCROW};
+    /* Every column family holding sealed records: one left out keeps DEKs
+     * under KEKs that are dropped below, and its records never open again. */
+    static const int cfs[] = {CF_MSG,  CF_COPY, CF_ATTR, CF_BLOB, CF_SPOOL,     CF_AUDIT,
+                              CF_DICT, CF_USER, CF_ESCROW, CF_TEXT, CF_VOCAB, CF_CUSTODIAN};
     for (size_t i = 0; i < sizeof cfs / sizeof *cfs && !st; i++)
         st = rewrap_cf(s, cfs[i], rewrapped, err);
     if (!st) {

@@ -9,6 +9,8 @@ $GEN --out "$WORK/mail" --count 80 --seed 50 --layout eml 2>/dev/null
 new_archive "$A"
 mvk "$A" import --quiet "$WORK/mail" >/dev/null
 first=$(mvk "$A" show 1 --raw | sha256sum)
+printf 'name,addresses\nKeys Tester,keys.tester@example.com\n' > "$WORK/cust.csv"
+mvk "$A" custodian import "$WORK/cust.csv" >/dev/null
 
 begin_subtest "keys list"
 out=$(mvk "$A" keys list)
@@ -29,6 +31,10 @@ begin_subtest "rotate --rewrap-existing destroys the retired keys"
 out=$(mvk "$A" keys rotate --rewrap-existing)
 check "reports rewrapped keys" grep -q "rewrapped [1-9]" <<<"$out"
 check "no retired KEK is left" bash -c "! \"$MV\" --archive '$A' --key-file '$A.key' keys list | grep -q retired"
+check "the custodian record still opens" bash -c "\"$MV\" --archive '$A' --key-file '$A.key' custodian list | grep -q 'Keys Tester'"
+check "stored text still opens (snippets)" bash -c "\"$MV\" --archive '$A' --key-file '$A.key' search 'date:1970..2100' --limit 3 --format json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"total\"]>0 and all(h.get(\"snippet\") for h in d[\"results\"]), d'"
+word=$(mvk "$A" search 'date:1970..2100' --limit 1 --format json | python3 -c 'import json,re,sys; d=json.load(sys.stdin); print(next(w for w in re.findall(r"[^\W\d_]{6,}", d["results"][0]["snippet"])))')
+check "wildcards still open the vocabulary" bash -c "\"$MV\" --archive '$A' --key-file '$A.key' search '${word:0:4}*' --count | grep -q '^[1-9]'"
 check "every message still round-trips" bash -c "for s in \$(seq 1 \$(\"$MV\" --archive '$A' --key-file '$A.key' list | wc -l)); do \"$MV\" --archive '$A' --key-file '$A.key' show \$s --raw >/dev/null || exit 1; done"
 
 begin_subtest "rewrap to a passphrase, then back to a new key file"
