@@ -79,6 +79,7 @@ static const char *const derive_info[MV_DERIVE_COUNT] = {
     [MV_DERIVE_DEDUP_ID] = "mailvault/v1/dedup-id",
     [MV_DERIVE_COPY_ID] = "mailvault/v1/copy-id",
     [MV_DERIVE_INDEX_PRF] = "mailvault/v1/index-prf",
+    [MV_DERIVE_LOG_MAC] = "mailvault/v1/log-mac",
 };
 
 /* ---- primitives ---------------------------------------------------------- */

@@ -42,6 +42,7 @@ typedef enum {
     MV_DERIVE_DEDUP_ID,
     MV_DERIVE_COPY_ID,
     MV_DERIVE_INDEX_PRF,
+    MV_DERIVE_LOG_MAC,
     MV_DERIVE_COUNT
 } mv_derive;
 

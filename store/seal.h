@@ -37,7 +37,7 @@
 #define MV_BLOBKEY_LEN 36
 
 enum { MV_FAM_MSG = 1, MV_FAM_COPY, MV_FAM_ATTR, MV_FAM_AUDIT, MV_FAM_SPOOL, MV_FAM_META,
-       MV_FAM_DICT, MV_FAM_TEXT };
+       MV_FAM_DICT, MV_FAM_TEXT, MV_FAM_SALT };
 
 /* A compression dictionary for sealing: zstd's prepared form and the
  * number under which it is stored (0 = none). */

@@ -30,6 +30,7 @@
 #include "../lib/util.h"
 #include "keys.h"
 #include "seal.h"
+#include "store_int.h"
 
 #define FORMAT "mailvault-store-1"
 #define DEFAULT_RETENTION_DAYS 2557u
@@ -39,14 +40,10 @@
  * the two is harmless (content-addressed, rewritten by the retry). */
 #define BIG_BLOB (4u << 20)
 
-/* "user" and "escrow" came after the first archives: RocksDB creates
- * them when an older store is opened (create_missing_column_families). */
-enum { CF_DEFAULT, CF_MSG, CF_COPY, CF_ATTR, CF_BLOB, CF_SPOOL, CF_DEDUP, CF_COPYID, CF_CHANGES,
-       CF_AUDIT, CF_DICT, CF_USER, CF_ESCROW, CF_TEXT, CF_VOCAB, CF_CUSTODIAN, CF_COUNT };
 static const char *const cf_names[CF_COUNT] = {"default", "msg",   "copy",   "attr",  "blob",
                                                 "spool",   "dedup", "copyid", "changes",
                                                 "audit",   "dict",  "user",   "escrow", "text",
-                                                "vocab",   "custodian"};
+                                                "vocab",   "custodian", "log", "salt"};
 
 /* Compression dictionaries, one per shred bucket: trained on the bucket's
  * first DICT_SAMPLES messages, sealed under the bucket's KEK (a dictionary
@@ -55,64 +52,12 @@ static const char *const cf_names[CF_COUNT] = {"default", "msg",   "copy",   "at
 #define DICT_SAMPLE_BYTES 16384u
 #define DICT_BYTES 65536u
 
-typedef struct bdict {
-    char bucket[32];
-    uint32_t no;        /* 0 until trained or loaded */
-    ZSTD_CDict *cdict;
-    mv_buf samples;
-    size_t *sizes;
-    size_t nsamples;
-    int busy;           /* a thread is training */
-    unsigned failures;  /* training that produced nothing usable */
-} bdict;
-
-typedef struct ddict_entry {
-    uint32_t no;
-    ZSTD_DDict *dd;
-} ddict_entry;
-
 enum { CHANGE_MESSAGE = MV_CHANGE_MESSAGE, CHANGE_COPY = MV_CHANGE_COPY };
 enum { ATTR_COPY_MERGED = 1, ATTR_DECRYPTION = 2 };
 /* Attribute keys: serial | u32.  Copy merges use the copy number;
  * decryption records set the high bit and count 1, 2, ... */
 #define ATTR_DEC_BASE 0x80000000u
 
-struct mv_store {
-    char *dir;
-    mv_keys *keys;
-    rocksdb_t *db;
-    rocksdb_options_t *opts;
-    rocksdb_options_t *cf_opts[CF_COUNT];
-    rocksdb_column_family_handle_t *cf[CF_COUNT];
-    rocksdb_writeoptions_t *wo_sync, *wo;
-    rocksdb_readoptions_t *ro;
-    unsigned retention_days;
-    pthread_mutex_t spool_mu, audit_mu, escrow_mu;
-    /* Serialises the change sequence: the committer and reprocess both
-     * append to it. */
-    pthread_mutex_t change_mu;
-    mv_prf *index_prf;
-    /* Serialises user changes, so the "one admin remains" check and the
-     * write it allows are one step. */
-    pthread_mutex_t users_mu;
-    /* Write batches kept between uses (cleared, capacity kept): a batch
-     * grows to megabytes, and allocating it anew for every commit costs an
-     * mmap and its page faults each time. */
-    rocksdb_writebatch_t *spool_batch;  /* under spool_mu */
-    rocksdb_writebatch_t *commit_batch; /* committer thread */
-    uint64_t next_spool, next_audit;
-    _Atomic uint64_t spool_pending;
-    pthread_mutex_t dict_mu;
-    bdict *dicts;
-    size_t ndicts;
-    ddict_entry *ddicts;
-    size_t nddicts;
-    unsigned dict_samples;
-    /* committer state (one thread) */
-    uint64_t last_serial, last_change;
-    mv_stats stats;
-    _Atomic int bulk_written; /* messages were committed: flush at close */
-};
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -360,6 +305,7 @@ void mv_store_close(mv_store *s)
     pthread_mutex_destroy(&s->change_mu);
     mv_prf_free(s->index_prf);
     pthread_mutex_destroy(&s->users_mu);
+    pthread_mutex_destroy(&s->log_mu);
     free(s->dir);
     free(s);
 }
@@ -374,6 +320,8 @@ static mv_store *store_alloc(const char *dir)
     pthread_mutex_init(&s->change_mu, NULL);
     pthread_mutex_init(&s->users_mu, NULL);
     pthread_mutex_init(&s->dict_mu, NULL);
+    pthread_mutex_init(&s->log_mu, NULL);
+    mv_merkle_frontier_init(&s->log_front);
     s->dict_samples = DICT_SAMPLES;
     return s;
 }
@@ -418,6 +366,7 @@ mv_status mv_store_create(const char *dir, const mv_keysrc *src, const mv_create
     rocksdb_writebatch_put_cf(b, s->cf[CF_DEFAULT], "retention_days", 14, (const char *)r, 4);
     /* The creator is the first admin, in the same batch: an archive never
      * exists without one. */
+    mv_ilog_create(s, b);
     if (!(st = user_batch_put(s, b, creator, MV_USER_ALL, "init", &rec, &tmp, err)))
         st = write_batch(s, b, 1, err);
 out:
@@ -537,7 +486,7 @@ mv_status mv_store_open(const char *dir, const mv_keysrc *src, mv_store **out, m
             st = mv_err_set(err, MV_EMALFORMED, "store statistics are damaged");
         goto out;
     }
-    if ((st = clean_spool(s, err)))
+    if ((st = clean_spool(s, err)) || (st = mv_ilog_load(s, err)))
         goto out;
     *out = s;
     s = NULL;
@@ -1422,7 +1371,23 @@ typedef struct pending {
     uint64_t serial;
     uint32_t copies;
     char bucket[32];
+    uint8_t salt[32]; /* the message's integrity-log salt */
 } pending;
+
+/* salt_of - an archived message's log salt.  One that has gone missing is
+ * replaced (and said), rather than leave the arrival stuck in the spool:
+ * verify reports the message's older leaves, which no longer match. */
+static mv_status salt_of(mv_store *s, rocksdb_writebatch_t *b, uint64_t serial,
+                         const char *bucket, uint8_t salt[32], mv_buf *tmp, mv_err *err)
+{
+    mv_status st = mv_ilog_salt(s, serial, salt, err);
+    if (st == MV_ENOTFOUND) {
+        mv_log_warn("message %llu had no integrity-log salt: a new one is drawn",
+                    (unsigned long long)serial);
+        st = mv_ilog_salt_new(s, b, bucket, serial, salt, tmp, err);
+    }
+    return st;
+}
 
 static mv_status last_copy_no(mv_store *s, uint64_t serial, uint32_t *no, mv_err *err)
 {
@@ -1554,6 +1519,7 @@ static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_co
     rocksdb_writebatch_t *b = s->commit_batch;
     rocksdb_writebatch_clear(b);
     mv_buf rec = MV_BUF_INIT, tmp = MV_BUF_INIT;
+    mv_ilog_batch lb = {0};
     pending *pend = mv_xcalloc(n ? n : 1, sizeof *pend);
     size_t npend = 0;
     idset written = {0};
@@ -1611,7 +1577,8 @@ static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_co
             pd->serial = r->serial;
             pd->copies = 1;
             snprintf(pd->bucket, sizeof pd->bucket, "%s", p->bucket);
-            if ((st = put_blob(s, b, &p->msg, &written, &r->stored_bytes, err)))
+            if ((st = put_blob(s, b, &p->msg, &written, &r->stored_bytes, err)) ||
+                (st = mv_ilog_salt_new(s, b, p->bucket, r->serial, pd->salt, &tmp, err)))
                 break;
             mv_buf_reset(&rec);
             mv_buf_put_u8(&rec, 1);
@@ -1624,6 +1591,8 @@ static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_co
             u64key(key, r->serial);
             if ((st = seal_put(s, b, CF_MSG, MV_FAM_MSG, p->bucket, key, 8, &rec, &tmp, err)))
                 break;
+            mv_ilog_add(s, &lb, MV_LEAF_MESSAGE, key, 8, p->arr.a.received_us, pd->salt, rec.data,
+                        rec.len);
             rocksdb_writebatch_put_cf(b, s->cf[CF_DEDUP], (const char *)dkey, 32, (const char *)key, 8);
             stats.messages++;
             stats.message_bytes += p->size;
@@ -1635,6 +1604,8 @@ static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_co
                     (st = seal_put(s, b, CF_ATTR, MV_FAM_ATTR, p->bucket, ak, 12, &p->dec_rec, &tmp,
                                    err)))
                     break;
+                mv_ilog_add(s, &lb, MV_LEAF_ATTR, ak, 12, mv_now_us(), pd->salt, p->dec_rec.data,
+                            p->dec_rec.len);
                 if (p->dec_key)
                     uses_add(&uses, p->dec_key);
             }
@@ -1652,6 +1623,8 @@ static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_co
                 pd->serial = existing;
                 pd->copies = last;
                 snprintf(pd->bucket, sizeof pd->bucket, "%s", bk);
+                if ((st = salt_of(s, b, existing, bk, pd->salt, &tmp, err)))
+                    break;
             }
             copy_no = ++pd->copies;
             bucket = pd->bucket;
@@ -1675,6 +1648,8 @@ static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_co
         mv_be32_put(key + 8, copy_no);
         if ((st = seal_put(s, b, CF_COPY, MV_FAM_COPY, bucket, key, 12, &rec, &tmp, err)))
             break;
+        mv_ilog_add(s, &lb, MV_LEAF_COPY, key, 12, p->arr.a.received_us, pd->salt, rec.data,
+                    rec.len);
         if (r->kind == MV_COMMIT_MERGED) {
             /* The merge is a fact learnt later: an attribute record. */
             mv_buf_reset(&rec);
@@ -1684,6 +1659,7 @@ static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_co
             mv_buf_put_u32(&rec, copy_no);
             if ((st = seal_put(s, b, CF_ATTR, MV_FAM_ATTR, bucket, key, 12, &rec, &tmp, err)))
                 break;
+            mv_ilog_add(s, &lb, MV_LEAF_ATTR, key, 12, mv_now_us(), pd->salt, rec.data, rec.len);
         }
         uint8_t ck[8], cv[13];
         u64key(ck, ++change);
@@ -1715,10 +1691,11 @@ static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_co
         /* Not synced: the spool entries this batch deletes are in the same
          * WAL, so a batch lost to a crash leaves them to be replayed. */
         if (!st)
-            st = write_batch(s, b, 0, err);
+            st = mv_ilog_write(s, b, &lb, 0, err);
         pthread_mutex_unlock(&s->escrow_mu);
     }
     free(uses.v);
+    mv_ilog_batch_free(&lb);
     if (!st) {
         __atomic_store_n(&s->last_serial, serial, __ATOMIC_RELEASE);
         __atomic_store_n(&s->last_change, change, __ATOMIC_RELEASE);
@@ -1728,6 +1705,7 @@ static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_co
     }
     for (size_t i = 0; i < n; i++)
         mv_prepared_free(items[i]);
+    OPENSSL_cleanse(pend, (n ? n : 1) * sizeof *pend);
     free(pend);
     free(written.ids);
     mv_buf_wipe(&rec);
@@ -1999,8 +1977,12 @@ mv_status mv_store_audit(mv_store *s, const char *user, const char *command, con
     mv_buf_put_str(&rec, result_msg ? result_msg : mv_status_str(result));
     mv_status st = seal_put(s, b, CF_AUDIT, MV_FAM_AUDIT, "audit", key, 8, &rec, &tmp, err);
     if (!st) {
+        mv_ilog_batch lb = {0};
+        mv_ilog_add(s, &lb, MV_LEAF_AUDIT, key, 8, (int64_t)mv_be64_get(rec.data + 1), NULL,
+                    rec.data, rec.len);
         batch_u64(b, s, "audit", seq);
-        st = write_batch(s, b, 1, err);
+        st = mv_ilog_write(s, b, &lb, 1, err);
+        mv_ilog_batch_free(&lb);
     }
     if (!st)
         s->next_audit = seq;
@@ -2811,9 +2793,13 @@ mv_status mv_store_add_decryption(mv_store *s, uint64_t serial, const mv_decrypt
     uint8_t ak[12];
     mv_be64_put(ak, serial);
     mv_be32_put(ak + 8, ATTR_DEC_BASE | (last + 1));
+    mv_ilog_batch lb = {0};
+    uint8_t salt[32];
     if (!(st = dec_prepare(s, bucket, d, plain, n, &sb, &rec, err)) &&
-        !(st = put_blob(s, b, &sb, &written, &stored, err)))
-        st = seal_put(s, b, CF_ATTR, MV_FAM_ATTR, bucket, ak, 12, &rec, &tmp, err);
+        !(st = put_blob(s, b, &sb, &written, &stored, err)) &&
+        !(st = seal_put(s, b, CF_ATTR, MV_FAM_ATTR, bucket, ak, 12, &rec, &tmp, err)) &&
+        !(st = mv_ilog_salt(s, serial, salt, err)))
+        mv_ilog_add(s, &lb, MV_LEAF_ATTR, ak, 12, mv_now_us(), salt, rec.data, rec.len);
     if (!st) {
         /* the index learns of it through the change sequence */
         pthread_mutex_lock(&s->change_mu);
@@ -2832,13 +2818,15 @@ mv_status mv_store_add_decryption(mv_store *s, uint64_t serial, const mv_decrypt
         st = uses_put(s, b, &u, err);
         free(u.v);
         if (!st)
-            st = write_batch(s, b, 1, err);
+            st = mv_ilog_write(s, b, &lb, 1, err);
         pthread_mutex_unlock(&s->escrow_mu);
         if (!st)
             __atomic_store_n(&s->last_change, change, __ATOMIC_RELEASE);
         pthread_mutex_unlock(&s->change_mu);
     }
     rocksdb_writebatch_destroy(b);
+    mv_ilog_batch_free(&lb);
+    OPENSSL_cleanse(salt, sizeof salt);
     sealed_blob_free(&sb);
     free(written.ids);
     mv_buf_wipe(&rec);
@@ -3297,4 +3285,33 @@ mv_status mv_store_matter_reserve(mv_store *s, const char *matter, uint64_t coun
     if (!st)
         *first = last + 1;
     return st;
+}
+
+/* ---- lent to log.c (store_int.h) ----------------------------------------- */
+
+mv_status mv_st_get(mv_store *s, int cf, const void *key, size_t kl, mv_buf *out, mv_err *err)
+{
+    return get(s, cf, key, kl, out, err);
+}
+
+mv_status mv_st_write(mv_store *s, rocksdb_writebatch_t *b, int sync, mv_err *err)
+{
+    return write_batch(s, b, sync, err);
+}
+
+mv_status mv_st_rocks_err(mv_err *err, char *e, const char *what)
+{
+    return rocks_err(err, e, what);
+}
+
+mv_status mv_st_seal_put(mv_store *s, rocksdb_writebatch_t *b, int cf, int fam, const char *kekname,
+                         const uint8_t *key, size_t kl, const mv_buf *plain, mv_buf *tmp,
+                         mv_err *err)
+{
+    return seal_put(s, b, cf, fam, kekname, key, kl, plain, tmp, err);
+}
+
+mv_status mv_st_message_bucket(mv_store *s, uint64_t serial, char *out, size_t n, mv_err *err)
+{
+    return message_bucket(s, serial, out, n, err);
 }

@@ -507,4 +507,86 @@ void mv_store_set_dict_samples(mv_store *s, unsigned n);
 /* Test hook: the bucket name for a receipt time. */
 void mv_store_bucket_for(mv_store *s, int64_t received_us, char *out, size_t n);
 
+/* ---- the integrity log (store/log.c, docs/integrity.md) -------------------
+ * An append-only Merkle tree (RFC 6962) with a leaf for every message,
+ * copy, attribute record and audit record, each written in the batch of
+ * its record.  Signed tree heads are C2SP checkpoint notes, origin
+ * "mailvault/<archive id>", signed with the archive's Ed25519 key. */
+#define MV_LOG_ORIGIN_MAX 64
+#define MV_PROOF_MAX_BYTES 65536u /* a proof file, tree head included */
+
+typedef struct mv_log_state {
+    uint64_t leaves;
+    uint8_t root[32];
+    uint64_t heads;       /* signed tree heads kept in the archive */
+    int64_t clock_hwm_us; /* the latest time any leaf carried */
+    char origin[MV_LOG_ORIGIN_MAX];
+    uint8_t pub[32];      /* the signing key */
+} mv_log_state;
+void mv_store_log_state(mv_store *s, mv_log_state *out);
+
+/* mv_store_checkpoint - a signed tree head of the log as it stands, kept
+ * in the archive; its note text replaces out's content.  Unless fresh,
+ * the latest kept head is given when it already covers every leaf.
+ * MV_ESTORE, MV_ECRYPTO (signing). */
+MV_NODISCARD mv_status mv_store_checkpoint(mv_store *s, int fresh, mv_buf *out, mv_err *err);
+/* mv_store_checkpoint_due - sign a head when leaves came since the latest
+ * and it is interval_s old (the daemon's timer); *signed_one says. */
+MV_NODISCARD mv_status mv_store_checkpoint_due(mv_store *s, int64_t interval_s, int *signed_one,
+                                               mv_err *err);
+
+/* mv_store_proof - the inclusion proof of message serial's leaf, as a
+ * proof file (docs/integrity.md) into out (replaced): against head (a
+ * tree head note the caller kept, checked to be this archive's and to
+ * match its tree) or, with head NULL, against the latest signed head
+ * (signed now if none covers the leaf).
+ * MV_ENOTFOUND (no such message, or it is newer than head), MV_ECRYPTO
+ * (head not signed by this archive, or the archive's tree differs from
+ * it: rewritten, truncated or rolled back), MV_EMALFORMED, MV_ESTORE. */
+MV_NODISCARD mv_status mv_store_proof(mv_store *s, uint64_t serial, const uint8_t *head,
+                                      size_t hn, mv_buf *out, mv_err *err);
+
+typedef struct mv_proof_info {
+    uint64_t serial, index, size;
+    int64_t received_us; /* the trusted receipt time the leaf carries */
+    char origin[256];
+    uint8_t pub[32];     /* the key the tree head is signed with */
+    int against_head;    /* the head given matched */
+} mv_proof_info;
+/* mv_proof_check - check a proof file without an archive: its tree head is
+ * signed by the key it names (or by want_pub when not NULL), the leaf is
+ * message `serial`'s, and the path leads from it to the head's root; with
+ * head (a tree head an auditor kept), that head is signed by the same key
+ * and is the proof's head.  MV_OK only when all holds; MV_ECRYPTO for a
+ * proof that does not verify, MV_EMALFORMED for one that does not parse,
+ * MV_ELIMIT above MV_PROOF_MAX_BYTES.  out is filled as far as parsed. */
+MV_NODISCARD mv_status mv_proof_check(const uint8_t *p, size_t n, const uint8_t *head, size_t hn,
+                                      const uint8_t *want_pub, mv_proof_info *out, mv_err *err);
+
+/* mv_store_verify - recompute the log from the records: every leaf from
+ * its record (and every message's and copy's bytes against their SHA-256,
+ * decrypting each blob), every tree node, every signed head, serial
+ * continuity, records without a leaf, and, given a checkpoint an auditor
+ * kept, that the log still extends it (the only check that catches a
+ * rollback or a cut tail).  Each failure goes to fail (serial 0 when it is
+ * not one message's); the return is MV_OK when verification ran, whatever
+ * it found (r->failures counts), an error only when it could not run. */
+typedef void (*mv_verify_fail_fn)(void *ctx, uint64_t serial, const char *what);
+typedef void (*mv_verify_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+typedef struct mv_verify_opts {
+    const uint8_t *checkpoint; /* a tree head note kept by an auditor, or NULL */
+    size_t checkpoint_len;
+    mv_verify_fail_fn fail;
+    mv_verify_progress_fn progress;
+    void *ctx;
+} mv_verify_opts;
+typedef struct mv_verify_result {
+    uint64_t leaves, heads, bytes, failures;
+    uint64_t messages, copies, attributes, audits; /* records that verified in full */
+    uint64_t checkpoint_size;
+    int checkpoint_checked; /* the log was recomputed up to the checkpoint's size */
+} mv_verify_result;
+MV_NODISCARD mv_status mv_store_verify(mv_store *s, const mv_verify_opts *o, mv_verify_result *r,
+                                       mv_err *err);
+
 #endif
