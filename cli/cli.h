@@ -145,6 +145,9 @@ struct mv_progress *cli_progress_new(const char *what, uint64_t total);
  * interval_ms (and when kicked).  cli_indexer_stop joins and closes it. */
 MV_NODISCARD mv_status cli_indexer_start(mv_store *s, unsigned interval_ms, mv_err *err);
 void cli_indexer_stop(void);
+/* cli_checkpoint_every - from the daemon's indexer thread, sign a tree head
+ * of s's integrity log every `seconds` while leaves come (0: never). */
+void cli_checkpoint_every(mv_store *s, int64_t seconds);
 void cli_indexer_kick(void);
 /* cli_index_get - the index to search: the daemon's (borrowed) inside it,
  * else one opened for this command and first brought up to date (with a

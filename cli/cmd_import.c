@@ -108,6 +108,15 @@ int cmd_import(int argc, char **argv)
             st = mv_index_compact(s, &err);
         isecs = (double)(mv_now_us() - t0) / 1e6;
     }
+    /* A signed tree head over what this import archived (in the daemon
+     * its own timer does it). */
+    if (!cli_in_daemon && (r.imported || r.duplicates || r.replayed)) {
+        int signed_one;
+        mv_err herr = {0};
+        if (mv_store_checkpoint_due(s, 0, &signed_one, &herr))
+            fprintf(cli_err, "mailvault import: warning: cannot sign a tree head: %s\n",
+                    herr.msg);
+    }
     /* A failure before any mail was read (a path that does not exist)
      * gets its error alone, not a summary of zeros. */
     int worked = st == MV_OK || r.found || r.replayed;

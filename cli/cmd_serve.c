@@ -51,6 +51,9 @@ static const mv_cfg_key schema[] = {
     {"serve", "log_level", MV_CFG_STR, "info", "debug, info, notice, warning or error", 0, 0},
     {"serve", "index_interval", MV_CFG_DURATION, "200ms",
      "how often the indexer looks for archived mail not yet searchable", 10, 60000},
+    {"serve", "checkpoint_interval", MV_CFG_DURATION, "1h",
+     "sign a tree head of the integrity log this often while mail comes (0 = only on demand "
+     "and at stop)", 0, 0},
     {"limits", "message_size", MV_CFG_SIZE, "100M", "largest message (SIZE); over it: 552 5.3.4", 1024, 0},
     {"limits", "recipients", MV_CFG_UINT, "1000", "recipients per transaction; over it: 452 4.5.3", 100, 10000000},
     {"limits", "line_length", MV_CFG_SIZE, "4096", "longest command line; over it: 500 5.5.2", 512, 1 << 20},
@@ -597,6 +600,7 @@ int cmd_serve(int argc, char **argv)
         goto done;
     cli_server = srv;
     srv_started = 1;
+    cli_checkpoint_every(s, (int64_t)(mv_cfg_u64(cf, "serve", NULL, "checkpoint_interval") / 1000));
     if ((st = cli_indexer_start(s, (unsigned)mv_cfg_u64(cf, "serve", NULL, "index_interval"),
                                 &err)))
         goto done;
@@ -668,6 +672,13 @@ done:
     /* after the server drained: what it archived last is indexed at the
      * next start */
     cli_indexer_stop();
+    if (srv_started) {
+        /* a head over everything this run archived, for the next auditor */
+        int signed_one;
+        mv_err herr = {0};
+        if (mv_store_checkpoint_due(s, 0, &signed_one, &herr))
+            mv_log_warn("cannot sign the closing tree head: %s", herr.msg);
+    }
     const char *pf = cf ? mv_cfg_str(cf, "serve", NULL, "pid_file") : NULL;
     if (srv_started && pf && *pf)
         unlink(pf);

@@ -21,14 +21,40 @@ static pthread_mutex_t indexer_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t indexer_cv = PTHREAD_COND_INITIALIZER;
 static int indexer_stop, indexer_running;
 static unsigned indexer_interval_ms;
+/* The integrity log's tree head is signed from the same thread: a head
+ * every checkpoint_s seconds while leaves come (0: never here). */
+static mv_store *checkpoint_store;
+static int64_t checkpoint_s;
+
+void cli_checkpoint_every(mv_store *s, int64_t seconds)
+{
+    checkpoint_store = s;
+    checkpoint_s = seconds;
+}
+
+static void maybe_checkpoint(double *last)
+{
+    double now = mv_mono();
+    if (!checkpoint_s || !checkpoint_store || now - *last < (checkpoint_s < 10 ? 1 : 10))
+        return;
+    *last = now;
+    int signed_one = 0;
+    mv_err err = {0};
+    if (mv_store_checkpoint_due(checkpoint_store, checkpoint_s, &signed_one, &err))
+        mv_log_err("signing a tree head: %s", err.msg);
+    else if (signed_one)
+        mv_log_info("signed a tree head of the integrity log");
+}
 
 static void *indexer_main(void *arg)
 {
     (void)arg;
     int failing = 0;
+    double last_checkpoint = mv_mono();
     pthread_mutex_lock(&indexer_mu);
     while (!indexer_stop) {
         pthread_mutex_unlock(&indexer_mu);
+        maybe_checkpoint(&last_checkpoint);
         if (mv_index_lag(served_index)) {
             mv_err err = {0};
             mv_index_stats stats;

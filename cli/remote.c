@@ -17,6 +17,7 @@
  * arrive within CLI_CONTROL_READ_TIMEOUT_MS; a client that stops reading
  * is dropped after CLI_CONTROL_SEND_TIMEOUT_S.  Inside the daemon the
  * options naming an archive, key or socket are refused (cli_global_opt). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,11 +86,51 @@ static mv_status copy_out(int sock, int fd, uint32_t len, uint8_t *buf, int *wri
     return MV_OK;
 }
 
+/* Options naming a small file the command reads (a tree head): the
+ * daemon never opens a file a client names, so the client reads it and
+ * sends its text under the option's -text twin. */
+static const struct {
+    const char *cmd, *opt, *text_opt;
+} inlined[] = {{"verify", "--from-checkpoint", "--checkpoint-text"},
+               {"proof", "--head", "--head-text"}};
+#define INLINE_MAX 65536u
+
+/* inline_file - "--TEXT_OPT=<contents of path>" (owned), or NULL with a
+ * message printed. */
+static char *inline_file(const char *cmd, const char *text_opt, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(cli_err, "mailvault %s: cannot open %s: %s\n", cmd, path, strerror(errno));
+        return NULL;
+    }
+    mv_buf b = MV_BUF_INIT;
+    mv_buf_printf(&b, "%s=", text_opt);
+    char chunk[4096];
+    size_t r, start = b.len;
+    int bad = 0;
+    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0 && !bad) {
+        bad = b.len - start + r > INLINE_MAX || memchr(chunk, 0, r) != NULL;
+        mv_buf_append(&b, chunk, r);
+    }
+    bad = bad || ferror(f);
+    fclose(f);
+    if (bad) {
+        fprintf(cli_err, "mailvault %s: %s is not a tree head (unreadable, binary or over %u "
+                         "bytes)\n", cmd, path, INLINE_MAX);
+        mv_buf_free(&b);
+        return NULL;
+    }
+    mv_buf_append_byte(&b, 0);
+    return (char *)mv_buf_steal(&b, NULL);
+}
+
 int cli_remote(int argc, char **argv, int *rc)
 {
     const char *archive = NULL, *sockopt = NULL;
     char **sent = mv_xcalloc((size_t)argc + 1, sizeof *sent);
-    size_t n = 0;
+    char *owned[4] = {NULL, NULL, NULL, NULL};
+    size_t n = 0, nowned = 0;
     sent[n++] = argv[0];
     for (int j = 1; j < argc; j++) {
         const char *val;
@@ -98,6 +139,26 @@ int cli_remote(int argc, char **argv, int *rc)
             while (j < argc)
                 sent[n++] = argv[j++];
             break;
+        }
+        int inl = -1;
+        for (size_t i = 0; i < sizeof inlined / sizeof *inlined && inl < 0; i++) {
+            size_t ol = strlen(inlined[i].opt);
+            if (strcmp(argv[0], inlined[i].cmd) == 0 && strncmp(argv[j], inlined[i].opt, ol) == 0 &&
+                (argv[j][ol] == 0 || argv[j][ol] == '='))
+                inl = (int)i;
+        }
+        if (inl >= 0 && nowned < 4) {
+            const char *eq = strchr(argv[j], '='), *file = eq ? eq + 1 : j + 1 < argc ? argv[++j] : "";
+            char *arg = inline_file(argv[0], inlined[inl].text_opt, file);
+            if (!arg) {
+                *rc = EXIT_NOINPUT;
+                for (size_t i = 0; i < nowned; i++)
+                    free(owned[i]);
+                free(sent);
+                return 1;
+            }
+            sent[n++] = owned[nowned++] = arg;
+            continue;
         }
         if (g == G_ARCHIVE || g == G_KEY || g == G_PASS || g == G_SOCKET) {
             if (!val && j + 1 < argc)
@@ -174,6 +235,8 @@ out:
     free(buf);
     mv_buf_free(&req);
     free(path);
+    for (size_t i = 0; i < nowned; i++)
+        free(owned[i]);
     free(sent);
     return handled;
 }

@@ -12,7 +12,7 @@ what=${1:-build}
 pkgs="build-essential pkg-config librocksdb-dev libssl-dev libgmime-3.0-dev libzstd-dev libglib2.0-dev librnp-dev libxapian-dev libpoppler-glib-dev libarchive-dev"
 case "$what" in
 build) ;;
-check) pkgs="$pkgs libcmocka-dev python3 openssl swaks postfix gnupg notmuch libarchive-tools p7zip-full libxml2-utils unzip" ;;
+check) pkgs="$pkgs libcmocka-dev python3 openssl swaks postfix gnupg notmuch libarchive-tools p7zip-full libxml2-utils unzip rocksdb-tools" ;;
 demo) pkgs="$pkgs libcmocka-dev python3" ;;
 fuzz) pkgs="$pkgs libcmocka-dev python3 clang libclang-rt-14-dev" ;;
 *) echo "usage: $0 build|check|demo|fuzz" >&2; exit 64 ;;

@@ -24,10 +24,12 @@
  * a key derived from the root secret.  Leaves hold no content, address or
  * name: types, serials, times and digests. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -41,8 +43,8 @@
 #include "store_int.h"
 
 #define LEAF_VERSION 1
-#define LEAF_MAX 80         /* 2 + 8 + 1 + 16 + 32, rounded */
-#define UPGRADE_BATCH 256u  /* messages per batch while old records get leaves */
+#define LEAF_MAX 80        /* 2 + 8 + 1 + 16 + 32, rounded */
+#define UPGRADE_BATCH 256u /* messages per batch while old records get leaves */
 #define LOG_STATE_DONE 1u
 
 static const char leaf_label[] = "mailvault/v1/leaf";
@@ -99,7 +101,7 @@ static void put_u64(rocksdb_writebatch_t *b, mv_store *s, const char *name, uint
 /* ---- leaves ------------------------------------------------------------------ */
 
 mv_status mv_ilog_salt_new(mv_store *s, rocksdb_writebatch_t *b, const char *bucket,
-                          uint64_t serial, uint8_t salt[32], mv_buf *tmp, mv_err *err)
+                           uint64_t serial, uint8_t salt[32], mv_buf *tmp, mv_err *err)
 {
     uint8_t key[8];
     if (RAND_bytes(salt, 32) != 1)
@@ -127,8 +129,8 @@ mv_status mv_ilog_salt(mv_store *s, uint64_t serial, uint8_t salt[32], mv_err *e
     return st;
 }
 
-static void leaf_digest(mv_store *s, int type, const uint8_t *rkey, size_t rkl,
-                        const uint8_t *salt, const uint8_t *plain, size_t n, uint8_t out[32])
+static void leaf_digest(mv_store *s, int type, const uint8_t *rkey, size_t rkl, const uint8_t *salt,
+                        const uint8_t *plain, size_t n, uint8_t out[32])
 {
     uint8_t t = (uint8_t)type;
     if (!salt) {
@@ -194,7 +196,7 @@ static int leaf_decode(const uint8_t *p, size_t n, leaf *l)
 }
 
 void mv_ilog_add(mv_store *s, mv_ilog_batch *lb, int type, const uint8_t *rkey, size_t rkl,
-                int64_t time_us, const uint8_t *salt, const uint8_t *plain, size_t n)
+                 int64_t time_us, const uint8_t *salt, const uint8_t *plain, size_t n)
 {
     uint8_t d[32], enc[LEAF_MAX];
     mv_assert(rkl <= 16);
@@ -221,12 +223,12 @@ static void put_node(void *ctx, unsigned level, uint64_t index, const uint8_t h[
     node_sink *ns = ctx;
     uint8_t k[10];
     node_key(k, level, index);
-    rocksdb_writebatch_put_cf(ns->b, ns->s->cf[CF_LOG], (const char *)k, sizeof k,
-                              (const char *)h, 32);
+    rocksdb_writebatch_put_cf(ns->b, ns->s->cf[CF_LOG], (const char *)k, sizeof k, (const char *)h,
+                              32);
 }
 
 mv_status mv_ilog_write(mv_store *s, rocksdb_writebatch_t *b, mv_ilog_batch *lb, int sync,
-                       mv_err *err)
+                        mv_err *err)
 {
     pthread_mutex_lock(&s->log_mu);
     /* On a copy: a batch that fails to write leaves the edge as it was. */
@@ -298,8 +300,8 @@ static int has_leaf(mv_store *s, int type, const uint8_t *rkey, size_t rkl, mv_s
 }
 
 /* open_at - the plaintext of the sealed record at (cf, key). */
-static mv_status open_at(mv_store *s, int cf, int fam, const uint8_t *key, size_t kl,
-                         mv_buf *plain, mv_err *err)
+static mv_status open_at(mv_store *s, int cf, int fam, const uint8_t *key, size_t kl, mv_buf *plain,
+                         mv_err *err)
 {
     mv_buf v = MV_BUF_INIT;
     mv_buf_reset(plain); /* mv_open_record appends */
@@ -374,13 +376,13 @@ static mv_status upgrade_rec(void *ctx, const uint8_t *k, size_t kl, mv_err *err
     if ((st = open_at(u->s, u->cf, u->fam, k, kl, &u->plain, err)))
         return st;
     mv_ilog_add(u->s, &u->lb, u->type, k, kl,
-               u->type == MV_LEAF_COPY ? u->received_us : mv_now_us(), u->salt, u->plain.data,
-               u->plain.len);
+                u->type == MV_LEAF_COPY ? u->received_us : mv_now_us(), u->salt, u->plain.data,
+                u->plain.len);
     return MV_OK;
 }
 
-static mv_status upgrade_message(mv_store *s, upgrade *u, rocksdb_writebatch_t *b,
-                                 uint64_t serial, mv_buf *tmp, mv_err *err)
+static mv_status upgrade_message(mv_store *s, upgrade *u, rocksdb_writebatch_t *b, uint64_t serial,
+                                 mv_buf *tmp, mv_err *err)
 {
     uint8_t key[8];
     char bucket[32];
@@ -399,7 +401,7 @@ static mv_status upgrade_message(mv_store *s, upgrade *u, rocksdb_writebatch_t *
         return st;
     if (!done)
         mv_ilog_add(s, &u->lb, MV_LEAF_MESSAGE, key, 8, u->received_us, u->salt, u->plain.data,
-                   u->plain.len);
+                    u->plain.len);
     u->cf = CF_COPY, u->fam = MV_FAM_COPY, u->type = MV_LEAF_COPY;
     if ((st = each_of_serial(s, CF_COPY, serial, upgrade_rec, u, err)))
         return st;
@@ -444,7 +446,7 @@ static mv_status upgrade_log(mv_store *s, mv_err *err)
         (void)mv_rd_u8(&r);
         int64_t t = (int64_t)mv_rd_u64(&r);
         mv_ilog_add(s, &u.lb, MV_LEAF_AUDIT, key, 8, r.bad ? 0 : t, NULL, u.plain.data,
-                   u.plain.len);
+                    u.plain.len);
         if (u.lb.n >= 1024)
             st = mv_ilog_write(s, b, &u.lb, 0, err), rocksdb_writebatch_clear(b);
     }
@@ -673,8 +675,8 @@ static ssize_t b64_dec(const char *in, uint8_t *out, size_t max)
     return (ssize_t)n;
 }
 
-mv_status mv_store_proof(mv_store *s, uint64_t serial, const uint8_t *head, size_t hn,
-                         mv_buf *out, mv_err *err)
+mv_status mv_store_proof(mv_store *s, uint64_t serial, const uint8_t *head, size_t hn, mv_buf *out,
+                         mv_err *err)
 {
     uint8_t rk[8], k[18];
     mv_buf v = MV_BUF_INIT, note = MV_BUF_INIT, leafv = MV_BUF_INIT;
@@ -711,14 +713,16 @@ mv_status mv_store_proof(mv_store *s, uint64_t serial, const uint8_t *head, size
         if (CRYPTO_memcmp(root, c.root, 32) != 0) {
             st = mv_err_set(err, MV_ECRYPTO,
                             "the archive's tree at size %llu is not the tree head given: its "
-                            "history was rewritten", (unsigned long long)c.size);
+                            "history was rewritten",
+                            (unsigned long long)c.size);
             goto out;
         }
         if (index >= c.size) {
             st = mv_err_set(err, MV_ENOTFOUND,
                             "message %llu entered the log after the tree head given (leaf %llu, "
-                            "head size %llu)", (unsigned long long)serial,
-                            (unsigned long long)index, (unsigned long long)c.size);
+                            "head size %llu)",
+                            (unsigned long long)serial, (unsigned long long)index,
+                            (unsigned long long)c.size);
             goto out;
         }
         mv_buf_append(&note, head, hn);
@@ -896,6 +900,17 @@ typedef struct vctx {
     mv_buf plain, v;
     uint64_t last_serial; /* of the last message leaf */
     int node_bad;
+    rocksdb_iterator_t *lvl[64]; /* one per tree level: stored nodes come in order */
+    uint64_t blob_serial;        /* the last message whose blob verified, and its id: */
+    uint8_t blob_id[32];         /* a copy with the same bytes is not read twice */
+    /* shared by the leaf walker and the record workers (each a vctx of its
+     * own, with its own buffers, caches and counters in r) */
+    pthread_mutex_t *mu;
+    uint64_t *failures;
+    /* A worker's failures wait here for the calling thread, which hands
+     * them to o->fail (the caller's output may be bound to its thread). */
+    int worker;
+    mv_buf *pending;
 } vctx;
 
 static void fail(vctx *c, uint64_t serial, const char *fmt, ...) MV_PRINTF(3, 4);
@@ -906,9 +921,37 @@ static void fail(vctx *c, uint64_t serial, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    c->r->failures++;
-    if (c->o->fail)
+    pthread_mutex_lock(c->mu);
+    (*c->failures)++;
+    if (c->worker) {
+        mv_buf_put_u64(c->pending, serial);
+        mv_buf_put_str(c->pending, msg);
+    }
+    pthread_mutex_unlock(c->mu);
+    if (!c->worker && c->o->fail)
         c->o->fail(c->o->ctx, serial, msg);
+}
+
+/* flush_fails - hand the workers' failures to o->fail (calling thread). */
+static void flush_fails(vctx *c)
+{
+    mv_buf b = MV_BUF_INIT;
+    pthread_mutex_lock(c->mu);
+    if (c->pending->len) {
+        b = *c->pending;
+        *c->pending = (mv_buf)MV_BUF_INIT;
+    }
+    pthread_mutex_unlock(c->mu);
+    mv_rd r;
+    mv_rd_init(&r, b.data, b.len);
+    while (r.left && !r.bad) {
+        uint64_t serial = mv_rd_u64(&r);
+        char *msg = mv_rd_str(&r);
+        if (msg && c->o->fail)
+            c->o->fail(c->o->ctx, serial, msg);
+        free(msg);
+    }
+    mv_buf_free(&b);
 }
 
 static mv_status discard(void *ctx, const uint8_t *p, size_t n, mv_err *err)
@@ -938,8 +981,7 @@ static mv_status load_heads(vctx *c, mv_err *err)
         mv_err e = {0};
         c->r->heads++;
         if (parse_head(s, v, vl, &h, &e)) {
-            fail(c, 0, "signed tree head %llu does not verify: %s", (unsigned long long)no,
-                 e.msg);
+            fail(c, 0, "signed tree head %llu does not verify: %s", (unsigned long long)no, e.msg);
             continue;
         }
         if (c->nheads == cap) {
@@ -970,23 +1012,46 @@ static void check_node(void *ctx, unsigned level, uint64_t index, const uint8_t 
 {
     vctx *c = ctx;
     uint8_t k[10];
-    mv_err e = {0};
     node_key(k, level, index);
-    mv_status st = mv_st_get(c->s, CF_LOG, k, sizeof k, &c->v, &e);
-    if (st || c->v.len != 32 || CRYPTO_memcmp(c->v.data, h, 32) != 0) {
-        if (c->node_bad++ < 10)
-            fail(c, 0, "integrity log node (%u, %llu) is %s", level, (unsigned long long)index,
-                 st == MV_ENOTFOUND ? "missing" : "not the hash of its leaves");
+    /* The nodes of a level are emitted in index order: walk them with one
+     * iterator per level rather than a lookup each. */
+    rocksdb_iterator_t *it = c->lvl[level];
+    size_t kl = 0, vl = 0;
+    const char *ik = NULL;
+    if (!it) {
+        it = c->lvl[level] = rocksdb_create_iterator_cf(c->s->db, c->s->ro, c->s->cf[CF_LOG]);
+        rocksdb_iter_seek(it, (const char *)k, sizeof k);
+    } else {
+        rocksdb_iter_next(it);
+        if (rocksdb_iter_valid(it))
+            ik = rocksdb_iter_key(it, &kl);
+        if (!ik || kl != sizeof k || memcmp(ik, k, sizeof k) != 0)
+            rocksdb_iter_seek(it, (const char *)k, sizeof k);
     }
+    int found = 0, same = 0;
+    if (rocksdb_iter_valid(it)) {
+        ik = rocksdb_iter_key(it, &kl);
+        if (kl == sizeof k && memcmp(ik, k, sizeof k) == 0) {
+            const char *v = rocksdb_iter_value(it, &vl);
+            found = 1;
+            same = vl == 32 && CRYPTO_memcmp(v, h, 32) == 0;
+        }
+    }
+    if (!same && c->node_bad++ < 10)
+        fail(c, 0, "integrity log node (%u, %llu) is %s", level, (unsigned long long)index,
+             found ? "not the hash of its leaves" : "missing");
 }
 
 /* record_digest - recompute the digest a leaf claims from its record. */
 static mv_status record_digest(vctx *c, const leaf *l, uint64_t serial, uint8_t d[32], mv_err *err)
 {
     mv_store *s = c->s;
-    static const struct { int type, cf, fam; } map[] = {
-        {MV_LEAF_MESSAGE, CF_MSG, MV_FAM_MSG}, {MV_LEAF_COPY, CF_COPY, MV_FAM_COPY},
-        {MV_LEAF_ATTR, CF_ATTR, MV_FAM_ATTR}, {MV_LEAF_AUDIT, CF_AUDIT, MV_FAM_AUDIT}};
+    static const struct {
+        int type, cf, fam;
+    } map[] = {{MV_LEAF_MESSAGE, CF_MSG, MV_FAM_MSG},
+               {MV_LEAF_COPY, CF_COPY, MV_FAM_COPY},
+               {MV_LEAF_ATTR, CF_ATTR, MV_FAM_ATTR},
+               {MV_LEAF_AUDIT, CF_AUDIT, MV_FAM_AUDIT}};
     size_t i = 0;
     while (map[i].type != l->type)
         i++;
@@ -1011,14 +1076,41 @@ static mv_status record_digest(vctx *c, const leaf *l, uint64_t serial, uint8_t 
     return MV_OK;
 }
 
-static void verify_leaf(vctx *c, uint64_t index, const uint8_t *p, size_t n)
+/* continuity - message leaves come in serial order, one per serial (the
+ * committer gives serials in the order of its batches); a gap is a
+ * message gone. */
+static void continuity(vctx *c, uint64_t index, const uint8_t *p, size_t n)
 {
-    mv_store *s = c->s;
     leaf l;
     if (leaf_decode(p, n, &l) < 0) {
         fail(c, 0, "leaf %llu of the integrity log does not parse", (unsigned long long)index);
         return;
     }
+    if (l.type != MV_LEAF_MESSAGE)
+        return;
+    uint64_t serial = mv_be64_get(l.rkey);
+    if (serial != c->last_serial + 1) {
+        if (serial > c->last_serial + 1)
+            fail(c, c->last_serial + 1,
+                 "serials %llu to %llu are missing from the log "
+                 "(no tombstone stands for them)",
+                 (unsigned long long)(c->last_serial + 1), (unsigned long long)(serial - 1));
+        else
+            fail(c, serial, "message %llu appears in the log twice or out of order",
+                 (unsigned long long)serial);
+    }
+    if (serial > c->last_serial)
+        c->last_serial = serial;
+}
+
+/* verify_record - the record a leaf stands for, and the bytes it names. */
+static void verify_record(vctx *c, uint64_t index, const uint8_t *p, size_t n)
+{
+    (void)index;
+    mv_store *s = c->s;
+    leaf l;
+    if (leaf_decode(p, n, &l) < 0)
+        return; /* said by continuity() */
     uint64_t serial = mv_be64_get(l.rkey);
     uint64_t who = l.type == MV_LEAF_AUDIT ? 0 : serial;
     const char *what = l.type == MV_LEAF_MESSAGE ? "message record"
@@ -1032,27 +1124,8 @@ static void verify_leaf(vctx *c, uint64_t index, const uint8_t *p, size_t n)
         snprintf(rid, sizeof rid, "message record");
     else
         snprintf(rid, sizeof rid, "%s %u", what, mv_be32_get(l.rkey + 8) & 0x7fffffffu);
-    /* the record points back at this leaf */
-    uint8_t k[18];
     mv_err e = {0};
-    size_t kl = rec_key(k, l.type, l.rkey, l.rkl);
-    mv_status st = mv_st_get(s, CF_LOG, k, kl, &c->v, &e);
-    if (st || c->v.len != 8 || mv_be64_get(c->v.data) != index)
-        fail(c, who, "%s: the log's index of it does not lead to leaf %llu", rid,
-             (unsigned long long)index);
-    if (l.type == MV_LEAF_MESSAGE) {
-        if (serial != c->last_serial + 1) {
-            if (serial > c->last_serial + 1)
-                fail(c, c->last_serial + 1, "serials %llu to %llu are missing from the log "
-                     "(no tombstone stands for them)", (unsigned long long)(c->last_serial + 1),
-                     (unsigned long long)(serial - 1));
-            else
-                fail(c, serial, "message %llu appears in the log twice or out of order",
-                     (unsigned long long)serial);
-        }
-        if (serial > c->last_serial)
-            c->last_serial = serial;
-    }
+    mv_status st;
     uint8_t d[32];
     memset(&e, 0, sizeof e);
     st = record_digest(c, &l, serial, d, &e);
@@ -1070,12 +1143,23 @@ static void verify_leaf(vctx *c, uint64_t index, const uint8_t *p, size_t n)
     }
     /* the bytes the record describes */
     memset(&e, 0, sizeof e);
+    uint8_t bid[32], sha[32];
     switch (l.type) {
     case MV_LEAF_MESSAGE:
-        st = mv_store_read(s, serial, 0, discard, &c->r->bytes, &e);
-        break;
     case MV_LEAF_COPY:
-        st = mv_store_read(s, serial, mv_be32_get(l.rkey + 8), discard, &c->r->bytes, &e);
+        if (mv_st_blob_of(l.type == MV_LEAF_MESSAGE ? MV_FAM_MSG : MV_FAM_COPY, c->plain.data,
+                          c->plain.len, bid, sha) < 0) {
+            st = mv_err_set(&e, MV_EMALFORMED, "%s does not parse", rid);
+            break;
+        }
+        if (l.type == MV_LEAF_COPY && c->blob_serial == serial && !memcmp(bid, c->blob_id, 32))
+            break; /* the message's own bytes, verified with it */
+        st = mv_st_check_blob(s, bid, sha, &c->r->bytes, &e);
+        if (!st && l.type == MV_LEAF_MESSAGE)
+            c->blob_serial = serial, memcpy(c->blob_id, bid, 32);
+        else if (st)
+            mv_err_prefix(&e,
+                          "%s bytes: ", l.type == MV_LEAF_MESSAGE ? "the message's" : "the copy's");
         break;
     case MV_LEAF_ATTR:
         if (mv_be32_get(l.rkey + 8) & 0x80000000u) {
@@ -1103,42 +1187,141 @@ static void verify_leaf(vctx *c, uint64_t index, const uint8_t *p, size_t n)
         c->r->audits++;
 }
 
-/* unlogged - records of cf that no leaf stands for (added behind the log's back). */
-static mv_status unlogged(vctx *c, int cf, int type, const char *what, mv_err *err)
+/* ---- the record workers: leaves are handed over in batches ------------ */
+
+#define VBATCH 256u
+#define VQUEUE 8u /* batches in flight: bounds verify's memory */
+#define VWORKERS_MAX 8u
+
+typedef struct vbatch {
+    size_t n;
+    uint64_t index[VBATCH];
+    uint8_t len[VBATCH];
+    uint8_t leaf[VBATCH][LEAF_MAX];
+} vbatch;
+
+typedef struct vqueue {
+    pthread_mutex_t mu;
+    pthread_cond_t can_put, can_get;
+    vbatch *q[VQUEUE];
+    size_t head, n;
+    int done;
+} vqueue;
+
+typedef struct vworker {
+    vctx c;
+    vqueue *q;
+    mv_verify_result r;
+    pthread_t t;
+} vworker;
+
+static void vq_put(vqueue *q, vbatch *b)
+{
+    pthread_mutex_lock(&q->mu);
+    while (q->n == VQUEUE)
+        pthread_cond_wait(&q->can_put, &q->mu);
+    q->q[(q->head + q->n++) % VQUEUE] = b;
+    pthread_cond_signal(&q->can_get);
+    pthread_mutex_unlock(&q->mu);
+}
+
+static vbatch *vq_get(vqueue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    while (!q->n && !q->done)
+        pthread_cond_wait(&q->can_get, &q->mu);
+    vbatch *b = NULL;
+    if (q->n) {
+        b = q->q[q->head];
+        q->head = (q->head + 1) % VQUEUE;
+        q->n--;
+        pthread_cond_signal(&q->can_put);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return b;
+}
+
+static void *vworker_main(void *arg)
+{
+    vworker *w = arg;
+    vbatch *b;
+    while ((b = vq_get(w->q))) {
+        for (size_t i = 0; i < b->n; i++)
+            verify_record(&w->c, b->index[i], b->leaf[i], b->len[i]);
+        free(b);
+    }
+    return NULL;
+}
+
+static unsigned vworkers(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1u : n > (long)VWORKERS_MAX ? VWORKERS_MAX : (unsigned)n;
+}
+
+/* unlogged - walk the records of cf beside the log's index of them
+ * ('r' keys, in the same order): a record no leaf stands for was written
+ * behind the log's back; an index entry pointing past the log is damage.
+ * (A leaf whose record is gone was reported by the leaf pass.) */
+static mv_status unlogged(vctx *c, int cf, int type, const char *what, uint64_t leaves, mv_err *err)
 {
     mv_store *s = c->s;
-    mv_status st = MV_OK;
     unsigned shown = 0;
+    uint8_t pre[2] = {'r', (uint8_t)type};
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[cf]);
-    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t kl;
+    rocksdb_iterator_t *ri = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_LOG]);
+    rocksdb_iter_seek_to_first(it);
+    rocksdb_iter_seek(ri, (const char *)pre, 2);
+    while (rocksdb_iter_valid(it)) {
+        size_t kl, rkl = 0, vl;
         const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
-        mv_status hs;
-        if (kl != 8 && kl != 12)
-            continue;
-        if (!has_leaf(s, type, k, kl, &hs, err) && !hs && shown++ < 100)
-            fail(c, type == MV_LEAF_AUDIT ? 0 : mv_be64_get(k),
-                 "%s %llu%s has no leaf in the integrity log (written behind its back)", what,
-                 (unsigned long long)mv_be64_get(k), kl == 12 ? "/…" : "");
-        if (hs) {
-            st = hs;
-            break;
+        const uint8_t *rk = NULL;
+        if (rocksdb_iter_valid(ri)) {
+            rk = (const uint8_t *)rocksdb_iter_key(ri, &rkl);
+            if (rkl < 2 || memcmp(rk, pre, 2) != 0)
+                rk = NULL;
+        }
+        int cmp = 1; /* record < index entry: the record has no leaf */
+        if (rk) {
+            size_t m = kl < rkl - 2 ? kl : rkl - 2;
+            cmp = memcmp(k, rk + 2, m);
+            if (!cmp)
+                cmp = kl < rkl - 2 ? -1 : kl > rkl - 2;
+            cmp = cmp < 0 ? 1 : cmp > 0 ? -1 : 0;
+        }
+        if (cmp == 0) {
+            const uint8_t *v = (const uint8_t *)rocksdb_iter_value(ri, &vl);
+            if ((vl != 8 || mv_be64_get(v) >= leaves) && shown++ < 100)
+                fail(c, type == MV_LEAF_AUDIT ? 0 : mv_be64_get(k),
+                     "the log's index of %s %llu is damaged", what,
+                     (unsigned long long)mv_be64_get(k));
+            rocksdb_iter_next(it);
+            rocksdb_iter_next(ri);
+        } else if (cmp > 0) {
+            if ((kl == 8 || kl == 12) && shown++ < 100)
+                fail(c, type == MV_LEAF_AUDIT ? 0 : mv_be64_get(k),
+                     "%s %llu%s has no leaf in the integrity log (written behind its back)", what,
+                     (unsigned long long)mv_be64_get(k), kl == 12 ? "/…" : "");
+            rocksdb_iter_next(it);
+        } else {
+            rocksdb_iter_next(ri);
         }
     }
-    char *e = NULL;
+    char *e = NULL, *e2 = NULL;
     rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_get_error(ri, &e2);
     rocksdb_iter_destroy(it);
-    if (e && !st)
-        st = mv_st_rocks_err(err, e, "reading records");
-    else
-        rocksdb_free(e);
-    return st;
+    rocksdb_iter_destroy(ri);
+    rocksdb_free(e2);
+    return e ? mv_st_rocks_err(err, e, "reading records") : MV_OK;
 }
 
 mv_status mv_store_verify(mv_store *s, const mv_verify_opts *o, mv_verify_result *r, mv_err *err)
 {
     memset(r, 0, sizeof *r);
-    vctx c = {.s = s, .o = o, .r = r};
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    mv_buf pending = MV_BUF_INIT;
+    vctx c = {.s = s, .o = o, .r = r, .mu = &mu, .failures = &r->failures, .pending = &pending};
     mv_checkpoint kept = {0};
     int have_kept = 0;
     mv_status st = load_heads(&c, err);
@@ -1161,6 +1344,28 @@ mv_status mv_store_verify(mv_store *s, const mv_verify_opts *o, mv_verify_result
     mv_merkle_frontier_init(&f);
     uint8_t k0[9];
     leaf_key(k0, 0);
+    /* Records and their bytes are checked by workers, leaves walked and
+     * the tree recomputed here. */
+    vqueue q = {.head = 0};
+    pthread_mutex_init(&q.mu, NULL);
+    pthread_cond_init(&q.can_put, NULL);
+    pthread_cond_init(&q.can_get, NULL);
+    unsigned nw = vworkers();
+    vworker *ws = mv_xcalloc(nw, sizeof *ws);
+    for (unsigned i = 0; i < nw; i++) {
+        ws[i].c = (vctx){.s = s,
+                         .o = o,
+                         .r = &ws[i].r,
+                         .mu = c.mu,
+                         .failures = c.failures,
+                         .worker = 1,
+                         .pending = c.pending};
+        ws[i].q = &q;
+    }
+    unsigned started = 0; /* none: the records are checked here, in turn */
+    while (started < nw && pthread_create(&ws[started].t, NULL, vworker_main, &ws[started]) == 0)
+        started++;
+    vbatch *batch = NULL;
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_LOG]);
     for (rocksdb_iter_seek(it, (const char *)k0, 9); rocksdb_iter_valid(it);
          rocksdb_iter_next(it)) {
@@ -1172,15 +1377,28 @@ mv_status mv_store_verify(mv_store *s, const mv_verify_opts *o, mv_verify_result
         if (index >= total) /* appended since verify began */
             break;
         if (index != f.size) {
-            fail(&c, 0, "integrity log leaves %llu to %llu are missing",
-                 (unsigned long long)f.size, (unsigned long long)(index - 1));
+            fail(&c, 0, "integrity log leaves %llu to %llu are missing", (unsigned long long)f.size,
+                 (unsigned long long)(index - 1));
             break; /* the tree beyond a hole cannot be recomputed */
         }
         const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
         uint8_t h[32], root[32];
         mv_merkle_leaf_hash(v, vl, h);
         mv_merkle_frontier_append(&f, h, check_node, &c);
-        verify_leaf(&c, index, v, vl);
+        continuity(&c, index, v, vl);
+        if (!started) {
+            verify_record(&c, index, v, vl);
+        } else {
+            if (!batch)
+                batch = mv_xmalloc(sizeof *batch), batch->n = 0;
+            batch->index[batch->n] = index;
+            batch->len[batch->n] = (uint8_t)(vl <= LEAF_MAX ? vl : 0);
+            memcpy(batch->leaf[batch->n], v, vl <= LEAF_MAX ? vl : 0);
+            if (++batch->n == VBATCH) {
+                vq_put(&q, batch), batch = NULL;
+                flush_fails(&c);
+            }
+        }
         r->leaves++;
         while (c.next_head < c.nheads && c.heads[c.next_head].size <= f.size) {
             head_ref *hr = &c.heads[c.next_head++];
@@ -1188,7 +1406,8 @@ mv_status mv_store_verify(mv_store *s, const mv_verify_opts *o, mv_verify_result
                 continue; /* a head at size 0: empty root, checked below */
             mv_merkle_frontier_root(&f, root);
             if (CRYPTO_memcmp(root, hr->root, 32) != 0)
-                fail(&c, 0, "signed tree head %llu (size %llu) does not match the log: the "
+                fail(&c, 0,
+                     "signed tree head %llu (size %llu) does not match the log: the "
                      "log was altered after it was signed",
                      (unsigned long long)hr->no, (unsigned long long)hr->size);
         }
@@ -1196,7 +1415,8 @@ mv_status mv_store_verify(mv_store *s, const mv_verify_opts *o, mv_verify_result
             mv_merkle_frontier_root(&f, root);
             r->checkpoint_checked = 1;
             if (CRYPTO_memcmp(root, kept.root, 32) != 0)
-                fail(&c, 0, "the archive's tree at size %llu is not the checkpoint given: its "
+                fail(&c, 0,
+                     "the archive's tree at size %llu is not the checkpoint given: its "
                      "history was rewritten (or the archive rolled back and refilled)",
                      (unsigned long long)kept.size);
         }
@@ -1206,13 +1426,38 @@ mv_status mv_store_verify(mv_store *s, const mv_verify_opts *o, mv_verify_result
     char *e = NULL;
     rocksdb_iter_get_error(it, &e);
     rocksdb_iter_destroy(it);
+    if (batch)
+        vq_put(&q, batch);
+    pthread_mutex_lock(&q.mu);
+    q.done = 1;
+    pthread_cond_broadcast(&q.can_get);
+    pthread_mutex_unlock(&q.mu);
+    for (unsigned i = 0; i < nw; i++) {
+        if (i < started)
+            pthread_join(ws[i].t, NULL);
+        r->messages += ws[i].r.messages;
+        r->copies += ws[i].r.copies;
+        r->attributes += ws[i].r.attributes;
+        r->audits += ws[i].r.audits;
+        r->bytes += ws[i].r.bytes;
+        mv_buf_wipe(&ws[i].c.plain);
+        mv_buf_free(&ws[i].c.v);
+        OPENSSL_cleanse(ws[i].c.salt, sizeof ws[i].c.salt);
+    }
+    free(ws);
+    flush_fails(&c);
+    pthread_mutex_destroy(&q.mu);
+    pthread_cond_destroy(&q.can_put);
+    pthread_cond_destroy(&q.can_get);
     if (e) {
         st = mv_st_rocks_err(err, e, "reading the integrity log");
         goto out;
     }
     if (f.size < total)
-        fail(&c, 0, "the integrity log has %llu leaves where its state says %llu: its tail is "
-             "missing", (unsigned long long)f.size, (unsigned long long)total);
+        fail(&c, 0,
+             "the integrity log has %llu leaves where its state says %llu: its tail is "
+             "missing",
+             (unsigned long long)f.size, (unsigned long long)total);
     else {
         uint8_t a[32], b[32];
         mv_merkle_frontier_root(&f, a);
@@ -1222,11 +1467,14 @@ mv_status mv_store_verify(mv_store *s, const mv_verify_opts *o, mv_verify_result
     }
     for (; c.next_head < c.nheads; c.next_head++)
         if (c.heads[c.next_head].size > f.size)
-            fail(&c, 0, "signed tree head %llu covers %llu leaves, the log has %llu: its tail "
-                 "was cut", (unsigned long long)c.heads[c.next_head].no,
+            fail(&c, 0,
+                 "signed tree head %llu covers %llu leaves, the log has %llu: its tail "
+                 "was cut",
+                 (unsigned long long)c.heads[c.next_head].no,
                  (unsigned long long)c.heads[c.next_head].size, (unsigned long long)f.size);
     if (have_kept && kept.size > f.size)
-        fail(&c, 0, "the checkpoint given covers %llu leaves, the archive's log only %llu: the "
+        fail(&c, 0,
+             "the checkpoint given covers %llu leaves, the archive's log only %llu: the "
              "log was truncated or the archive rolled back to an older copy",
              (unsigned long long)kept.size, (unsigned long long)f.size);
     else if (have_kept && kept.size == 0)
@@ -1235,15 +1483,19 @@ mv_status mv_store_verify(mv_store *s, const mv_verify_opts *o, mv_verify_result
     if (c.last_serial < last)
         fail(&c, c.last_serial + 1, "messages %llu to %llu have no leaf in the integrity log",
              (unsigned long long)(c.last_serial + 1), (unsigned long long)last);
-    if ((st = unlogged(&c, CF_MSG, MV_LEAF_MESSAGE, "message", err)) ||
-        (st = unlogged(&c, CF_COPY, MV_LEAF_COPY, "copy of message", err)) ||
-        (st = unlogged(&c, CF_ATTR, MV_LEAF_ATTR, "attribute of message", err)) ||
-        (st = unlogged(&c, CF_AUDIT, MV_LEAF_AUDIT, "audit record", err)))
+    if ((st = unlogged(&c, CF_MSG, MV_LEAF_MESSAGE, "message", f.size, err)) ||
+        (st = unlogged(&c, CF_COPY, MV_LEAF_COPY, "copy of message", f.size, err)) ||
+        (st = unlogged(&c, CF_ATTR, MV_LEAF_ATTR, "attribute of message", f.size, err)) ||
+        (st = unlogged(&c, CF_AUDIT, MV_LEAF_AUDIT, "audit record", f.size, err)))
         goto out;
     if (o->progress)
         o->progress(o->ctx, r->leaves, total);
 out:
+    for (int i = 0; i < 64; i++)
+        if (c.lvl[i])
+            rocksdb_iter_destroy(c.lvl[i]);
     mv_checkpoint_clear(&kept);
+    mv_buf_free(&pending);
     free(c.heads);
     mv_buf_wipe(&c.plain);
     mv_buf_free(&c.v);

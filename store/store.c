@@ -1878,6 +1878,13 @@ typedef struct verify_sink {
     void *ctx;
 } verify_sink;
 
+static mv_status sink_count(void *ctx, const uint8_t *p, size_t n, mv_err *err)
+{
+    (void)p, (void)err;
+    *(uint64_t *)ctx += n;
+    return MV_OK;
+}
+
 static mv_status sink_verify(void *ctx, const uint8_t *p, size_t n, mv_err *err)
 {
     verify_sink *v = ctx;
@@ -3314,4 +3321,53 @@ mv_status mv_st_seal_put(mv_store *s, rocksdb_writebatch_t *b, int cf, int fam, 
 mv_status mv_st_message_bucket(mv_store *s, uint64_t serial, char *out, size_t n, mv_err *err)
 {
     return message_bucket(s, serial, out, n, err);
+}
+
+int mv_st_blob_of(int fam, const uint8_t *p, size_t n, uint8_t bid[32], uint8_t sha[32])
+{
+    mv_rd r;
+    mv_rd_init(&r, p, n);
+    uint8_t ver = mv_rd_u8(&r);
+    const uint8_t *b, *h;
+    if (fam == MV_FAM_MSG) {
+        size_t bl;
+        (void)mv_rd_u64(&r);
+        (void)mv_rd_lp(&r, &bl);
+        (void)mv_rd_u64(&r), (void)mv_rd_u64(&r);
+        b = mv_rd_bytes(&r, 32);
+        (void)mv_rd_u64(&r), (void)mv_rd_u32(&r), (void)mv_rd_u32(&r);
+        h = mv_rd_bytes(&r, 32);
+    } else {
+        arrival_owned o = {0};
+        (void)mv_rd_u32(&r);
+        int bad = get_arrival(&r, &o) < 0;
+        arrival_owned_free(&o);
+        (void)mv_rd_u64(&r);
+        h = mv_rd_bytes(&r, 32);
+        b = mv_rd_bytes(&r, 32);
+        if (bad)
+            return -1;
+    }
+    if (r.bad || ver != 1 || !b || !h)
+        return -1;
+    memcpy(bid, b, 32);
+    memcpy(sha, h, 32);
+    return 0;
+}
+
+mv_status mv_st_check_blob(mv_store *s, const uint8_t bid[32], const uint8_t want[32],
+                           uint64_t *bytes, mv_err *err)
+{
+    uint8_t got[32];
+    uint64_t n = 0;
+    verify_sink vs = {EVP_MD_CTX_new(), sink_count, &n};
+    fetch_ctx fc = {s, CF_BLOB};
+    mv_assert(vs.md && EVP_DigestInit_ex(vs.md, mv_md_sha256(), NULL));
+    mv_status st = mv_open_blob(s->keys, bid, fetch_part, &fc, ddict_get, s, sink_verify, &vs, err);
+    EVP_DigestFinal_ex(vs.md, got, NULL);
+    EVP_MD_CTX_free(vs.md);
+    if (!st && CRYPTO_memcmp(want, got, 32) != 0)
+        st = mv_err_set(err, MV_ECRYPTO, "its bytes do not match the recorded SHA-256");
+    *bytes += n;
+    return st;
 }

@@ -102,6 +102,17 @@ mv_status mv_st_seal_put(mv_store *s, rocksdb_writebatch_t *b, int cf, int fam, 
 /* mv_st_message_bucket - the shred bucket of serial's message. */
 mv_status mv_st_message_bucket(mv_store *s, uint64_t serial, char *out, size_t n, mv_err *err);
 
+/* mv_st_blob_of - the blob id and SHA-256 named by a message record's
+ * (fam MV_FAM_MSG) or copy record's (MV_FAM_COPY) plaintext; -1 if it
+ * does not parse. */
+int mv_st_blob_of(int fam, const uint8_t *p, size_t n, uint8_t bid[32], uint8_t sha[32]);
+/* mv_st_check_blob - decrypt blob bid (every chunk authenticated) and
+ * compare its SHA-256 with want; its size is added to *bytes.
+ * MV_ECRYPTO (no match, or a chunk does not authenticate), MV_ENOTFOUND,
+ * MV_ESTORE. */
+mv_status mv_st_check_blob(mv_store *s, const uint8_t bid[32], const uint8_t want[32],
+                           uint64_t *bytes, mv_err *err);
+
 /* ---- log.c, for store.c -------------------------------------------------- */
 
 /* Leaf types: what each leaf of the integrity log stands for. */
