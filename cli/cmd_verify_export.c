@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -30,7 +31,9 @@ static void help(void)
             "file against manifest.csv, no file missing or added, the manifest's SHA-256\n"
             "against custody.json, and the Ed25519 signature with signing_key.pem.  With\n"
             "--fingerprint, the key must be the one the archive's owners published\n"
-            "(mailvault keys signing).  Exit 0 when all holds, 65 otherwise.\n");
+            "(mailvault keys signing).  Exit 0 when all holds, 65 when it does not (a\n"
+            "damaged package, or not a package), 66 when PATH does not exist or cannot\n"
+            "be read.  A split export's volumes are checked one by one.\n");
 }
 
 static const char *const custody_files[] = {"manifest.csv", "custody.json", "custody.sig",
@@ -238,15 +241,26 @@ int cmd_verify_export(int argc, char **argv)
         st = mv_pkg_scan(path, va.password_file ? (const char *)pw.data : NULL, custody_files,
                          kept, VERIFY_KEPT_MAX, &files, &n, &err);
     mv_buf_wipe(&pw);
+    /* the volumes of a split export are packages each, their parent not */
+    char *vol1 = mv_pkg_volume_path(path, 1);
+    int split = access(vol1, F_OK) == 0;
+    if (st == MV_ENOTFOUND && split)
+        mv_err_prefix(&err, "verify each volume (%s, ...): ", vol1);
+    int have[K_TXT] = {0};
+    if (!st)
+        for (int k = 0; k < K_TXT; k++)
+            for (size_t i = 0; i < n; i++)
+                have[k] |= !strcmp(files[i].name, custody_files[k]);
+    if (!st && split && !have[K_MANIFEST] && !have[K_JSON]) {
+        fail(&r, "%s holds the volumes of a split export, each a package of its own: verify "
+                 "each one (%s, ...)", path, vol1);
+        st = mv_err_set(&err, MV_EMALFORMED, "%s is not a package", path);
+    }
     if (!st) {
         qsort(files, n, sizeof *files, cmp_file);
-        for (int k = 0; k < K_TXT; k++) {
-            int have = 0;
-            for (size_t i = 0; i < n; i++)
-                have |= !strcmp(files[i].name, custody_files[k]);
-            if (!have)
+        for (int k = 0; k < K_TXT; k++)
+            if (!have[k])
                 fail(&r, "%s: missing", custody_files[k]);
-        }
         check_manifest(&kept[K_MANIFEST], files, n, &r, &listed);
         uint8_t msha[32];
         unsigned l = 32;
@@ -291,6 +305,7 @@ int cmd_verify_export(int argc, char **argv)
         if (r.failures > VERIFY_REPORT_MAX)
             fprintf(cli_err, "... and %u more\n", r.failures - VERIFY_REPORT_MAX);
     }
+    free(vol1);
     for (int k = 0; k < K_COUNT; k++)
         mv_buf_free(&kept[k]);
     mv_buf_free(&r.text);

@@ -46,6 +46,10 @@ MV_NODISCARD mv_status mv_pkg_end(mv_pkg *p, mv_err *err);
 MV_NODISCARD mv_status mv_pkg_add(mv_pkg *p, const char *name, const void *data, size_t n,
                                   int unlisted, mv_err *err);
 
+/* mv_pkg_bytes - bytes of the listed files ended so far (what a volume
+ * of a split export measures). */
+uint64_t mv_pkg_bytes(const mv_pkg *p);
+
 /* mv_pkg_last_hashes - the hashes of the file last ended (for a load
  * file's record: computed once, as it was written). */
 void mv_pkg_last_hashes(const mv_pkg *p, uint8_t md5[16], uint8_t sha1[20], uint8_t sha256[32]);
@@ -60,6 +64,28 @@ MV_NODISCARD mv_status mv_pkg_manifest(mv_pkg *p, uint8_t sha256[32], uint64_t *
  * free p.  With abandon, what was written is removed where it can be. */
 MV_NODISCARD mv_status mv_pkg_close(mv_pkg *p, int abandon, mv_err *err);
 
+/* ---- volumes (export --split-size) ----------------------------------------- */
+
+/* The smallest --split-size: a volume holds at least one family anyway,
+ * and smaller volumes only multiply custody records. */
+#define MV_SPLIT_MIN ((uint64_t)1 << 20)
+/* Volumes of one export (VOL0001 .. VOL9999). */
+#define MV_VOLUMES_MAX 9999u
+
+/* mv_pkg_volume_path - where volume vol (1-based) of an export to out
+ * goes: out/VOL0001 for a directory, x.VOL0001.zip for x.zip, x.VOL0001.tar
+ * for x.tar (the suffix keeps its case).  Caller frees. */
+char *mv_pkg_volume_path(const char *out, unsigned vol);
+
+/* mv_pkg_remove - remove a finished package (a directory tree or a file)
+ * again: the volumes of an export that failed later.  Best effort. */
+void mv_pkg_remove(const char *path);
+
+/* mv_parse_size - "1500000", "64K", "100M", "2G" (binary multiples, K M G T
+ * in either case) into *out.
+ * @retval MV_EUSAGE not a size, or past 2^63 */
+MV_NODISCARD mv_status mv_parse_size(const char *s, uint64_t *out, mv_err *err);
+
 /* ---- reading a package back (verify-export) ------------------------------- */
 
 typedef struct mv_pkg_file {
@@ -73,7 +99,11 @@ typedef struct mv_pkg_file {
  * custody files, which are small) are also returned, in kept[i] (caller
  * frees with mv_buf_free).  *files is an array of *n (mv_pkg_files_free).
  * password (may be NULL) opens an encrypted ZIP.
- * Bounded: a kept file over max_kept bytes is an error. */
+ * Bounded: a kept file over max_kept bytes is an error.
+ * @retval MV_ENOTFOUND nothing at path, or it cannot be read (permissions)
+ * @retval MV_EMALFORMED not a ZIP or tar, or damaged (or a wrong password)
+ * @retval MV_ELIMIT a kept file over max_kept, or too many files
+ * @retval MV_EIO a read error of the operating system in a directory */
 MV_NODISCARD mv_status mv_pkg_scan(const char *path, const char *password,
                                    const char *const *keep, mv_buf *kept, size_t max_kept,
                                    mv_pkg_file **files, size_t *n, mv_err *err);

@@ -286,6 +286,11 @@ mv_status mv_pkg_end(mv_pkg *p, mv_err *err)
     return st;
 }
 
+uint64_t mv_pkg_bytes(const mv_pkg *p)
+{
+    return p->bytes;
+}
+
 void mv_pkg_last_hashes(const mv_pkg *p, uint8_t md5[16], uint8_t sha1[20], uint8_t sha256[32])
 {
     memcpy(md5, p->last.md5, 16);
@@ -371,6 +376,59 @@ mv_status mv_pkg_close(mv_pkg *p, int abandon, mv_err *err)
     free(p->path);
     free(p);
     return st;
+}
+
+/* ---- volumes ------------------------------------------------------------------ */
+
+char *mv_pkg_volume_path(const char *out, unsigned vol)
+{
+    size_t n = strlen(out);
+    if (mv_pkg_kind_of(out) == MV_PKG_DIR) {
+        while (n > 1 && out[n - 1] == '/')
+            n--;
+        return mv_xasprintf("%.*s/VOL%04u", (int)n, out, vol);
+    }
+    /* x.zip -> x.VOL0001.zip: still a .zip to every tool */
+    return mv_xasprintf("%.*s.VOL%04u%s", (int)(n - 4), out, vol, out + n - 4);
+}
+
+void mv_pkg_remove(const char *path)
+{
+    struct stat sb;
+    if (lstat(path, &sb) != 0)
+        return;
+    if (S_ISDIR(sb.st_mode))
+        nftw(path, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
+    else
+        unlink(path);
+}
+
+mv_status mv_parse_size(const char *s, uint64_t *out, mv_err *err)
+{
+    const char *p = s;
+    uint64_t v = 0;
+    if (!s || *s < '0' || *s > '9')
+        goto bad;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            goto bad;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    unsigned shift = 0;
+    switch (*p) {
+    case 'k': case 'K': shift = 10; p++; break;
+    case 'm': case 'M': shift = 20; p++; break;
+    case 'g': case 'G': shift = 30; p++; break;
+    case 't': case 'T': shift = 40; p++; break;
+    default: break;
+    }
+    if (*p || v > (UINT64_MAX >> 1) >> shift)
+        goto bad;
+    *out = v << shift;
+    return MV_OK;
+bad:
+    return mv_err_set(err, MV_EUSAGE, "'%s' is not a size (a number, optionally with K, M, G or T)",
+                      s ? s : "");
 }
 
 /* ---- reading back ------------------------------------------------------------ */
@@ -485,8 +543,17 @@ mv_status mv_pkg_scan(const char *path, const char *password, const char *const 
     while (sc.root_len > 1 && path[sc.root_len - 1] == '/')
         sc.root_len--;
     struct stat sb;
-    if (stat(path, &sb) != 0)
-        return mv_err_sys(err, "%s", path);
+    if (stat(path, &sb) != 0) {
+        /* nothing to verify is not a package that fails verification */
+        int e = errno;
+        mv_status st = mv_err_sys(err, "no package at %s", path);
+        if (e == ENOENT || e == ENOTDIR || e == EACCES || e == ENAMETOOLONG || e == ELOOP) {
+            if (err)
+                err->code = MV_ENOTFOUND;
+            st = MV_ENOTFOUND;
+        }
+        return st;
+    }
     if (S_ISDIR(sb.st_mode)) {
         walk_scan = &sc;
         if (nftw(path, walk_fn, 16, FTW_PHYS) < 0 && !sc.st)
@@ -498,8 +565,18 @@ mv_status mv_pkg_scan(const char *path, const char *password, const char *const 
         archive_read_support_format_tar(a);
         if (password)
             archive_read_add_passphrase(a, password);
-        if (archive_read_open_filename(a, path, 65536) != ARCHIVE_OK) {
-            sc.st = arch_err(a, err, path);
+        if (access(path, R_OK) != 0) {
+            int e = errno;
+            sc.st = mv_err_sys(err, "%s cannot be read", path);
+            if (e == EACCES) {
+                sc.st = MV_ENOTFOUND;
+                if (err)
+                    err->code = MV_ENOTFOUND;
+            }
+        } else if (archive_read_open_filename(a, path, 65536) != ARCHIVE_OK) {
+            sc.st = mv_err_set(err, MV_EMALFORMED, "%s is not a ZIP or tar package (or is damaged): %s",
+                               path, archive_error_string(a) ? archive_error_string(a)
+                                                             : "libarchive error");
         } else {
             struct archive_entry *e;
             int r;
@@ -510,7 +587,9 @@ mv_status mv_pkg_scan(const char *path, const char *password, const char *const 
                          arch_read, a);
             }
             if (!sc.st && r != ARCHIVE_EOF)
-                sc.st = arch_err(a, err, path);
+                sc.st = mv_err_set(err, MV_EMALFORMED, "%s is damaged: %s", path,
+                                   archive_error_string(a) ? archive_error_string(a)
+                                                           : "libarchive error");
         }
         archive_read_free(a);
     }

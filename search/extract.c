@@ -344,6 +344,21 @@ typedef struct xc {
     unsigned n_refs;
     sbuf raw;            /* a part's decoded content */
     sbuf conv;           /* the same in UTF-8 */
+    /* mv_extract_attachments only; with it_fn NULL (mv_extract_message)
+     * none of these is used and the walk is what it always was */
+    mv_attachment_fn it_fn;
+    void *it_ctx;
+    mv_err *it_err;
+    mv_status it_st;        /* the callback's first failure: the walk stops */
+    size_t it_max;          /* content bytes handed over whole */
+    uint32_t it_count;      /* attachments handed over */
+    uint32_t it_container;  /* the attached message being walked (0: the message) */
+    const uint8_t *it_buf;  /* the bytes of the parse being walked (header */
+    size_t it_len;          /* offsets and leaf contents point into them) */
+    const char **it_bounds; /* boundaries of the multiparts open around the walk */
+    size_t it_nb, it_cap;
+    size_t it_base;         /* the first of them that belongs to the current parse */
+    sbuf it_data;           /* an attachment's decoded content */
 } xc;
 
 static size_t dflt(size_t v, size_t d)
@@ -1949,8 +1964,11 @@ static void nested(xc *c, GMimeMessage *m, uint32_t k, unsigned depth, unsigned 
     header_line(&t, "Subject: ", g_mime_message_get_subject(m));
     header_line(&t, "Date: ", g_mime_object_get_header(GMIME_OBJECT(m), "Date"));
     GMimeObject *body = g_mime_message_get_mime_part(m);
+    uint32_t container = c->it_container;
+    c->it_container = k;
     if (body)
         walk(c, body, depth, nest + 1, &t, 1);
+    c->it_container = container;
     section_take(c, MV_XS_ATTACH_TEXT, MV_XR_NONE, k, &t);
 }
 
@@ -1976,8 +1994,18 @@ static void eml(xc *c, GMimePart *part, uint32_t k, unsigned depth, tbuf *acc)
     GByteArray *ba = NULL;
     GMimeMessage *m = parse_bytes(c, v, vn, &ba);
     if (m && g_mime_header_list_get_count(g_mime_object_get_header_list(GMIME_OBJECT(m))) > 0) {
+        /* a parse of its own: header offsets count from v, and the
+         * multiparts around the attachment are not open in it */
+        const uint8_t *buf = c->it_buf;
+        size_t len = c->it_len, base = c->it_base;
+        c->it_buf = v;
+        c->it_len = vn;
+        c->it_base = c->it_nb;
         nested(c, m, k, depth + 1, 0);
-    } else {
+        c->it_buf = buf;
+        c->it_len = len;
+        c->it_base = base;
+    } else if (!c->it_fn) {
         tbuf own, *t = acc;
         if (!acc) {
             tb_init(&own, part_budget(c), &c->x->flags);
@@ -2014,6 +2042,337 @@ static int crypto_control(const char *type, const char *sub)
     return 0;
 }
 
+/* ---- handing attachments over (mv_extract_attachments) ------------------- */
+
+static size_t header_block(const uint8_t *p, size_t n);
+
+/* it_push - the boundary of a multipart entered (walk drops it again when
+ * it leaves): an attached message's bytes, and a leaf's, end at the first
+ * delimiter line of any multipart open around them. */
+static void it_push(xc *c, const char *boundary)
+{
+    if (c->it_nb == c->it_cap) {
+        c->it_cap = c->it_cap ? c->it_cap * 2 : 16;
+        c->it_bounds = mv_xrealloc(c->it_bounds, c->it_cap * sizeof *c->it_bounds);
+    }
+    c->it_bounds[c->it_nb++] = boundary;
+}
+
+/* is_boundary - the line at p[0..n) is a delimiter of an open multipart,
+ * as GMime tells them: "--", the boundary, maybe "--", then only blanks. */
+static int is_boundary(const xc *c, const uint8_t *p, size_t n)
+{
+    if (n < 2 || p[0] != '-' || p[1] != '-')
+        return 0;
+    for (size_t i = c->it_nb; i-- > c->it_base;) {
+        const char *b = c->it_bounds[i];
+        size_t bl = b ? strlen(b) : 0;
+        if (!bl || n - 2 < bl || memcmp(p + 2, b, bl))
+            continue;
+        size_t k = 2 + bl;
+        if (n - k >= 2 && p[k] == '-' && p[k + 1] == '-')
+            k += 2;
+        while (k < n && (p[k] == ' ' || p[k] == '\t' || p[k] == '\r'))
+            k++;
+        if (k == n)
+            return 1;
+    }
+    return 0;
+}
+
+/* body_end - where the content that starts at start ends: before the line
+ * break in front of the first delimiter of an open multipart, or at the
+ * end of the bytes. */
+static size_t body_end(const xc *c, size_t start)
+{
+    const uint8_t *p = c->it_buf;
+    size_t n = c->it_len, line = start;
+    while (line < n) {
+        const uint8_t *nl = memchr(p + line, '\n', n - line);
+        size_t next = nl ? (size_t)(nl - p) + 1 : n;
+        if (is_boundary(c, p + line, (nl ? (size_t)(nl - p) : n) - line)) {
+            size_t end = line;
+            if (end > start && p[end - 1] == '\n') {
+                end--;
+                if (end > start && p[end - 1] == '\r')
+                    end--;
+            }
+            return end;
+        }
+        line = next;
+    }
+    return n;
+}
+
+/* clean_text - s (GMime's decoded header text) as clean UTF-8, trimmed and
+ * bounded, into out; returns out or NULL when nothing is left. */
+static const char *clean_text(xc *c, const char *s, sbuf *out)
+{
+    size_t n;
+    s = trimmed(s, &n);
+    tbuf t;
+    tb_init(&t, MV_ATTACH_NAME_MAX, &c->x->flags);
+    tb_put(&t, s, n);
+    sb_reset(out);
+    if (t.b.len)
+        sb_add(out, t.b.p, t.b.len);
+    tb_free(&t);
+    return out->len ? out->p : NULL;
+}
+
+/* type_ext - a file name extension for a media type (lower case). */
+static const char *type_ext(const char *mt)
+{
+    static const char *const map[][2] = {
+        {"application/pdf", "pdf"},        {"message/rfc822", "eml"},
+        {"message/global", "eml"},         {"text/plain", "txt"},
+        {"text/html", "html"},             {"text/csv", "csv"},
+        {"text/calendar", "ics"},          {"text/xml", "xml"},
+        {"application/xml", "xml"},        {"application/json", "json"},
+        {"image/jpeg", "jpg"},             {"image/png", "png"},
+        {"image/gif", "gif"},              {"image/tiff", "tif"},
+        {"application/zip", "zip"},        {"application/msword", "doc"},
+        {"application/vnd.ms-excel", "xls"}, {"application/vnd.ms-powerpoint", "ppt"},
+        {"application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"},
+        {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"},
+        {"application/vnd.openxmlformats-officedocument.presentationml.presentation", "pptx"},
+        {"application/vnd.oasis.opendocument.text", "odt"},
+        {"application/vnd.oasis.opendocument.spreadsheet", "ods"},
+        {"application/vnd.oasis.opendocument.presentation", "odp"},
+        {"message/delivery-status", "txt"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof *map; i++)
+        if (!strcmp(mt, map[i][0]))
+            return map[i][1];
+    return "bin";
+}
+
+/* name_ext - the extension of a file name when it is a plain one (1 to 10
+ * ASCII letters or digits after the last dot), lower-cased into out. */
+static int name_ext(const char *name, char out[11])
+{
+    const char *dot = name ? strrchr(name, '.') : NULL;
+    if (!dot || dot == name)
+        return 0;
+    size_t n = strlen(dot + 1);
+    if (n < 1 || n > 10)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = dot[1 + i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')))
+            return 0;
+        out[i] = (char)lower((uint8_t)ch);
+    }
+    out[n] = '\0';
+    return 1;
+}
+
+/* it_emit - hand attachment k of obj over, with data[0..len) (NULL when
+ * over the limit) of size bytes. */
+static void it_emit(xc *c, GMimeObject *obj, uint32_t k, int is_message, const uint8_t *data,
+                    size_t len, uint64_t size)
+{
+    if (c->it_st)
+        return;
+    const char *type, *sub;
+    obj_type(obj, &type, &sub);
+    sbuf fname = {0}, mtype = {0}, name = {0};
+    char *t = g_strdup_printf("%s/%s", type, sub);
+    const char *mt = clean_text(c, t, &mtype);
+    g_free(t);
+    if (mt)
+        lower_ascii(mtype.p, mtype.len);
+    else
+        mt = "application/octet-stream";
+    const char *fn = clean_text(c, obj_filename(obj), &fname);
+    char ext[11];
+    if (!name_ext(fn, ext)) {
+        const char *e = type_ext(mt);
+        memcpy(ext, e, strlen(e) + 1);
+    }
+    if (fn) {
+        sb_add(&name, fn, fname.len);
+    } else {
+        char made[48];
+        int l = snprintf(made, sizeof made, "attachment-%u.%s", k, ext);
+        sb_add(&name, made, (size_t)l);
+    }
+    mv_attachment a = {k, c->it_container, fn, name.p, ext, mt, is_message,
+                       data, data ? len : 0, size};
+    c->it_count++;
+    c->it_st = c->it_fn(c->it_ctx, &a, c->it_err);
+    sb_free(&fname);
+    sb_free(&mtype);
+    sb_free(&name);
+}
+
+/* it_leaf - a leaf attachment's content, transfer encoding undone: kept
+ * up to it_max bytes, counted past them (never held whole). */
+static void it_leaf(xc *c, GMimePart *part, uint32_t k, int is_message)
+{
+    GMimeDataWrapper *dw = g_mime_part_get_content(part);
+    GMimeStream *src = dw ? g_mime_data_wrapper_get_stream(dw) : NULL;
+    if (!src) {
+        it_emit(c, GMIME_OBJECT(part), k, is_message, (const uint8_t *)"", 0, 0);
+        return;
+    }
+    GMimeContentEncoding enc = g_mime_data_wrapper_get_encoding(dw);
+    int coded = enc == GMIME_CONTENT_ENCODING_BASE64 ||
+                enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE ||
+                enc == GMIME_CONTENT_ENCODING_UUENCODE;
+    const uint8_t *rp;
+    size_t rn;
+    int mem = mem_view(src, &rp, &rn);
+    if (mem && c->it_buf && rp >= c->it_buf && rp <= c->it_buf + c->it_len) {
+        /* the end found again: GMime cuts two bytes before a delimiter in
+         * a message of CRLF lines even where a line ends in LF alone */
+        size_t start = (size_t)(rp - c->it_buf);
+        rn = body_end(c, start) - start;
+    }
+    if (!coded && mem) {
+        it_emit(c, GMIME_OBJECT(part), k, is_message, rn <= c->it_max ? rp : NULL, rn, rn);
+        return;
+    }
+    sbuf *o = &c->it_data;
+    sb_reset(o);
+    if (mem && enc != GMIME_CONTENT_ENCODING_UUENCODE) {
+        /* decoded in steps, as part_view does (GMime's decoding stream
+         * filter loses the last base64 quantum when no padding ends it);
+         * past the limit only counted, in a chunk-sized spill buffer */
+        GMimeEncoding st;
+        g_mime_encoding_init_decode(&st, enc);
+        uint64_t size = 0;
+        int over = 0;
+        char *spill = NULL;
+        for (size_t i = 0; i <= rn; i += READ_CHUNK) {
+            size_t chunk = rn - i < READ_CHUNK ? rn - i : READ_CHUNK, w;
+            int last = i + chunk >= rn;
+            size_t need = g_mime_encoding_outlen(&st, chunk) + 8;
+            if (!over) {
+                sb_grow(o, need);
+                w = last ? g_mime_encoding_flush(&st, (const char *)rp + i, chunk, o->p + o->len)
+                         : g_mime_encoding_step(&st, (const char *)rp + i, chunk, o->p + o->len);
+                o->len += w;
+                o->p[o->len] = '\0';
+                sb_mark(o);
+            } else {
+                if (!spill)
+                    spill = mv_xmalloc(g_mime_encoding_outlen(&st, READ_CHUNK) + 8);
+                w = last ? g_mime_encoding_flush(&st, (const char *)rp + i, chunk, spill)
+                         : g_mime_encoding_step(&st, (const char *)rp + i, chunk, spill);
+            }
+            size += w;
+            if (!over && size > c->it_max) {
+                over = 1;
+                explicit_bzero(o->p, sb_dirty(o));
+                sb_reset(o);
+            }
+            if (last)
+                break;
+        }
+        it_emit(c, GMIME_OBJECT(part), k, is_message,
+                over ? NULL : o->p ? (const uint8_t *)o->p : (const uint8_t *)"", over ? 0 : o->len,
+                size);
+        if (spill)
+            wipe_free(spill, g_mime_encoding_outlen(&st, READ_CHUNK) + 8);
+        sb_reset(o);
+        return;
+    }
+    GMimeStream *rd = src, *fs = NULL;
+    if (coded) {
+        fs = g_mime_stream_filter_new(src);
+        GMimeFilter *f = g_mime_filter_basic_new(enc, FALSE);
+        g_mime_stream_filter_add(GMIME_STREAM_FILTER(fs), f);
+        g_object_unref(f);
+        rd = fs;
+    }
+    g_mime_stream_reset(src);
+    uint64_t size = 0;
+    int over = 0;
+    char *spill = NULL;
+    for (;;) {
+        char *dst;
+        if (!over) {
+            sb_grow(o, READ_CHUNK);
+            dst = o->p + o->len;
+        } else {
+            if (!spill)
+                spill = mv_xmalloc(READ_CHUNK);
+            dst = spill;
+        }
+        ssize_t r = g_mime_stream_read(rd, dst, READ_CHUNK);
+        if (r <= 0)
+            break;
+        size += (uint64_t)r;
+        if (over)
+            continue;
+        o->len += (size_t)r;
+        o->p[o->len] = '\0';
+        sb_mark(o);
+        if (size > c->it_max) {
+            /* past the limit: only the size is wanted now */
+            over = 1;
+            explicit_bzero(o->p, sb_dirty(o));
+            sb_reset(o);
+        }
+    }
+    if (fs)
+        g_object_unref(fs);
+    g_mime_stream_reset(src);
+    it_emit(c, GMIME_OBJECT(part), k, is_message,
+            over ? NULL : o->p ? (const uint8_t *)o->p : (const uint8_t *)"", over ? 0 : o->len,
+            size);
+    if (spill)
+        wipe_free(spill, READ_CHUNK);
+    sb_reset(o);
+}
+
+/* it_message - an attached message GMime parsed (message/rfc822 not
+ * transfer-encoded): its bytes exactly as they stand in the parent, from
+ * after the part's header block to the delimiter that ends the part.
+ * Without headers of its own to find its start by (a part in a digest),
+ * it starts at its message's first header; with neither, it is written
+ * out by GMime (an empty or header-less message, nothing to lose). */
+static void it_message(xc *c, GMimeObject *obj, GMimeMessage *m, uint32_t k)
+{
+    const uint8_t *p = c->it_buf;
+    size_t n = c->it_len, start = SIZE_MAX;
+    GMimeHeaderList *hl = g_mime_object_get_header_list(obj);
+    if (p && hl && g_mime_header_list_get_count(hl) > 0) {
+        gint64 off = g_mime_header_get_offset(g_mime_header_list_get_header_at(hl, 0));
+        if (off >= 0 && (uint64_t)off <= n)
+            start = (size_t)off + header_block(p + off, n - (size_t)off);
+    }
+    hl = m ? g_mime_object_get_header_list(GMIME_OBJECT(m)) : NULL;
+    if (p && start == SIZE_MAX && hl && g_mime_header_list_get_count(hl) > 0) {
+        gint64 off = g_mime_header_get_offset(g_mime_header_list_get_header_at(hl, 0));
+        if (off >= 0 && (uint64_t)off <= n)
+            start = (size_t)off;
+    }
+    if (start != SIZE_MAX) {
+        size_t end = body_end(c, start), len = end - start;
+        it_emit(c, obj, k, 1, len <= c->it_max ? p + start : NULL, len, len);
+        return;
+    }
+    sb_reset(&c->it_data);
+    if (m) {
+        GMimeStream *ms = g_mime_stream_mem_new();
+        g_mime_object_write_to_stream(GMIME_OBJECT(m), NULL, ms);
+        GByteArray *ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(ms));
+        if (ba && ba->len <= c->it_max)
+            sb_add(&c->it_data, ba->data, ba->len);
+        size_t len = ba ? ba->len : 0;
+        it_emit(c, obj, k, 1, ba && ba->len <= c->it_max ? (const uint8_t *)c->it_data.p : NULL,
+                len, len);
+        if (ba)
+            explicit_bzero(ba->data, ba->len);
+        g_object_unref(ms);
+    } else {
+        it_emit(c, obj, k, 1, (const uint8_t *)"", 0, 0);
+    }
+    sb_reset(&c->it_data);
+}
+
 static void leaf(xc *c, GMimePart *part, unsigned depth, tbuf *acc, int text_ok)
 {
     GMimeObject *obj = GMIME_OBJECT(part);
@@ -2027,7 +2386,7 @@ static void leaf(xc *c, GMimePart *part, unsigned depth, tbuf *acc, int text_ok)
         return;
     }
     if (!leaf_is_attachment(part)) {
-        if (!text_ok)
+        if (!text_ok || c->it_fn)
             return;
         int html = !g_ascii_strcasecmp(sub, "html");
         if (acc) {
@@ -2044,6 +2403,14 @@ static void leaf(xc *c, GMimePart *part, unsigned depth, tbuf *acc, int text_ok)
     }
     uint32_t k = new_attachment(c, obj);
     enum akind ak = attach_kind(type, sub, g_mime_part_get_filename(part));
+    if (c->it_fn) {
+        /* handed over, and for an attached message its own attachments
+         * numbered and handed over after it; no text */
+        it_leaf(c, part, k, ak == AK_EML);
+        if (ak == AK_EML && !c->it_st)
+            eml(c, part, k, depth, acc);
+        return;
+    }
     if (ak == AK_NONE)
         return;
     if (ak == AK_EML) {
@@ -2090,17 +2457,23 @@ static void walk(xc *c, GMimeObject *obj, unsigned depth, unsigned nest, tbuf *a
         obj_type(obj, &type, &sub);
         int chosen = text_ok && !g_ascii_strcasecmp(sub, "alternative") ? pick_alternative(mp) : -1;
         int n = g_mime_multipart_get_count(mp);
-        for (int i = 0; i < n; i++) {
+        if (c->it_fn)
+            it_push(c, g_mime_multipart_get_boundary(mp));
+        for (int i = 0; i < n && !c->it_st; i++) {
             GMimeObject *ch = g_mime_multipart_get_part(mp, i);
             if (ch)
                 walk(c, ch, depth, nest + 1, acc, text_ok && (chosen < 0 || chosen == i));
         }
+        if (c->it_fn)
+            c->it_nb--;
         return;
     }
     if (GMIME_IS_MESSAGE_PART(obj)) {
         uint32_t k = new_attachment(c, obj);
         GMimeMessage *m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
-        if (m)
+        if (c->it_fn)
+            it_message(c, obj, m, k);
+        if (m && !c->it_st)
             nested(c, m, k, depth + 1, nest);
         return;
     }
@@ -2220,46 +2593,90 @@ static void init_libs(void)
                       quiet_log, NULL);
 }
 
-mv_status mv_extract_message(const uint8_t *p, size_t n, const mv_extract_limits *lim,
-                             mv_extract **out, mv_err *err)
+/* xc_init / xc_run / xc_done - one call: the parser's options, the parse
+ * (or, for hostile nesting, the header block only) and the walk; shared
+ * by mv_extract_message and mv_extract_attachments so both see the same
+ * parts. */
+static void xc_init(xc *c, const mv_extract_limits *lim, size_t n)
 {
-    (void)err;
     static const char *fallback[] = {"UTF-8", "windows-1252", NULL};
     pthread_once(&init_once, init_libs);
-    xc c;
-    memset(&c, 0, sizeof c);
-    limits_fill(&c.lim, lim);
+    memset(c, 0, sizeof *c);
+    limits_fill(&c->lim, lim);
     mv_extract *x = mv_xcalloc(1, sizeof *x);
     x->date = INT64_MIN;
     x->size = n;
-    c.x = x;
-    c.opts = g_mime_parser_options_new();
-    g_mime_parser_options_set_warning_callback(c.opts, on_warning, &x->flags);
-    g_mime_parser_options_set_fallback_charsets(c.opts, fallback);
+    c->x = x;
+    c->opts = g_mime_parser_options_new();
+    g_mime_parser_options_set_warning_callback(c->opts, on_warning, &x->flags);
+    g_mime_parser_options_set_fallback_charsets(c->opts, fallback);
+}
 
+static void xc_run(xc *c, const uint8_t *p, size_t n)
+{
+    mv_extract *x = c->x;
     GByteArray *ba = NULL;
     size_t parse_len = p ? n : 0;
     if (parse_len >= PRESCAN_MIN && boundary_work(p, parse_len) > MAX_BOUNDARY_WORK) {
         parse_len = header_block(p, parse_len);
         x->flags |= MV_XF_MALFORMED | MV_XF_TRUNCATED | MV_XF_TOO_DEEP;
     }
-    GMimeMessage *m = parse_bytes(&c, p ? (const void *)p : "", parse_len, &ba);
+    c->it_buf = p;
+    c->it_len = parse_len;
+    GMimeMessage *m = parse_bytes(c, p ? (const void *)p : "", parse_len, &ba);
     if (!m ||
         g_mime_header_list_get_count(g_mime_object_get_header_list(GMIME_OBJECT(m))) == 0)
         x->flags |= MV_XF_MALFORMED;
     if (m) {
-        top_headers(&c, m);
+        if (!c->it_fn)
+            top_headers(c, m);
         GMimeObject *body = g_mime_message_get_mime_part(m);
         if (body)
-            walk(&c, body, 0, 0, NULL, 1);
+            walk(c, body, 0, 0, NULL, 1);
         g_object_unref(m);
     }
     release_bytes(ba);
-    if (c.refs)
-        g_hash_table_destroy(c.refs);
-    g_mime_parser_options_free(c.opts);
-    sb_free(&c.raw);
-    sb_free(&c.conv);
-    *out = x;
+}
+
+static void xc_done(xc *c)
+{
+    if (c->refs)
+        g_hash_table_destroy(c->refs);
+    g_mime_parser_options_free(c->opts);
+    sb_free(&c->raw);
+    sb_free(&c->conv);
+    sb_free(&c->it_data);
+    free(c->it_bounds);
+}
+
+mv_status mv_extract_message(const uint8_t *p, size_t n, const mv_extract_limits *lim,
+                             mv_extract **out, mv_err *err)
+{
+    (void)err;
+    xc c;
+    xc_init(&c, lim, n);
+    xc_run(&c, p, n);
+    xc_done(&c);
+    *out = c.x;
     return MV_OK;
+}
+
+mv_status mv_extract_attachments(const uint8_t *p, size_t n, const mv_extract_limits *lim,
+                                 size_t max_bytes, mv_attachment_fn fn, void *ctx,
+                                 uint32_t *count, mv_err *err)
+{
+    xc c;
+    xc_init(&c, lim, n);
+    c.it_fn = fn;
+    c.it_ctx = ctx;
+    c.it_err = err;
+    c.it_max = max_bytes ? max_bytes : MV_ATTACH_MAX_BYTES;
+    xc_run(&c, p, n);
+    xc_done(&c);
+    /* the sections made on the way (names, types) were the walk's
+     * bookkeeping, not a result */
+    mv_extract_free(c.x);
+    if (count)
+        *count = c.it_count;
+    return c.it_st;
 }

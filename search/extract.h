@@ -98,4 +98,66 @@ MV_NODISCARD mv_status mv_extract_decode(const uint8_t *p, size_t n, mv_extract 
 /* mv_extract_free - free x and what it holds, wiping the text first. */
 void mv_extract_free(mv_extract *x);
 
+/* ---- attachments, one by one (export's child documents) -------------------- */
+
+/* Bytes of one attachment handed over whole (the default of max_bytes).
+ * An import takes messages up to 512 MiB, whose attachments are mostly
+ * far smaller; export holds the message and one attachment at a time. */
+#define MV_ATTACH_MAX_BYTES ((size_t)64 << 20)
+/* Bytes of the file name and media type handed over (they are cut at a
+ * character boundary past this). */
+#define MV_ATTACH_NAME_MAX 1024u
+
+/* One attachment, as mv_extract_attachments hands it to its callback.
+ * Everything is borrowed and valid during the callback only. */
+typedef struct mv_attachment {
+    uint32_t part;        /* 1..n_attachments: the `part` of the same attachment's
+                           * FILENAME, MIMETYPE and ATTACH_TEXT sections */
+    uint32_t container;   /* the part of the attached message it sits in; 0 when
+                           * it is the message's own */
+    const char *filename; /* its file name, decoded (as the FILENAME section says),
+                           * clean UTF-8; NULL when the part names none */
+    const char *name;     /* filename, or one made from the part and media type
+                           * ("attachment-3.pdf"): never NULL or empty */
+    const char *ext;      /* for a file name: filename's own extension when it is
+                           * 1 to 10 letters or digits (lower-cased), else one for
+                           * the media type, "bin" when none is known */
+    const char *mimetype; /* lower-case "type/subtype" (as the MIMETYPE section) */
+    int is_message;       /* an attached message: data is its .eml bytes */
+    const uint8_t *data;  /* the content, transfer encoding (base64, quoted-printable,
+                           * uuencode) undone; for a message/rfc822 part the bytes
+                           * of the message exactly as they stand in its parent.
+                           * NULL when size is over max_bytes */
+    size_t len;           /* bytes at data (0 when data is NULL) */
+    uint64_t size;        /* the content's size, also when over max_bytes */
+} mv_attachment;
+
+/* mv_attachment_fn - called once per attachment, in part order.  Any
+ * status but MV_OK stops the walk, and mv_extract_attachments returns it
+ * (err as the callback set it). */
+typedef mv_status (*mv_attachment_fn)(void *ctx, const mv_attachment *a, mv_err *err);
+
+/* mv_extract_attachments - every attachment of the message p[0..n), in
+ * the order and with the part numbers mv_extract_message gives them under
+ * the same limits (lim may be NULL: the defaults), and exactly the parts
+ * it counts in n_attachments: a leaf with a file name, with
+ * Content-Disposition: attachment or with content that is not text, and
+ * every attached message (message/rfc822 or a .eml file), with the
+ * attachments inside an attached message after it, nested too, as far as
+ * max_depth reads; signatures and encrypted containers that stayed
+ * encrypted are not attachments.  One attachment is decoded at a time:
+ * memory holds the message's parse and at most max_bytes (0: the default
+ * MV_ATTACH_MAX_BYTES) of content; a larger attachment is handed over
+ * with data NULL and its size.  No text is extracted (mv_extract_message
+ * does that).  *count (may be NULL) is set to the attachments handed over
+ * (all of them unless the callback stopped the walk).
+ * Thread safety: as mv_extract_message.
+ * @retval MV_OK every attachment was handed over (malformed input is never
+ *         an error: what the parser recovers is walked)
+ * @retval other what the callback returned */
+MV_NODISCARD mv_status mv_extract_attachments(const uint8_t *p, size_t n,
+                                              const mv_extract_limits *lim, size_t max_bytes,
+                                              mv_attachment_fn fn, void *ctx, uint32_t *count,
+                                              mv_err *err);
+
 #endif

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""mkdocs -- writes the seed corpus of fuzz_extract (tests/fuzz/corpus/extract).
+"""mkdocs -- writes the seed corpus of fuzz_extract (tests/fuzz/corpus/extract),
+or messages whose attachments become the child documents of an export.
 
 Small messages that reach every reader of search/extract.c: plain text in
 legacy charsets, HTML, alternatives, RFC 2231 names, a nested message, a
@@ -8,12 +9,25 @@ a PPTX made here.  No real person's mail; Python 3.11 standard library only.
 The output is the same on every run (fixed zip timestamps).
 
     tests/gen/mkdocs.py [--out tests/fuzz/corpus/extract]
+    tests/gen/mkdocs.py --families DIR [--word WORD] [--big N]
+        DIR/family-*.eml: messages with several attachments each (a PDF, a
+        DOCX, text in quoted-printable, an attached message/rfc822 with an
+        attachment of its own, a base64 .eml, a non-ASCII RFC 2231 file
+        name, an attachment without a file name, an inline image, a
+        signature that is not an attachment), CRLF and LF line ends; WORD
+        (default "quokkafamily") is in every one of them.  With --big N,
+        DIR/family-big.eml carries an attachment of N bytes.
+        DIR/families.json lists, per Message-ID, the attachments in part
+        order: name (null when none), media type, and whether it is an
+        attached message.
 """
 
 import argparse
 import base64
 import io
+import json
 import os
+import quopri
 import zipfile
 
 FIXED_TIME = (2024, 1, 1, 0, 0, 0)
@@ -173,11 +187,137 @@ SEEDS = {
 }
 
 
+# ---------------------------------------------------------------- families
+
+def b64_lines(data):
+    return base64.encodebytes(data)  # 76 columns, LF
+
+
+def part(headers, body, eol):
+    """A MIME part: headers (list of lines) and body (bytes with LF line
+    ends where it is text) with the line ends eol."""
+    h = b"".join(x.encode() + eol for x in headers)
+    if b"\r\n" not in body:  # a body made with eol already (a message) stays
+        body = body.replace(b"\n", eol)
+    return h + eol + body
+
+
+def multipart(boundary, parts, eol, headers=()):
+    out = b"".join(x.encode() + eol for x in headers)
+    out += ("Content-Type: multipart/mixed; boundary=\"%s\"" % boundary).encode() + eol + eol
+    for p in parts:
+        out += b"--" + boundary.encode() + eol + p + eol
+    return out + b"--" + boundary.encode() + b"--" + eol
+
+
+def family(i, word, eol):
+    """Message i of the families, and its attachments in part order."""
+    atts = []
+    inner_att = part(["Content-Type: text/csv", "Content-Disposition: attachment; filename=inner-%d.csv" % i],
+                     b"n,square\n%d,%d\n" % (i, i * i), eol)
+    inner = multipart("in-%d" % i, [part(["Content-Type: text/plain"], b"the forwarded %s text\n" % word.encode(), eol), inner_att],
+                      eol, ["From: Forwarded <fwd@example.org>", "To: team@example.com",
+                            "Subject: forwarded %d" % i, "Date: Mon, 1 Jan 2024 09:00:00 +0000",
+                            "Message-ID: <inner-%d@example.org>" % i, "MIME-Version: 1.0"])
+    old_eml = (b"From: old@example.net\nSubject: an old message %d\nMessage-ID: <old-%d@example.net>\n\n"
+               b"the %s of old\n" % (i, i, word.encode()))
+    pdf = pdf_bytes(["%s report %d" % (word, i), "page two"])
+    text = ("Caf\u00e9 minutes %d: the %s agreed = settled.\n" % (i, word)).encode()
+    parts = [
+        part(["Content-Type: text/plain; charset=utf-8"], b"Dear team, the %s family %d.\n" % (word.encode(), i), eol),
+        part(["Content-Type: application/pdf; name=\"report-%d.pdf\"" % i,
+              "Content-Disposition: attachment; filename=\"report-%d.pdf\"" % i,
+              "Content-Transfer-Encoding: base64"], b64_lines(pdf), eol),
+        part(["Content-Type: application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+              "Content-Disposition: attachment; filename*=UTF-8''%C3%9Cbersicht%20" + str(i) + "%20%E2%82%AC.docx",
+              "Content-Transfer-Encoding: base64"], b64_lines(DOCX), eol),
+        part(["Content-Type: text/plain; charset=utf-8", "Content-Disposition: attachment; filename=minutes.txt",
+              "Content-Transfer-Encoding: quoted-printable"], quopri.encodestring(text), eol),
+        part(["Content-Type: message/rfc822", "Content-Disposition: attachment; filename=\"forwarded.eml\""],
+             inner, eol),
+        part(["Content-Type: application/octet-stream", "Content-Disposition: attachment; filename=\"old.eml\"",
+              "Content-Transfer-Encoding: base64"], b64_lines(old_eml), eol),
+        part(["Content-Type: application/pdf", "Content-Disposition: attachment",
+              "Content-Transfer-Encoding: base64"], b64_lines(pdf_bytes(["nameless %d" % i])), eol),
+        part(["Content-Type: image/png", "Content-Transfer-Encoding: base64"],
+             b64_lines(b"\x89PNG\r\n\x1a\n" + bytes(range(i % 7 + 3))), eol),
+    ]
+    atts = [("report-%d.pdf" % i, "application/pdf", False),
+            ("\u00dcbersicht %d \u20ac.docx" % i,
+             "application/vnd.openxmlformats-officedocument.wordprocessingml.document", False),
+            ("minutes.txt", "text/plain", False),
+            ("forwarded.eml", "message/rfc822", True),
+            ("inner-%d.csv" % i, "text/csv", False),
+            ("old.eml", "application/octet-stream", True),
+            (None, "application/pdf", False),
+            (None, "image/png", False)]
+    body = multipart("fam-%d" % i, parts, eol,
+                     ["From: Family Sender <sender@example.com>", "To: Jane Doe <jane@example.com>",
+                      "Subject: family %d with attachments" % i,
+                      "Date: Tue, %d Mar 2024 10:00:00 +0000" % (i + 1),
+                      "Message-ID: <family-%d@example.com>" % i, "MIME-Version: 1.0"])
+    return body, atts
+
+
+def families(out, word, big):
+    os.makedirs(out, exist_ok=True)
+    listing = {}
+    for i in range(1, 5):
+        eol = b"\r\n" if i % 2 else b"\n"
+        body, atts = family(i, word, eol)
+        with open(os.path.join(out, "family-%d.eml" % i), "wb") as f:
+            f.write(body)
+        listing["family-%d@example.com" % i] = [{"name": n, "type": t, "message": m} for n, t, m in atts]
+    # signed: the signature is no attachment; one text attachment is
+    eol = b"\r\n"
+    signed = (b"From: Signer <signer@example.com>\r\nTo: jane@example.com\r\n"
+              b"Subject: signed " + word.encode() + b"\r\nDate: Wed, 6 Mar 2024 10:00:00 +0000\r\n"
+              b"Message-ID: <family-signed@example.com>\r\nMIME-Version: 1.0\r\n"
+              b"Content-Type: multipart/signed; boundary=\"sig\"; protocol=\"application/pkcs7-signature\"\r\n\r\n"
+              b"--sig\r\n" + multipart("sig-in", [part(["Content-Type: text/plain"], b"signed words\n", eol),
+                                               part(["Content-Type: text/plain", "Content-Disposition: attachment; filename=terms.txt"],
+                                                    b"terms and conditions\n", eol)], eol) +
+              b"\r\n--sig\r\nContent-Type: application/pkcs7-signature; name=smime.p7s\r\n"
+              b"Content-Disposition: attachment; filename=smime.p7s\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+              b"AAAA\r\n--sig--\r\n")
+    with open(os.path.join(out, "family-signed.eml"), "wb") as f:
+        f.write(signed)
+    listing["family-signed@example.com"] = [{"name": "terms.txt", "type": "text/plain", "message": False}]
+    # a message alone: no attachment, no family
+    alone = (b"From: a@example.com\r\nTo: jane@example.com\r\nSubject: alone " + word.encode() +
+             b"\r\nDate: Thu, 7 Mar 2024 10:00:00 +0000\r\nMessage-ID: <family-alone@example.com>\r\n\r\n"
+             b"no attachments, " + word.encode() + b"\r\n")
+    with open(os.path.join(out, "family-alone.eml"), "wb") as f:
+        f.write(alone)
+    listing["family-alone@example.com"] = []
+    if big:
+        data = bytes((k * 131 + 7) & 255 for k in range(big))
+        body = multipart("big", [part(["Content-Type: text/plain"], b"a big one, " + word.encode() + b"\n", eol),
+                                 part(["Content-Type: application/octet-stream",
+                                       "Content-Disposition: attachment; filename=big.bin",
+                                       "Content-Transfer-Encoding: base64"], b64_lines(data), eol)],
+                         eol, ["From: big@example.com", "To: jane@example.com", "Subject: big " + word,
+                               "Date: Fri, 8 Mar 2024 10:00:00 +0000", "Message-ID: <family-big@example.com>",
+                               "MIME-Version: 1.0"])
+        with open(os.path.join(out, "family-big.eml"), "wb") as f:
+            f.write(body)
+        listing["family-big@example.com"] = [{"name": "big.bin", "type": "application/octet-stream",
+                                               "message": False}]
+    with open(os.path.join(out, "families.json"), "w") as f:
+        json.dump(listing, f, indent=1, ensure_ascii=False)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "fuzz",
                                                   "corpus", "extract"))
+    ap.add_argument("--families")
+    ap.add_argument("--word", default="quokkafamily")
+    ap.add_argument("--big", type=int, default=0)
     args = ap.parse_args()
+    if args.families:
+        families(args.families, args.word, args.big)
+        return
     os.makedirs(args.out, exist_ok=True)
     for name, data in SEEDS.items():
         with open(os.path.join(args.out, name), "wb") as f:

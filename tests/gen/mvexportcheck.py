@@ -14,6 +14,25 @@
         expected messages, byte-equal to the archive), custody.json and the
         signing key; --custody-out writes signing_key.pem, digest.bin (the
         raw SHA-256 of manifest.csv) and sig.bin for `openssl pkeyutl`.
+    mvexportcheck.py families PACKAGE --as dat|csv|edrm --refs DIR [--expected FILE]
+        [--missing NAME] [--first N] [--prefix P] [--volume]
+        Reads the load file back (Python csv with the Concordance delimiters,
+        csv, or ElementTree) and checks the families: each message (the
+        record without ParentID) followed by its attachments as child
+        documents, found again independently by Python's email in `show
+        --raw` (refs DIR): the same count, names, media types, order; each
+        child's native equal to the attachment as Python decodes it (an
+        attached message/rfc822: its bytes verbatim in the parent, parsed
+        by email again); every MD5/SHA-1/SHA-256/FileSize recomputed;
+        BegAttach/EndAttach/ParentID/AttachmentCount; a child's Custodian,
+        DateSent and ArchiveSerial the family's; text files where TextPath
+        says, the parent's listing its children's names instead of their
+        text; EDRM: one Relationship per child.  Control numbers run on
+        from --first (default 1).  --expected (mkdocs.py's families.json)
+        checks names and types against what the generator made; --missing
+        NAME: that attachment's native is absent, the reason in
+        ExceptionReason.  Prints the documents as JSON lines "DOC {...}"
+        (control number, parent, serial) for the split checks.
     mvexportcheck.py rehash DIR PATH
         rewrites PATH's row of DIR/manifest.csv from the file (tampering).
     mvexportcheck.py custody-set DIR FIELD VALUE
@@ -28,6 +47,7 @@ import base64
 import csv
 import datetime
 import email
+import email.header
 import email.policy
 import hashlib
 import io
@@ -450,6 +470,253 @@ def cmd_check(a):
     sys.exit(1 if FAILED else 0)
 
 
+# -------------------------------------------------------------- families
+
+CRYPTO_SUBTYPES = {"pgp-signature", "pkcs7-signature", "x-pkcs7-signature", "pgp-encrypted",
+                   "pkcs7-mime", "x-pkcs7-mime"}
+
+
+def py_attachments(msg):
+    """The attachments of msg (email.message.Message) in document order, by
+    the rule export documents: a leaf with a file name, with
+    Content-Disposition: attachment or with content that is not text, and
+    every attached message (whose own attachments follow it); signatures
+    and encrypted containers are not.  Returns [(part, is_message)]."""
+    out = []
+
+    def walk(p, depth):
+        ct = p.get_content_type()
+        if p.get_content_maintype() == "multipart":
+            if isinstance(p.get_payload(), list):
+                for sub in p.get_payload():
+                    walk(sub, depth)
+            return
+        if ct in ("message/rfc822", "message/global") and p.is_multipart():
+            out.append((p, True))
+            if depth < 8:
+                walk(p.get_payload()[0], depth + 1)
+            return
+        if p.get_content_maintype() == "application" and p.get_content_subtype() in CRYPTO_SUBTYPES:
+            return
+        fn = p.get_filename()
+        disp = p.get_content_disposition()
+        if fn or disp == "attachment" or p.get_content_maintype() != "text":
+            eml = ct in ("message/rfc822", "message/global") or (
+                p.get_content_maintype() == "application" and (fn or "").lower().endswith(".eml"))
+            out.append((p, eml))
+            if eml and depth + 1 < 8:
+                # a message in a leaf (a .eml file, an encoded message/rfc822):
+                # its own attachments follow it
+                inner = email.message_from_bytes(p.get_payload(decode=True) or b"")
+                if len(inner.keys()):
+                    walk(inner, depth + 1)
+    walk(msg, 0)
+    return out
+
+
+def read_loadfile(files, as_):
+    """[(fields dict)] in record order, and the EDRM relationships."""
+    rels = []
+    if as_ == "edrm":
+        import xml.etree.ElementTree as ET
+        root = ET.fromstring(files["loadfile.xml"])
+        docs = []
+        for d in root.findall("./Batch/Documents/Document"):
+            f = {t.get("TagName").lstrip("#"): t.get("TagValue") for t in d.findall("./Tags/Tag")}
+            f["BegDoc"] = f["EndDoc"] = d.get("DocID")
+            f["_doctype"] = d.get("DocType")
+            f["_mimetype"] = d.get("MimeType")
+            nat = d.find("./Files/File[@FileType='Native']/ExternalFile")
+            if nat is not None:
+                f["NativeFile"] = nat.get("FilePath") + "/" + nat.get("FileName")
+                f["_native_md5"] = nat.get("Hash")
+                f["_native_size"] = nat.get("FileSize")
+            txt = d.find("./Files/File[@FileType='Text']/ExternalFile")
+            if txt is not None:
+                f["TextPath"] = txt.get("FilePath") + "/" + txt.get("FileName")
+            cu = d.find("./Custodian")
+            f["Custodian"] = cu.text if cu is not None else ""
+            docs.append(f)
+        for r in root.findall("./Batch/Relationships/Relationship"):
+            rels.append((r.get("Type"), r.get("ParentDocId"), r.get("ChildDocId")))
+        return docs, rels
+    if as_ == "dat":
+        raw = files["loadfile.dat"].decode("utf-8-sig")
+        rows = list(csv.reader(io.StringIO(raw, newline=""), delimiter="\x14", quotechar="\u00fe"))
+    else:
+        raw = files["metadata.csv"].decode("utf-8-sig")
+        rows = list(csv.reader(io.StringIO(raw, newline="")))
+    head = rows[0]
+    return [dict(zip(head, r)) for r in rows[1:]], rels
+
+
+def cmd_families(a):
+    try:
+        files = read_package(a.package)
+    except (OSError, zipfile.BadZipFile, tarfile.TarError) as e:
+        fail("the package reads: %s" % e)
+        sys.exit(1)
+    expected = json.load(open(a.expected)) if a.expected else None
+    docs, rels = read_loadfile(files, a.as_)
+    natives = a.as_ != "csv"
+    g = lambda d, k: d.get(k) or ""
+    # control numbers run on
+    nums = []
+    bad = []
+    for d in docs:
+        m = re.fullmatch(re.escape(a.prefix) + r"-(\d{7,})", g(d, "BegDoc"))
+        if not m or d.get("EndDoc", d["BegDoc"]) != d["BegDoc"]:
+            bad.append(g(d, "BegDoc"))
+        else:
+            nums.append(int(m.group(1)))
+    expect(not bad and nums == list(range(a.first, a.first + len(nums))),
+           "%d documents, control numbers %s-%07d on without a gap" % (len(docs), a.prefix, a.first),
+           "bad %s; numbers %s" % (bad[:4], nums[:12]))
+    # families: a parent and the records after it whose ParentID it is
+    fams = []
+    for d in docs:
+        if not g(d, "ParentID"):
+            fams.append([d, []])
+        elif fams:
+            fams[-1][1].append(d)
+        else:
+            fail("%s: a child before any message" % d["BegDoc"])
+    problems = []
+    checked = 0
+    missing_seen = 0
+    for parent, kids in fams:
+        pc = parent["BegDoc"]
+        serial = int(g(parent, "ArchiveSerial"))
+        print("DOC " + json.dumps({"ctrl": pc, "parent": None, "serial": serial}))
+        for k in kids:
+            print("DOC " + json.dumps({"ctrl": k["BegDoc"], "parent": pc, "serial": serial}))
+        ref = os.path.join(a.refs, "%d.dec" % serial)
+        if not os.path.exists(ref):
+            ref = os.path.join(a.refs, "%d.raw" % serial)
+        raw = open(ref, "rb").read()
+        msg = email.message_from_bytes(raw)
+        want = py_attachments(msg)
+        p = lambda s: problems.append("%s: %s" % (pc, s))
+        if g(parent, "AttachmentCount") != str(len(want)):
+            p("AttachmentCount %r, Python finds %d" % (g(parent, "AttachmentCount"), len(want)))
+        if len(kids) != len(want):
+            p("%d child records, Python finds %d attachments" % (len(kids), len(want)))
+            continue
+        last = kids[-1]["BegDoc"] if kids else ""
+        if (g(parent, "BegAttach"), g(parent, "EndAttach")) != ((pc, last) if kids else ("", "")):
+            p("BegAttach/EndAttach %r/%r" % (g(parent, "BegAttach"), g(parent, "EndAttach")))
+        names = [k.get("FileName") for k in kids]
+        if a.as_ != "edrm" and g(parent, "AttachmentNames") != ";".join(names):
+            p("AttachmentNames %r, children %r" % (g(parent, "AttachmentNames"), names))
+        mid = (g(parent, "MessageID") or "")
+        exp = expected.get(mid) if expected is not None else None
+        if expected is not None and exp is None:
+            p("message %s is not one the generator made" % mid)
+        for i, (k, (part, is_msg)) in enumerate(zip(kids, want)):
+            kc = k["BegDoc"]
+            q = lambda s: problems.append("%s (child %d of %s): %s" % (kc, i + 1, pc, s))
+            if (g(k, "ParentID"), g(k, "BegAttach"), g(k, "EndAttach")) != (pc, pc, last):
+                q("ParentID/BegAttach/EndAttach %r %r %r" % (g(k, "ParentID"), g(k, "BegAttach"), g(k, "EndAttach")))
+            for f in ("Custodian", "DateSent", "ArchiveSerial"):
+                if g(k, f) != g(parent, f):
+                    q("%s %r, the parent's %r" % (f, g(k, f), g(parent, f)))
+            pyname = part.get_filename()
+            if pyname is not None and "=?" in pyname:
+                # an RFC 2047 word inside a quoted parameter: not the
+                # standard's way, but what mail clients write and GMime reads
+                pyname = str(email.header.make_header(email.header.decode_header(pyname)))
+            if pyname is not None and g(k, "FileName") != pyname:
+                q("FileName %r, Python %r" % (g(k, "FileName"), pyname))
+            if pyname is None and not re.fullmatch(r"attachment-%d\.[a-z0-9]+" % (i + 1), g(k, "FileName")):
+                q("FileName %r for an attachment without a name" % g(k, "FileName"))
+            if exp is not None:
+                if i >= len(exp):
+                    q("more attachments than the generator made")
+                else:
+                    e = exp[i]
+                    if e["name"] is not None and e["name"] != g(k, "FileName"):
+                        q("FileName %r, the generator made %r" % (g(k, "FileName"), e["name"]))
+                    if a.as_ == "edrm" and k.get("_mimetype") != e["type"]:
+                        q("MimeType %r, the generator made %r" % (k.get("_mimetype"), e["type"]))
+            if is_msg and part.is_multipart():
+                body = None  # compared verbatim below
+            else:
+                body = part.get_payload(decode=True) or b""
+            nat = None
+            if natives and g(k, "NativeFile"):
+                nat = files.get(g(k, "NativeFile"))
+                if nat is None:
+                    q("NativeFile %s not in the package" % g(k, "NativeFile"))
+                    continue
+            reason = g(k, "ExceptionReason")
+            if a.missing and g(k, "FileName") == a.missing:
+                missing_seen += 1
+                if g(k, "NativeFile") or not reason or g(k, "MD5Hash"):
+                    q("over the limit: NativeFile %r, ExceptionReason %r, MD5Hash %r" %
+                      (g(k, "NativeFile"), reason, g(k, "MD5Hash")))
+                if body is not None and g(k, "FileSize") != str(len(body)):
+                    q("FileSize %r, Python decodes %d bytes" % (g(k, "FileSize"), len(body)))
+                continue
+            if reason:
+                q("ExceptionReason %r" % reason)
+            data = nat if natives else body
+            if natives and data is None:
+                q("no NativeFile")
+                continue
+            if body is None:
+                # an attached message: its bytes verbatim in the parent, a message again
+                inner = part.get_payload()[0]
+                if natives:
+                    if data not in raw:
+                        q("the attached message's native is not verbatim in its parent")
+                    again = email.message_from_bytes(data)
+                    if again.get("Message-ID") != inner.get("Message-ID") or again.get("Subject") != inner.get("Subject"):
+                        q("the attached message's native parses to another message")
+            elif data != body:
+                q("native (%d bytes) differs from what Python decodes (%d bytes)" % (len(data), len(body)))
+            if data is not None:
+                for f, h in (("MD5Hash", hashlib.md5), ("SHA1Hash", hashlib.sha1), ("SHA256Hash", hashlib.sha256)):
+                    if g(k, f) != h(data).hexdigest():
+                        q("%s %r, recomputed %s" % (f, g(k, f), h(data).hexdigest()))
+                if g(k, "FileSize") != str(len(data)):
+                    q("FileSize %r, %d bytes" % (g(k, "FileSize"), len(data)))
+                if a.as_ == "edrm" and natives and k.get("_native_md5") != hashlib.md5(data).hexdigest():
+                    q("ExternalFile Hash differs")
+            if natives:
+                t = files.get(g(k, "TextPath"))
+                if t is None:
+                    q("TextPath %r not in the package" % g(k, "TextPath"))
+                elif part.get_content_maintype() == "text" and body is not None and b"settled" in body and b"settled" not in t:
+                    q("its text file lacks its text")
+            checked += 1
+        if natives:
+            t = files.get(g(parent, "TextPath"))
+            if t is None:
+                p("TextPath %r not in the package" % g(parent, "TextPath"))
+            else:
+                txt = t.decode("utf-8", "replace")
+                for k in kids:
+                    if k["BegDoc"] not in txt or k.get("FileName", "") not in txt:
+                        p("the text file does not list %s %s" % (k["BegDoc"], k.get("FileName")))
+                if "agreed = settled" in txt:
+                    p("the text file still holds an attachment's text")
+        if a.as_ == "edrm":
+            want_rels = {("Attachment", pc, k["BegDoc"]) for k in kids}
+            got = {r for r in rels if r[1] == pc}
+            if want_rels != got:
+                p("Relationships %s, want %s" % (sorted(got)[:3], sorted(want_rels)[:3]))
+    kids_total = sum(len(k) for _, k in fams)
+    expect(not problems, "%d families, %d children: each child where Python's email finds it, "
+           "fields, natives and hashes right (%d checked)" % (len(fams), kids_total, checked),
+           "; ".join(problems[:6]) + (" ... %d problems" % len(problems) if len(problems) > 6 else ""))
+    if a.as_ == "edrm":
+        expect(len(rels) == kids_total, "one Relationship per child (%d)" % len(rels), "%d" % len(rels))
+    if a.missing:
+        expect(missing_seen > 0, "%s: its native over the limit is missing, with the reason" % a.missing,
+               "not seen")
+    sys.exit(1 if FAILED else 0)
+
+
 # ------------------------------------------------------------- tampering
 
 def cmd_rehash(a):
@@ -499,6 +766,14 @@ def main():
     p.add_argument("--user", required=True)
     p.add_argument("--subject")
     p.add_argument("--custody-out")
+    p = sub.add_parser("families")
+    p.add_argument("package")
+    p.add_argument("--as", dest="as_", choices=("dat", "csv", "edrm"), required=True)
+    p.add_argument("--refs", required=True)
+    p.add_argument("--expected")
+    p.add_argument("--missing")
+    p.add_argument("--first", type=int, default=1)
+    p.add_argument("--prefix", default="MV")
     p = sub.add_parser("rehash")
     p.add_argument("dir")
     p.add_argument("path")
@@ -507,7 +782,8 @@ def main():
     p.add_argument("field")
     p.add_argument("value")
     a = ap.parse_args()
-    {"refs": cmd_refs, "check": cmd_check, "rehash": cmd_rehash, "custody-set": cmd_custody_set}[a.cmd](a)
+    {"refs": cmd_refs, "check": cmd_check, "families": cmd_families, "rehash": cmd_rehash,
+     "custody-set": cmd_custody_set}[a.cmd](a)
 
 
 if __name__ == "__main__":

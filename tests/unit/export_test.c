@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* export_test.c - export packages: written as a directory, ZIP and tar,
  * read back with the same hashes; names that would escape refused; the
- * manifest; mboxrd quoting. */
+ * manifest; mboxrd quoting; volume names, sizes, and what reading back
+ * says about a path that is not a package. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -138,12 +139,101 @@ static void test_mboxrd(void **state)
     mv_buf_free(&b);
 }
 
+static void test_volumes(void **state)
+{
+    (void)state;
+    struct {
+        const char *out, *want;
+        unsigned vol;
+    } v[] = {
+        {"exp", "exp/VOL0001", 1},           {"a/b/exp/", "a/b/exp/VOL0002", 2},
+        {"x.zip", "x.VOL0001.zip", 1},       {"dir/x.ZIP", "dir/x.VOL0012.ZIP", 12},
+        {"p.tar", "p.VOL9999.tar", 9999},    {"x.tar.gz", "x.tar.gz/VOL0001", 1},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+        char *p = mv_pkg_volume_path(v[i].out, v[i].vol);
+        assert_string_equal(p, v[i].want);
+        assert_int_equal(mv_pkg_kind_of(p), mv_pkg_kind_of(v[i].out));
+        free(p);
+    }
+    struct {
+        const char *s;
+        uint64_t want;
+        mv_status st;
+    } z[] = {
+        {"1048576", 1048576, MV_OK}, {"1M", 1 << 20, MV_OK},       {"64k", 64 << 10, MV_OK},
+        {"2G", 2ull << 30, MV_OK},   {"3t", 3ull << 40, MV_OK},    {"0", 0, MV_OK},
+        {"", 0, MV_EUSAGE},          {"M", 0, MV_EUSAGE},          {"1MB", 0, MV_EUSAGE},
+        {"-1M", 0, MV_EUSAGE},       {"1.5G", 0, MV_EUSAGE},       {" 1M", 0, MV_EUSAGE},
+        {"99999999999999999999", 0, MV_EUSAGE}, {"16777216T", 0, MV_EUSAGE},
+    };
+    for (size_t i = 0; i < sizeof z / sizeof *z; i++) {
+        uint64_t got = 7;
+        mv_err err;
+        assert_int_equal(mv_parse_size(z[i].s, &got, &err), z[i].st);
+        if (!z[i].st)
+            assert_true(got == z[i].want);
+    }
+}
+
+static void test_bytes_and_remove(void **state)
+{
+    (void)state;
+    const char *names[] = {"vol-dir", "vol.zip", "vol.tar"};
+    for (size_t i = 0; i < 3; i++) {
+        char *path = mv_xasprintf("%s/%s", tmpdir, names[i]);
+        mv_pkg *p = NULL;
+        mv_err err;
+        assert_int_equal(mv_pkg_create(path, NULL, &p, &err), MV_OK);
+        assert_int_equal(mv_pkg_bytes(p), 0);
+        assert_int_equal(mv_pkg_add(p, "natives/a.eml", "12345", 5, 0, &err), MV_OK);
+        assert_int_equal(mv_pkg_add(p, "custody.json", "{}", 2, 1, &err), MV_OK);
+        assert_int_equal(mv_pkg_add(p, "text/a.txt", "", 0, 0, &err), MV_OK);
+        assert_int_equal(mv_pkg_bytes(p), 5); /* listed files only */
+        assert_int_equal(mv_pkg_close(p, 0, &err), MV_OK);
+        assert_int_equal(access(path, F_OK), 0);
+        mv_pkg_remove(path);
+        assert_int_not_equal(access(path, F_OK), 0);
+        mv_pkg_remove(path); /* gone already: nothing happens */
+        free(path);
+    }
+}
+
+static void test_scan_errors(void **state)
+{
+    (void)state;
+    const char *keep[] = {"manifest.csv", NULL};
+    mv_buf kept[1] = {MV_BUF_INIT};
+    mv_pkg_file *f = NULL;
+    size_t n = 0;
+    mv_err err;
+    char *path = mv_xasprintf("%s/no-such-package.zip", tmpdir);
+    assert_int_equal(mv_pkg_scan(path, NULL, keep, kept, 1 << 20, &f, &n, &err), MV_ENOTFOUND);
+    assert_int_equal(err.code, MV_ENOTFOUND);
+    free(path);
+    path = mv_xasprintf("%s/no-such-dir/x", tmpdir);
+    assert_int_equal(mv_pkg_scan(path, NULL, keep, kept, 1 << 20, &f, &n, &err), MV_ENOTFOUND);
+    free(path);
+    /* a file that is no ZIP, and a ZIP cut short: damaged, a verification failure */
+    path = mv_xasprintf("%s/junk.zip", tmpdir);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    fputs("this is not a zip file at all, just text\n", fp);
+    fclose(fp);
+    assert_int_equal(mv_pkg_scan(path, NULL, keep, kept, 1 << 20, &f, &n, &err), MV_EMALFORMED);
+    free(path);
+    mv_buf_free(&kept[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_packages),
         cmocka_unit_test(test_abandon),
         cmocka_unit_test(test_mboxrd),
+        cmocka_unit_test(test_volumes),
+        cmocka_unit_test(test_bytes_and_remove),
+        cmocka_unit_test(test_scan_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -2,7 +2,11 @@
 /* extract_test.c - mv_extract_message over messages built here: headers,
  * bodies in legacy charsets, HTML, attachments (text, PDF, DOCX, ODT, XLSX,
  * PPTX built in the test), nested messages, limits, hostile input, threads;
- * and the encoding's round trip and its refusal of damaged records. */
+ * and the encoding's round trip and its refusal of damaged records.
+ * mv_extract_attachments: the same parts as the extraction counts, with
+ * their decoded bytes, attached messages byte for byte, the size limit,
+ * and agreement with mv_extract_message over the fuzz corpora. */
+#include <dirent.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1238,6 +1242,351 @@ static void test_signatures_not_attachments(void **state)
     mv_extract_free(x);
 }
 
+/* ---- attachments one by one (mv_extract_attachments) --------------------- */
+
+typedef struct got_att {
+    uint32_t part, container;
+    char *filename, *name, *ext, *mimetype;
+    int is_message, has_data;
+    mv_buf data;
+    uint64_t size;
+} got_att;
+
+typedef struct got {
+    got_att a[64];
+    size_t n;
+    size_t stop_at; /* fail the callback at this attachment (1-based), 0 never */
+} got;
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static mv_status collect_att(void *ctx, const mv_attachment *a, mv_err *err)
+{
+    got *g = ctx;
+    assert_true(g->n < 64);
+    assert_non_null(a->name);
+    assert_true(*a->name);
+    assert_non_null(a->ext);
+    assert_non_null(a->mimetype);
+    assert_true(a->data || a->len == 0);
+    if (a->data)
+        assert_int_equal(a->len, a->size);
+    got_att *o = &g->a[g->n++];
+    memset(o, 0, sizeof *o);
+    o->part = a->part;
+    o->container = a->container;
+    o->filename = dup_or_null(a->filename);
+    o->name = strdup(a->name);
+    o->ext = strdup(a->ext);
+    o->mimetype = strdup(a->mimetype);
+    o->is_message = a->is_message;
+    o->has_data = a->data != NULL;
+    o->size = a->size;
+    if (a->data)
+        mv_buf_append(&o->data, a->data, a->len);
+    mv_buf_append_byte(&o->data, 0);
+    o->data.len--;
+    if (g->stop_at && g->n == g->stop_at)
+        return mv_err_set(err, MV_EIO, "stop here");
+    return MV_OK;
+}
+
+static void got_free(got *g)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        free(g->a[i].filename);
+        free(g->a[i].name);
+        free(g->a[i].ext);
+        free(g->a[i].mimetype);
+        mv_buf_free(&g->a[i].data);
+    }
+    g->n = 0;
+}
+
+/* attachments - the iterator over p[0..n), checked against the extraction
+ * of the same bytes: the same count, parts 1..n in order, the file name
+ * and media type the FILENAME and MIMETYPE sections of that part say. */
+static void attachments(const void *p, size_t n, const mv_extract_limits *lim, size_t max,
+                        got *g)
+{
+    memset(g, 0, sizeof *g);
+    uint32_t count = 99;
+    mv_err err;
+    assert_int_equal(mv_extract_attachments(p, n, lim, max, collect_att, g, &count, &err), MV_OK);
+    mv_extract *x = ex_lim(p, n, lim);
+    assert_int_equal(count, g->n);
+    assert_int_equal(x->n_attachments, g->n);
+    for (size_t i = 0; i < g->n; i++) {
+        got_att *a = &g->a[i];
+        assert_int_equal(a->part, i + 1);
+        assert_true(a->container < a->part);
+        const char *fn = text_of(x, MV_XS_FILENAME, a->part);
+        if (fn && a->filename)
+            assert_string_equal(fn, a->filename);
+        else
+            assert_true(!fn == !a->filename);
+        const char *mt = text_of(x, MV_XS_MIMETYPE, a->part);
+        if (mt)
+            assert_string_equal(mt, a->mimetype);
+        if (a->filename)
+            assert_string_equal(a->name, a->filename);
+    }
+    mv_extract_free(x);
+}
+
+static const char family_inner[] =
+    "From: Inner <inner@example.org>\r\nTo: outer@example.com\r\n"
+    "Subject: the forwarded one\r\nMIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=\"in-1\"\r\n\r\n"
+    "--in-1\r\nContent-Type: text/plain\r\n\r\ninner body\r\n"
+    "--in-1\r\nContent-Type: text/csv\r\nContent-Disposition: attachment; filename=inner.csv\r\n"
+    "\r\na,b\r\n1,2\r\n"
+    "--in-1--\r\n";
+
+static void test_iter_family(void **state)
+{
+    (void)state;
+    size_t pdf_n, docx_n;
+    const char *pages[] = {"family pdf"};
+    uint8_t *pdf = pdf_build(pages, 1, &pdf_n);
+    uint8_t *docx = docx_build(&docx_n);
+    char *pdf64 = b64(pdf, pdf_n), *docx64 = b64(docx, docx_n);
+    static const uint8_t bin[] = {0, 1, 2, 0xff, '\r', '\n', 'x'};
+    char *bin64 = b64(bin, sizeof bin);
+    mv_buf b = MV_BUF_INIT;
+    mv_buf_printf(&b,
+                  "From: a@example.com\r\nTo: b@example.com\r\nSubject: family\r\n"
+                  "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"out-1\"\r\n\r\n"
+                  "--out-1\r\nContent-Type: multipart/alternative; boundary=\"alt-1\"\r\n\r\n"
+                  "--alt-1\r\nContent-Type: text/plain\r\n\r\nthe body\r\n"
+                  "--alt-1\r\nContent-Type: text/html\r\n\r\n<p>the body</p>\r\n"
+                  "--alt-1--\r\n"
+                  "--out-1\r\nContent-Type: application/pdf; name=\"report.pdf\"\r\n"
+                  "Content-Disposition: attachment; filename=\"report.pdf\"\r\n"
+                  "Content-Transfer-Encoding: base64\r\n\r\n%s"
+                  "--out-1\r\nContent-Type: application/vnd.openxmlformats-officedocument."
+                  "wordprocessingml.document\r\n"
+                  "Content-Disposition: attachment; filename*=UTF-8''%%C3%%BCbersicht%%20%%E2%%82"
+                  "%%AC.DOCX\r\nContent-Transfer-Encoding: base64\r\n\r\n%s"
+                  "--out-1\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                  "Content-Disposition: attachment; filename=notes.txt\r\n"
+                  "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+                  "caf=C3=A9 =3D soft=\r\n break\r\n"
+                  "--out-1\r\nContent-Type: message/rfc822\r\n"
+                  "Content-Disposition: attachment; filename=\"fwd.eml\"\r\n\r\n%s\r\n"
+                  "--out-1\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment\r\n"
+                  "Content-Transfer-Encoding: base64\r\n\r\n%s"
+                  "--out-1\r\nContent-Type: application/octet-stream; name=\"data.bin\"\r\n"
+                  "Content-Transfer-Encoding: base64\r\n\r\n%s"
+                  "--out-1\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                  "iVBORw0KGgo=\r\n"
+                  "--out-1--\r\n",
+                  pdf64, docx64, family_inner, pdf64, bin64);
+    got g;
+    attachments(b.data, b.len, NULL, 0, &g);
+    assert_int_equal(g.n, 8);
+    /* 1: a PDF, base64 undone */
+    assert_string_equal(g.a[0].name, "report.pdf");
+    assert_string_equal(g.a[0].ext, "pdf");
+    assert_string_equal(g.a[0].mimetype, "application/pdf");
+    assert_int_equal(g.a[0].data.len, pdf_n);
+    assert_memory_equal(g.a[0].data.data, pdf, pdf_n);
+    assert_int_equal(g.a[0].container, 0);
+    assert_false(g.a[0].is_message);
+    /* 2: a DOCX with an RFC 2231 name; the extension lower-cased */
+    assert_string_equal(g.a[1].filename, "\xC3\xBC" "bersicht \xE2\x82\xAC.DOCX");
+    assert_string_equal(g.a[1].ext, "docx");
+    assert_int_equal(g.a[1].data.len, docx_n);
+    assert_memory_equal(g.a[1].data.data, docx, docx_n);
+    /* 3: quoted-printable undone, soft line break joined */
+    assert_string_equal((char *)g.a[2].data.data, "caf\xC3\xA9 = soft break");
+    /* 4: the attached message, byte for byte as it stands in the parent;
+     * 5: its own attachment, inside it, numbered after it */
+    assert_true(g.a[3].is_message);
+    assert_string_equal(g.a[3].name, "fwd.eml");
+    assert_string_equal(g.a[3].mimetype, "message/rfc822");
+    assert_int_equal(g.a[3].data.len, strlen(family_inner));
+    assert_memory_equal(g.a[3].data.data, family_inner, strlen(family_inner));
+    assert_string_equal(g.a[4].name, "inner.csv");
+    assert_int_equal(g.a[4].container, 4);
+    assert_string_equal((char *)g.a[4].data.data, "a,b\r\n1,2");
+    /* 6: no file name: one made from the part and the media type */
+    assert_null(g.a[5].filename);
+    assert_string_equal(g.a[5].name, "attachment-6.pdf");
+    assert_int_equal(g.a[5].container, 0);
+    assert_memory_equal(g.a[5].data.data, pdf, pdf_n);
+    /* 7: a name from Content-Type's name parameter; binary bytes kept */
+    assert_string_equal(g.a[6].name, "data.bin");
+    assert_int_equal(g.a[6].data.len, sizeof bin);
+    assert_memory_equal(g.a[6].data.data, bin, sizeof bin);
+    /* 8: an inline image without a name is an attachment too */
+    assert_string_equal(g.a[7].name, "attachment-8.png");
+    assert_int_equal(g.a[7].size, 8);
+    got_free(&g);
+
+    /* the size limit: over it, no bytes, the size still told */
+    attachments(b.data, b.len, NULL, 100, &g);
+    assert_int_equal(g.n, 8);
+    assert_false(g.a[0].has_data);
+    assert_int_equal(g.a[0].size, pdf_n);
+    assert_false(g.a[3].has_data);
+    assert_int_equal(g.a[3].size, strlen(family_inner));
+    assert_true(g.a[2].has_data);
+    assert_true(g.a[4].has_data);
+    got_free(&g);
+
+    /* a failing callback stops the walk and its status comes back */
+    memset(&g, 0, sizeof g);
+    g.stop_at = 3;
+    uint32_t count = 0;
+    mv_err err;
+    assert_int_equal(
+        mv_extract_attachments(b.data, b.len, NULL, 0, collect_att, &g, &count, &err), MV_EIO);
+    assert_int_equal(count, 3);
+    assert_int_equal(g.n, 3);
+    assert_string_equal(err.msg, "stop here");
+    got_free(&g);
+
+    /* LF line ends, the attached message last before the closing delimiter */
+    const char *lf = "From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n"
+                     "--b\nContent-Type: text/plain\n\nbody\n"
+                     "--b\nContent-Type: message/rfc822\n\nFrom: x@example.com\nSubject: s\n\n"
+                     "--not a boundary\n--bx\nlast line\n\n--b--\nepilogue\n";
+    attachments(lf, strlen(lf), NULL, 0, &g);
+    assert_int_equal(g.n, 1);
+    assert_string_equal((char *)g.a[0].data.data,
+                        "From: x@example.com\nSubject: s\n\n--not a boundary\n--bx\nlast line\n");
+    assert_string_equal(g.a[0].name, "attachment-1.eml");
+    got_free(&g);
+
+    mv_buf_free(&b);
+    free(pdf);
+    free(docx);
+    free(pdf64);
+    free(docx64);
+    free(bin64);
+}
+
+static void test_iter_nested(void **state)
+{
+    (void)state;
+    got g;
+    /* a message whose body is an attached message, three deep: each one
+     * ends where the bytes do */
+    char *m = nest(3);
+    attachments(m, strlen(m), NULL, 0, &g);
+    assert_int_equal(g.n, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_true(g.a[i].is_message);
+        assert_int_equal(g.a[i].container, (uint32_t)i);
+        assert_non_null(strstr((char *)g.a[i].data.data, "the bottom"));
+    }
+    assert_string_equal((char *)g.a[2].data.data,
+                        "From: deep@example.com\nSubject: deepest\n\nthe bottom\n");
+    got_free(&g);
+    free(m);
+    /* past max_depth the extraction numbers no more parts, nor do we */
+    m = nest(12);
+    attachments(m, strlen(m), NULL, 0, &g);
+    got_free(&g);
+    mv_extract_limits lim = {0};
+    lim.max_depth = 1;
+    attachments(m, strlen(m), &lim, 0, &g);
+    got_free(&g);
+    free(m);
+
+    /* a base64 .eml: the decoded bytes are its native, and its own
+     * attachment (a message/rfc822 part inside it) is cut from them */
+    const char *inner = "From: eve@example.net\nSubject: inside\n"
+                        "Content-Type: multipart/mixed; boundary=q\n\n"
+                        "--q\nContent-Type: text/plain\n\nplatypus\n"
+                        "--q\nContent-Type: message/rfc822\n\nSubject: deeper\n\ndeep text\n"
+                        "--q--\n";
+    char *m2 = with_attachment("application/octet-stream", "attachment; filename=\"old.eml\"",
+                               inner, strlen(inner));
+    attachments(m2, strlen(m2), NULL, 0, &g);
+    assert_int_equal(g.n, 2);
+    assert_true(g.a[0].is_message);
+    assert_string_equal((char *)g.a[0].data.data, inner);
+    assert_int_equal(g.a[1].container, 1);
+    assert_string_equal((char *)g.a[1].data.data, "Subject: deeper\n\ndeep text");
+    got_free(&g);
+    free(m2);
+
+    /* signatures and encrypted containers are not attachments */
+    const char *sig = "From: a@example.com\r\nMIME-Version: 1.0\r\n"
+                      "Content-Type: multipart/signed; boundary=\"b\"; "
+                      "protocol=\"application/pkcs7-signature\"\r\n\r\n"
+                      "--b\r\nContent-Type: text/plain\r\n\r\nsigned words\r\n"
+                      "--b\r\nContent-Type: application/pkcs7-signature; name=smime.p7s\r\n"
+                      "Content-Disposition: attachment; filename=smime.p7s\r\n"
+                      "Content-Transfer-Encoding: base64\r\n\r\nAAAA\r\n--b--\r\n";
+    attachments(sig, strlen(sig), NULL, 0, &g);
+    assert_int_equal(g.n, 0);
+    const char *p7m = "From: a@example.com\r\nMIME-Version: 1.0\r\n"
+                      "Content-Type: application/pkcs7-mime; smime-type=enveloped-data; "
+                      "name=smime.p7m\r\nContent-Disposition: attachment; filename=smime.p7m\r\n"
+                      "Content-Transfer-Encoding: base64\r\n\r\nAAAA\r\n";
+    attachments(p7m, strlen(p7m), NULL, 0, &g);
+    assert_int_equal(g.n, 0);
+
+    /* a digest: parts without headers are messages by default */
+    const char *digest = "From: list@example.com\nMIME-Version: 1.0\n"
+                         "Content-Type: multipart/digest; boundary=d\n\n"
+                         "--d\n\nFrom: one@example.com\nSubject: one\n\nfirst\n"
+                         "--d\nContent-Type: message/rfc822\n\nFrom: two@example.com\n\nsecond\n"
+                         "--d--\n";
+    attachments(digest, strlen(digest), NULL, 0, &g);
+    assert_int_equal(g.n, 2);
+    assert_string_equal((char *)g.a[0].data.data, "From: one@example.com\nSubject: one\n\nfirst");
+    assert_string_equal((char *)g.a[1].data.data, "From: two@example.com\n\nsecond");
+    got_free(&g);
+}
+
+/* test_iter_corpus - over every seed of the extract and mime fuzz corpora
+ * (when run from the source tree): the same parts as the extraction, and
+ * no more memory than the limit asks for. */
+static void test_iter_corpus(void **state)
+{
+    (void)state;
+    const char *dirs[] = {"tests/fuzz/corpus/extract", "tests/fuzz/corpus/mime"};
+    size_t files = 0;
+    for (size_t d = 0; d < 2; d++) {
+        DIR *dir = opendir(dirs[d]);
+        if (!dir)
+            continue;
+        for (struct dirent *e; (e = readdir(dir));) {
+            if (e->d_name[0] == '.')
+                continue;
+            char path[1024];
+            snprintf(path, sizeof path, "%s/%s", dirs[d], e->d_name);
+            FILE *f = fopen(path, "rb");
+            if (!f)
+                continue;
+            mv_buf b = MV_BUF_INIT;
+            uint8_t chunk[65536];
+            size_t r;
+            while ((r = fread(chunk, 1, sizeof chunk, f)) > 0)
+                mv_buf_append(&b, chunk, r);
+            fclose(f);
+            got g;
+            attachments(b.data ? b.data : (const uint8_t *)"", b.len, NULL, 0, &g);
+            got_free(&g);
+            attachments(b.data ? b.data : (const uint8_t *)"", b.len, NULL, 16, &g);
+            for (size_t i = 0; i < g.n; i++)
+                assert_true(!g.a[i].has_data || g.a[i].size <= 16);
+            got_free(&g);
+            mv_buf_free(&b);
+            files++;
+        }
+        closedir(dir);
+    }
+    print_message("attachments: %zu corpus files agree with the extraction\n", files);
+}
+
 static void test_speed(void **state)
 {
     (void)state;
@@ -1290,6 +1639,9 @@ int main(void)
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_signatures_not_attachments),
         cmocka_unit_test(test_speed),
+        cmocka_unit_test(test_iter_family),
+        cmocka_unit_test(test_iter_nested),
+        cmocka_unit_test(test_iter_corpus),
     };
     if (getenv("EXTRACT_FILTER"))
         cmocka_set_test_filter(getenv("EXTRACT_FILTER"));
