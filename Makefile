@@ -94,6 +94,18 @@ $(O)/mailvault: $(CLI_OBJ) $(O)/libmv.a
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(SANFLAGS) -o $@ $(CLI_OBJ) $(O)/libmv.a $(LIBS)
 
+# The test build of the command: the same objects with an injectable clock
+# (tests/tools/testclock.c, linked ahead of lib/clock.c) for retention tests.
+# Never installed: the shipped binary cannot be told another time.
+$(O)/tests/mailvault-testclock: $(CLI_OBJ) $(O)/tests/testclock.o $(O)/libmv.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(SANFLAGS) -o $@ $(CLI_OBJ) $(O)/tests/testclock.o $(O)/libmv.a $(LIBS)
+
+$(O)/tests/testclock.o: tests/tools/testclock.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
 $(O)/tests/%: tests/unit/%.c $(O)/libmv.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  TEST    $@")
@@ -110,7 +122,7 @@ $(O)/tools/%: tests/tools/%.c
 # `make check` = dependencies, build, unit tests, fuzz corpora replay, end-to-end tests.
 check:
 	$(Q)scripts/deps.sh check
-	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN) $(REPLAY_BIN) $(TOOL_BIN) O=$(O) SAN=$(SAN)
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN) $(REPLAY_BIN) $(TOOL_BIN) $(O)/tests/mailvault-testclock O=$(O) SAN=$(SAN)
 	$(Q)MV_BUILD=$(O) SAN=$(SAN) tests/run.sh
 
 demo:

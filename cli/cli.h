@@ -205,6 +205,7 @@ int cmd_keys(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
+int cmd_policy(int argc, char **argv);
 int cmd_proof(int argc, char **argv);
 int cmd_verify_proof(int argc, char **argv);
 int cmd_users(int argc, char **argv);

@@ -39,6 +39,7 @@ static const cli_command commands[] = {
      "keys change only while no daemon holds them", 0},
     {"audit", cmd_audit, "read the audit trail", NULL, 0},
     {"verify", cmd_verify, "check every record and byte against the integrity log", NULL, 0},
+    {"policy", cmd_policy, "retention rules: how long mail is kept", NULL, 0},
     {"checkpoint", cmd_checkpoint, "print a signed tree head of the integrity log", NULL, 0},
     {"proof", cmd_proof, "print a message's inclusion proof", NULL, 0},
     {"verify-proof", cmd_verify_proof, "check an inclusion proof without the archive", NULL, 1},

@@ -2,6 +2,8 @@
 /* pipeline.c - workers and the single committer (see pipeline.h). */
 #include "pipeline.h"
 
+#include "comply.h"
+
 #include "escrow.h"
 
 #include <pthread.h>
@@ -50,6 +52,7 @@ struct mv_pipeline {
     pthread_t *workers;
     unsigned nworkers;
     pthread_t committer;
+    mv_comply *comply; /* retention rules, evaluated per message */
 };
 
 static char *own(item *w, const char *s)
@@ -155,8 +158,17 @@ static mv_status process(mv_pipeline *p, item *w, mv_prepared **out, int *defect
         if (!has_dr)
             mv_decrypt_result_free(&dr);
     }
+    /* The retention rule, hence the shred bucket, is fixed here, from the
+     * trusted receipt time. */
+    mv_retention ret;
+    st = mv_comply_decide(p->comply, &mi->meta, &w->it.arr, w->it.data, w->it.len, &ret, err);
+    if (st) {
+        mv_decrypt_result_free(&dr);
+        mv_msginfo_free(mi);
+        return st;
+    }
     /* The bytes pass to the prepared arrival: no copy of a large message. */
-    st = mv_store_prepare(p->s, &w->it, &mi->meta, 1, out, err);
+    st = mv_store_prepare(p->s, &w->it, &mi->meta, &ret, 1, out, err);
     w->data = w->raw = NULL;
     mv_msginfo_free(mi);
     if (has_dr) {
@@ -291,6 +303,11 @@ mv_status mv_pipeline_start(mv_store *s, const mv_pipeline_opts *o, mv_pipeline 
         p->o.max_inflight_bytes = 16u << 20;
     if (!p->o.parse_limit)
         p->o.parse_limit = 32u << 20;
+    mv_status st = mv_comply_new(s, &p->comply, err);
+    if (st) {
+        free(p);
+        return st;
+    }
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work_cv, NULL);
     pthread_cond_init(&p->done_cv, NULL);
@@ -309,6 +326,7 @@ mv_status mv_pipeline_start(mv_store *s, const mv_pipeline_opts *o, mv_pipeline 
             pthread_join(p->workers[i], NULL);
         p->nworkers = 0;
         free(p->workers);
+        mv_comply_free(p->comply);
         free(p);
         return mv_err_set(err, MV_EINTERNAL, "cannot start pipeline threads");
     }
@@ -394,6 +412,7 @@ mv_status mv_pipeline_finish(mv_pipeline *p, mv_pipeline_stats *st, mv_err *err)
     pthread_cond_destroy(&p->done_cv);
     pthread_cond_destroy(&p->space_cv);
     free(p->workers);
+    mv_comply_free(p->comply);
     free(p);
     return fatal;
 }

@@ -138,18 +138,6 @@ mv_status mv_mkdir_p(const char *path, mode_t mode, mv_err *err)
     return st;
 }
 
-int64_t mv_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t mv_now(void)
-{
-    return (int64_t)time(NULL);
-}
-
 double mv_mono(void)
 {
     struct timespec ts;

@@ -186,6 +186,7 @@ static int leaf_decode(const uint8_t *p, size_t n, leaf *l)
     switch (l->type) {
     case MV_LEAF_MESSAGE:
     case MV_LEAF_AUDIT:
+    case MV_LEAF_POLICY:
         return l->rkl == 8 ? 0 : -1;
     case MV_LEAF_COPY:
     case MV_LEAF_ATTR:
@@ -1051,14 +1052,15 @@ static mv_status record_digest(vctx *c, const leaf *l, uint64_t serial, uint8_t 
     } map[] = {{MV_LEAF_MESSAGE, CF_MSG, MV_FAM_MSG},
                {MV_LEAF_COPY, CF_COPY, MV_FAM_COPY},
                {MV_LEAF_ATTR, CF_ATTR, MV_FAM_ATTR},
-               {MV_LEAF_AUDIT, CF_AUDIT, MV_FAM_AUDIT}};
+               {MV_LEAF_AUDIT, CF_AUDIT, MV_FAM_AUDIT},
+               {MV_LEAF_POLICY, CF_POLICY, MV_FAM_META}};
     size_t i = 0;
     while (map[i].type != l->type)
         i++;
     mv_status st = open_at(s, map[i].cf, map[i].fam, l->rkey, l->rkl, &c->plain, err);
     if (st)
         return st;
-    if (l->type == MV_LEAF_AUDIT) {
+    if (l->type == MV_LEAF_AUDIT || l->type == MV_LEAF_POLICY) {
         leaf_digest(s, l->type, l->rkey, l->rkl, NULL, c->plain.data, c->plain.len, d);
         return MV_OK;
     }
@@ -1112,14 +1114,17 @@ static void verify_record(vctx *c, uint64_t index, const uint8_t *p, size_t n)
     if (leaf_decode(p, n, &l) < 0)
         return; /* said by continuity() */
     uint64_t serial = mv_be64_get(l.rkey);
-    uint64_t who = l.type == MV_LEAF_AUDIT ? 0 : serial;
+    int global = l.type == MV_LEAF_AUDIT || l.type == MV_LEAF_POLICY;
+    uint64_t who = global ? 0 : serial;
     const char *what = l.type == MV_LEAF_MESSAGE ? "message record"
                        : l.type == MV_LEAF_COPY  ? "copy record"
                        : l.type == MV_LEAF_ATTR  ? "attribute record"
                                                  : "audit record";
     char rid[48];
-    if (l.type == MV_LEAF_AUDIT)
-        snprintf(rid, sizeof rid, "audit record %llu", (unsigned long long)serial);
+    if (global)
+        snprintf(rid, sizeof rid, "%s %llu",
+                 l.type == MV_LEAF_AUDIT ? "audit record" : "retention policy version",
+                 (unsigned long long)serial);
     else if (l.type == MV_LEAF_MESSAGE)
         snprintf(rid, sizeof rid, "message record");
     else
@@ -1292,14 +1297,14 @@ static mv_status unlogged(vctx *c, int cf, int type, const char *what, uint64_t 
         if (cmp == 0) {
             const uint8_t *v = (const uint8_t *)rocksdb_iter_value(ri, &vl);
             if ((vl != 8 || mv_be64_get(v) >= leaves) && shown++ < 100)
-                fail(c, type == MV_LEAF_AUDIT ? 0 : mv_be64_get(k),
+                fail(c, type == MV_LEAF_AUDIT || type == MV_LEAF_POLICY ? 0 : mv_be64_get(k),
                      "the log's index of %s %llu is damaged", what,
                      (unsigned long long)mv_be64_get(k));
             rocksdb_iter_next(it);
             rocksdb_iter_next(ri);
         } else if (cmp > 0) {
             if ((kl == 8 || kl == 12) && shown++ < 100)
-                fail(c, type == MV_LEAF_AUDIT ? 0 : mv_be64_get(k),
+                fail(c, type == MV_LEAF_AUDIT || type == MV_LEAF_POLICY ? 0 : mv_be64_get(k),
                      "%s %llu%s has no leaf in the integrity log (written behind its back)", what,
                      (unsigned long long)mv_be64_get(k), kl == 12 ? "/…" : "");
             rocksdb_iter_next(it);
@@ -1486,7 +1491,8 @@ mv_status mv_store_verify(mv_store *s, const mv_verify_opts *o, mv_verify_result
     if ((st = unlogged(&c, CF_MSG, MV_LEAF_MESSAGE, "message", f.size, err)) ||
         (st = unlogged(&c, CF_COPY, MV_LEAF_COPY, "copy of message", f.size, err)) ||
         (st = unlogged(&c, CF_ATTR, MV_LEAF_ATTR, "attribute of message", f.size, err)) ||
-        (st = unlogged(&c, CF_AUDIT, MV_LEAF_AUDIT, "audit record", f.size, err)))
+        (st = unlogged(&c, CF_AUDIT, MV_LEAF_AUDIT, "audit record", f.size, err)) ||
+        (st = unlogged(&c, CF_POLICY, MV_LEAF_POLICY, "retention policy version", f.size, err)))
         goto out;
     if (o->progress)
         o->progress(o->ctx, r->leaves, total);

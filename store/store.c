@@ -43,7 +43,8 @@
 static const char *const cf_names[CF_COUNT] = {"default", "msg",   "copy",   "attr",  "blob",
                                                 "spool",   "dedup", "copyid", "changes",
                                                 "audit",   "dict",  "user",   "escrow", "text",
-                                                "vocab",   "custodian", "log", "salt"};
+                                                "vocab",   "custodian", "log", "salt",
+                                                "policy"};
 
 /* Compression dictionaries, one per shred bucket: trained on the bucket's
  * first DICT_SAMPLES messages, sealed under the bucket's KEK (a dictionary
@@ -486,7 +487,7 @@ mv_status mv_store_open(const char *dir, const mv_keysrc *src, mv_store **out, m
             st = mv_err_set(err, MV_EMALFORMED, "store statistics are damaged");
         goto out;
     }
-    if ((st = clean_spool(s, err)) || (st = mv_ilog_load(s, err)))
+    if ((st = clean_spool(s, err)) || (st = mv_ilog_load(s, err)) || (st = mv_policy_load(s, err)))
         goto out;
     *out = s;
     s = NULL;
@@ -503,12 +504,21 @@ out:
 
 void mv_store_bucket_for(mv_store *s, int64_t received_us, char *out, size_t n)
 {
+    mv_bucket_name("default", s->retention_days, received_us, out, n);
+}
+
+void mv_bucket_name(const char *cls, uint32_t keep_days, int64_t received_us, char *out, size_t n)
+{
     /* A shred bucket is (retention class, month its retention ends): every
      * message in it can be shredded together by destroying one KEK. */
-    time_t t = (time_t)(received_us / 1000000) + (time_t)s->retention_days * 86400;
+    if (keep_days == MV_KEEP_FOREVER) {
+        snprintf(out, n, "%s/forever", cls);
+        return;
+    }
+    time_t t = (time_t)(received_us / 1000000) + (time_t)keep_days * 86400;
     struct tm tm;
     gmtime_r(&t, &tm);
-    snprintf(out, n, "default/%04d-%02d", tm.tm_year + 1900, tm.tm_mon + 1);
+    snprintf(out, n, "%s/%04d-%02d", cls, tm.tm_year + 1900, tm.tm_mon + 1);
 }
 
 static void blob_id(mv_store *s, const char *bucket, const uint8_t sha[32], uint8_t id[32])
@@ -1204,8 +1214,8 @@ static uint8_t *own_bytes(const uint8_t *p, size_t n, int take)
     return c;
 }
 
-mv_status mv_store_prepare(mv_store *s, const mv_spool_item *it, const mv_msgmeta *meta, int take,
-                           mv_prepared **out, mv_err *err)
+mv_status mv_store_prepare(mv_store *s, const mv_spool_item *it, const mv_msgmeta *meta,
+                           const mv_retention *ret, int take, mv_prepared **out, mv_err *err)
 {
     mv_status st;
     mv_prepared *p = mv_xcalloc(1, sizeof *p);
@@ -1240,7 +1250,10 @@ mv_status mv_store_prepare(mv_store *s, const mv_spool_item *it, const mv_msgmet
         p->raw_size = p->size;
         memcpy(p->raw_sha, meta->sha256, 32);
     }
-    mv_store_bucket_for(s, it->arr.received_us, p->bucket, sizeof p->bucket);
+    if (ret)
+        mv_bucket_name(ret->cls, ret->keep_days, it->arr.received_us, p->bucket, sizeof p->bucket);
+    else
+        mv_store_bucket_for(s, it->arr.received_us, p->bucket, sizeof p->bucket);
     if ((st = seal_into(s, p->bucket, meta->sha256, p->data, p->size, &p->msg, err)))
         goto out;
     if (p->raw_differs && (st = seal_into(s, p->bucket, p->raw_sha, p->raw, p->raw_size, &p->copy, err)))

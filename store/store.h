@@ -137,15 +137,32 @@ void mv_msgmeta_clear(mv_msgmeta *m);
 
 typedef struct mv_prepared mv_prepared;
 
+/* Retention (store/compliance.c, docs/retention.md): a message's class
+ * (the policy rule that chose it) and how long it is kept decide its shred
+ * bucket, "CLASS/YYYY-MM" (the month its retention ends) or
+ * "CLASS/forever". */
+#define MV_CLASS_MAX 17              /* a class name: [a-z0-9_-], 1 to 16 bytes, and its NUL */
+#define MV_KEEP_FOREVER UINT32_MAX   /* keep_days of a rule that never expires */
+#define MV_KEEP_DAYS_MAX 36525u      /* 100 years */
+typedef struct mv_retention {
+    char cls[MV_CLASS_MAX];
+    uint32_t keep_days; /* 1..MV_KEEP_DAYS_MAX, or MV_KEEP_FOREVER */
+} mv_retention;
+/* mv_bucket_name - the bucket of a message of class cls kept keep_days,
+ * received at received_us. */
+void mv_bucket_name(const char *cls, uint32_t keep_days, int64_t received_us, char *out, size_t n);
+
 /* mv_store_prepare - seal an arrival's bytes into its shred bucket (the
- * expensive part: compression and encryption), ready for commit.  Worker
+ * expensive part: compression and encryption), ready for commit.  ret: the
+ * retention the pipeline chose (NULL: class "default", the archive's
+ * default retention).  Worker
  * threads call this in parallel.  meta is copied.  With take, it->data and
  * it->raw were allocated with malloc and now belong to the prepared arrival
  * (freed by it, on failure too); without, they are copied.
  * *out owned by the caller until handed to mv_store_commit. */
 MV_NODISCARD mv_status mv_store_prepare(mv_store *s, const mv_spool_item *it,
-                                        const mv_msgmeta *meta, int take, mv_prepared **out,
-                                        mv_err *err);
+                                        const mv_msgmeta *meta, const mv_retention *ret, int take,
+                                        mv_prepared **out, mv_err *err);
 void mv_prepared_free(mv_prepared *p);
 
 typedef enum {
@@ -506,6 +523,49 @@ void mv_store_set_dict_samples(mv_store *s, unsigned n);
 
 /* Test hook: the bucket name for a receipt time. */
 void mv_store_bucket_for(mv_store *s, int64_t received_us, char *out, size_t n);
+
+/* ---- retention policy (store/compliance.c, docs/retention.md) -------------
+ * Ordered rules; the first that matches a new message gives its class and
+ * retention; the last rule is the default (kind MV_RULE_DEFAULT, matches
+ * everything).  Every change is a new version (the old ones are kept and
+ * each has a leaf in the integrity log).  A rule's retention may be
+ * lengthened later, which extends the buckets of its class already filled;
+ * it is never shortened for mail already archived. */
+typedef enum { MV_RULE_DEFAULT = 0, MV_RULE_QUERY, MV_RULE_DOMAIN, MV_RULE_CUSTODIAN } mv_rule_kind;
+#define MV_POLICY_RULES_MAX 256u
+#define MV_RULE_MATCH_MAX 4096u /* bytes of a rule's query, domain list or custodian name */
+typedef struct mv_policy_rule {
+    char name[MV_CLASS_MAX]; /* the class of the mail it matches */
+    uint32_t keep_days;      /* or MV_KEEP_FOREVER */
+    mv_rule_kind kind;
+    char *match;             /* query, comma-separated domains, or custodian name; NULL for default */
+} mv_policy_rule;
+typedef struct mv_policy {
+    uint64_t version; /* 0: no policy was ever set (the archive's default retention) */
+    int64_t changed_us;
+    char *by;
+    mv_policy_rule *rules;
+    size_t n;
+} mv_policy;
+void mv_policy_clear(mv_policy *p);
+/* mv_class_name_ok - [a-z0-9_-], 1 to 16 bytes. */
+int mv_class_name_ok(const char *name);
+/* mv_store_policy - the rules in force (a default-only policy from the
+ * archive's retention when none was set).  p owned by the caller
+ * (mv_policy_clear).  MV_ESTORE, MV_EMALFORMED. */
+MV_NODISCARD mv_status mv_store_policy(mv_store *s, mv_policy *p, mv_err *err);
+/* mv_store_policy_version - cheap: has the policy changed since? */
+uint64_t mv_store_policy_version(mv_store *s);
+/* mv_store_policy_put - make p the rules in force (a new version, synced,
+ * with its leaf); by is who.  Lengthening a class's retention extends its
+ * existing buckets (*extended counts them).  MV_EUSAGE for a policy that
+ * breaks the rules above (no default last, a duplicate name, a bad name). */
+MV_NODISCARD mv_status mv_store_policy_put(mv_store *s, const mv_policy *p, const char *by,
+                                           unsigned *extended, mv_err *err);
+/* mv_store_bucket_expiry - when bucket may be purged: the start of the month
+ * after its last month (as extended), UTC seconds; INT64_MAX for "forever"
+ * or a name that is not CLASS/YYYY-MM. */
+int64_t mv_store_bucket_expiry(mv_store *s, const char *bucket);
 
 /* ---- the integrity log (store/log.c, docs/integrity.md) -------------------
  * An append-only Merkle tree (RFC 6962) with a leaf for every message,

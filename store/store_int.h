@@ -22,7 +22,7 @@
  * an older store is opened (create_missing_column_families). */
 enum { CF_DEFAULT, CF_MSG, CF_COPY, CF_ATTR, CF_BLOB, CF_SPOOL, CF_DEDUP, CF_COPYID, CF_CHANGES,
        CF_AUDIT, CF_DICT, CF_USER, CF_ESCROW, CF_TEXT, CF_VOCAB, CF_CUSTODIAN, CF_LOG, CF_SALT,
-       CF_COUNT };
+       CF_POLICY, CF_COUNT };
 
 typedef struct bdict {
     char bucket[32];
@@ -83,6 +83,7 @@ struct mv_store {
     mv_merkle_frontier log_front;
     int64_t clock_hwm_us; /* latest time a leaf carried; under log_mu */
     uint64_t log_heads;   /* signed tree heads kept; under log_mu */
+    _Atomic uint64_t policy_version; /* the retention rules in force (compliance.c) */
 };
 
 /* ---- store.c's helpers, for log.c --------------------------------------- */
@@ -116,7 +117,8 @@ mv_status mv_st_check_blob(mv_store *s, const uint8_t bid[32], const uint8_t wan
 /* ---- log.c, for store.c -------------------------------------------------- */
 
 /* Leaf types: what each leaf of the integrity log stands for. */
-enum { MV_LEAF_MESSAGE = 'M', MV_LEAF_COPY = 'C', MV_LEAF_ATTR = 'A', MV_LEAF_AUDIT = 'U' };
+enum { MV_LEAF_MESSAGE = 'M', MV_LEAF_COPY = 'C', MV_LEAF_ATTR = 'A', MV_LEAF_AUDIT = 'U',
+       MV_LEAF_POLICY = 'P' };
 
 /* The leaves one write adds, gathered while its batch is built; appended
  * to the log (indexes given, nodes computed) by mv_ilog_write. */
@@ -143,6 +145,13 @@ void mv_ilog_add(mv_store *s, mv_ilog_batch *lb, int type, const uint8_t *rkey, 
 mv_status mv_ilog_write(mv_store *s, rocksdb_writebatch_t *b, mv_ilog_batch *lb, int sync,
                        mv_err *err);
 void mv_ilog_batch_free(mv_ilog_batch *lb);
+/* mv_ilog_keyed_digest_add - gather a leaf for a record that belongs to
+ * no message (a policy version): its digest keyed like an audit record's. */
+#define mv_ilog_add_keyed(s, lb, type, rkey, rkl, t, plain, n)                                   \
+    mv_ilog_add((s), (lb), (type), (rkey), (rkl), (t), NULL, (plain), (n))
+/* mv_policy_load - at open: the version of the rules in force. */
+mv_status mv_policy_load(mv_store *s, mv_err *err);
+
 /* mv_ilog_load - at open: read the log's state; give records written
  * before the log existed their leaves (once, resumable).  MV_ESTORE. */
 mv_status mv_ilog_load(mv_store *s, mv_err *err);

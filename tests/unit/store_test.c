@@ -314,7 +314,7 @@ static void spool_and_commit(mv_store *s, const char *msg, const char *ident, co
     assert_true(EVP_Digest(msg, strlen(msg), m.sha256, &l, EVP_sha256(), NULL));
     memcpy(m.dedup, dedup, 32);
     mv_prepared *p = NULL;
-    assert_int_equal(mv_store_prepare(s, &it, &m, 0, &p, &err), MV_OK);
+    assert_int_equal(mv_store_prepare(s, &it, &m, NULL, 0, &p, &err), MV_OK);
     assert_int_equal(mv_store_commit(s, &p, 1, r, &err), MV_OK);
 }
 
