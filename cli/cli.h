@@ -156,6 +156,16 @@ void cli_indexer_kick(void);
 MV_NODISCARD mv_status cli_index_get(mv_cli *c, mv_store *s, int show_progress, mv_index **out,
                                      mv_err *err);
 void cli_index_put(mv_index *ix);
+/* cli_index_current - like cli_index_get, and in the daemon waits (up to
+ * CLI_INDEX_WAIT_MS) until its indexer has caught up with every change:
+ * for what must see all archived mail (a legal hold).  MV_ETEMP after. */
+#define CLI_INDEX_WAIT_MS 60000
+MV_NODISCARD mv_status cli_index_current(mv_cli *c, mv_store *s, mv_index **out, mv_err *err);
+/* cli_index_kick_or_update - after a change the index must show (a hold):
+ * the daemon's indexer is woken; a command of its own updates the index. */
+void cli_index_kick_or_update(mv_cli *c, mv_store *s);
+/* cli_print_holds - the holds as `hold list` shows them (text or JSON). */
+void cli_print_holds(mv_cli *c, const mv_hold *h, size_t n);
 /* cli_index_lag - `index lag: N` of status. */
 uint64_t cli_index_lag(mv_store *s);
 
@@ -206,6 +216,9 @@ int cmd_audit(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
+int cmd_hold(int argc, char **argv);
+int cmd_purge(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 int cmd_proof(int argc, char **argv);
 int cmd_verify_proof(int argc, char **argv);
 int cmd_users(int argc, char **argv);

@@ -55,8 +55,14 @@ int cmd_list(int argc, char **argv)
         if (a.limit && shown >= a.limit)
             break;
         mv_message *m = NULL;
-        if ((st = mv_store_message(s, serial, &m, &err)))
+        if ((st = mv_store_message(s, serial, &m, &err))) {
+            mv_tombstone t;
+            if (st == MV_ENOTFOUND && mv_store_tombstone(s, serial, &t, NULL) == MV_OK) {
+                st = MV_OK; /* purged: its tombstone stands for it (verify, report) */
+                continue;
+            }
             break;
+        }
         char when[32];
         mv_fmt_time(m->received_us / 1000000, when, sizeof when);
         if (c.json) {

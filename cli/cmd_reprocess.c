@@ -53,6 +53,11 @@ static mv_status one(mv_store *s, const mv_escrow *esc, uint64_t serial, rp_stat
     mv_buf bytes = MV_BUF_INIT;
     if ((st = mv_store_read(s, serial, 0, collect, &bytes, err))) {
         mv_buf_wipe(&bytes);
+        mv_tombstone t;
+        if (st == MV_ENOTFOUND && !had && mv_store_tombstone(s, serial, &t, NULL) == MV_OK) {
+            rs->seen--; /* purged: nothing left to decrypt */
+            return MV_OK;
+        }
         return st;
     }
     if (!mv_escrow_detect(bytes.data, bytes.len)) {

@@ -161,6 +161,7 @@ int cmd_verify(int argc, char **argv)
         json_kv_u64(cli_out, "copies_ok", r.copies, 1);
         json_kv_u64(cli_out, "attributes", r.attributes, 1);
         json_kv_u64(cli_out, "audit_records", r.audits, 1);
+        json_kv_u64(cli_out, "purged", r.purged, 1);
         json_kv_u64(cli_out, "bytes", r.bytes, 1);
         json_kv_u64(cli_out, "failed", r.failures, 1);
         json_kv_str(cli_out, "signing_key_fingerprint", fpr, 1);
@@ -176,12 +177,13 @@ int cmd_verify(int argc, char **argv)
                 "integrity log %s: %llu leaves, root %s, %llu signed tree head%s\n"
                 "  signing key fingerprint %s\n"
                 "verified: %llu messages (serials 1 to %llu), %llu copies, %llu attribute "
-                "records, %llu audit records; %llu bytes decrypted and hashed in %.1f s\n",
+                "records, %llu audit records; %llu bytes decrypted and hashed in %.1f s\n"
+                "purged: %llu messages, each with its signed tombstone\n",
                 ls.origin, (unsigned long long)r.leaves, root, (unsigned long long)r.heads,
                 r.heads == 1 ? "" : "s", fpr, (unsigned long long)r.messages,
                 (unsigned long long)mv_store_last_serial(s), (unsigned long long)r.copies,
                 (unsigned long long)r.attributes, (unsigned long long)r.audits,
-                (unsigned long long)r.bytes, secs);
+                (unsigned long long)r.bytes, secs, (unsigned long long)r.purged);
         if (cp.len)
             fprintf(cli_out, "checkpoint given: %llu leaves; %s\n",
                     (unsigned long long)r.checkpoint_size,

@@ -188,3 +188,36 @@ uint64_t cli_index_lag(mv_store *s)
         return mv_index_lag(served_index);
     return mv_index_lag_of(s);
 }
+
+mv_status cli_index_current(mv_cli *c, mv_store *s, mv_index **out, mv_err *err)
+{
+    mv_status st = cli_index_get(c, s, 1, out, err);
+    if (st || !cli_in_daemon)
+        return st;
+    /* The daemon's indexer catches up on its own: wait for it, a while. */
+    for (int i = 0; i < CLI_INDEX_WAIT_MS / 50 && mv_index_lag(*out); i++) {
+        cli_indexer_kick();
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (mv_index_lag(*out)) {
+        *out = NULL;
+        return mv_err_set(err, MV_ETEMP, "the search index is still catching up (%llu changes): "
+                          "try again shortly", (unsigned long long)mv_index_lag_of(s));
+    }
+    return MV_OK;
+}
+
+void cli_index_kick_or_update(mv_cli *c, mv_store *s)
+{
+    if (cli_in_daemon) {
+        cli_indexer_kick();
+        return;
+    }
+    mv_index *ix = NULL;
+    mv_err err = {0};
+    if (cli_index_get(c, s, 0, &ix, &err) != MV_OK)
+        fprintf(cli_err, "mailvault: warning: the search index is not up to date (%s); the next "
+                         "search brings it up to date\n", err.msg);
+    cli_index_put(ix);
+}

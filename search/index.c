@@ -412,8 +412,17 @@ static mv_status make_doc(mv_index *ix, job *j, mv_err *err)
     if (x->flags & MV_XF_SIGNED)
         flags |= MV_XD_SIGNED;
     int64_t date = m->meta.date_t != INT64_MIN ? m->meta.date_t : m->received_us / 1000000;
-    mv_xdoc xd = {j->serial, x, date, m->size, (const char *const *)env, nenv, NULL, 0, flags};
+    /* the legal holds on it: hold:MATTER and is:held */
+    char **holds = NULL;
+    size_t nholds = 0;
+    if ((st = mv_store_holds_of(s, j->serial, &holds, &nholds, err)))
+        goto out;
+    mv_xdoc xd = {j->serial, x,    date, m->size, (const char *const *)env, nenv,
+                  (const char *const *)holds, nholds, flags};
     st = mv_xap_make_doc(ix->w, &xd, &j->doc, err);
+    for (size_t i = 0; i < nholds; i++)
+        free(holds[i]);
+    free(holds);
 out:
     mv_buf_wipe(&b);
     mv_extract_free(x);

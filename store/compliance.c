@@ -319,3 +319,390 @@ mv_status mv_store_policy_put(mv_store *s, const mv_policy *p, const char *by, u
     mv_policy_clear(&old);
     return st;
 }
+
+/* ---- purge ------------------------------------------------------------------- */
+
+#define PURGE_BATCH 256u
+#define CLOCK_BEHIND_SLACK_US (300ll * 1000000) /* a clock this far behind the latest record is wrong */
+#define TOMBSTONE_VERSION 1
+static const char tomb_label[] = "mailvault/v1/tombstone";
+
+void mv_purge_result_free(mv_purge_result *r)
+{
+    if (!r)
+        return;
+    free(r->b);
+    memset(r, 0, sizeof *r);
+}
+
+typedef struct expired {
+    mv_store *s;
+    int64_t now;
+    mv_purge_result *r;
+} expired;
+
+static void find_expired(void *ctx, const mv_kek_info *ki)
+{
+    expired *x = ctx;
+    int64_t exp = mv_store_bucket_expiry(x->s, ki->name);
+    if (exp == INT64_MAX || exp > x->now)
+        return;
+    for (size_t i = 0; i < x->r->n; i++)
+        if (strcmp(x->r->b[i].name, ki->name) == 0)
+            return;
+    x->r->b = mv_xrealloc(x->r->b, (x->r->n + 1) * sizeof *x->r->b);
+    mv_purge_bucket *b = &x->r->b[x->r->n++];
+    memset(b, 0, sizeof *b);
+    snprintf(b->name, sizeof b->name, "%s", ki->name);
+    b->expiry = exp;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* delete_prefix - every key of cf starting with pre, into b. */
+static mv_status delete_prefix(mv_store *s, rocksdb_writebatch_t *b, int cf, const uint8_t *pre,
+                               size_t pl, mv_err *err)
+{
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[cf]);
+    for (rocksdb_iter_seek(it, (const char *)pre, pl); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t kl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        if (kl < pl || memcmp(k, pre, pl) != 0)
+            break;
+        rocksdb_writebatch_delete_cf(b, s->cf[cf], k, kl);
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    return e ? mv_st_rocks_err(err, e, "purging") : MV_OK;
+}
+
+/* delete_blob - a purged message's blob, unless it was moved out of the
+ * bucket (shared with a held message). */
+static mv_status delete_blob(mv_store *s, rocksdb_writebatch_t *b, const uint8_t id[32],
+                             const char *bucket, mv_err *err)
+{
+    uint8_t k0[MV_BLOBKEY_LEN];
+    mv_blob_key(id, 0, k0);
+    mv_buf v = MV_BUF_INIT;
+    mv_status st = mv_st_get(s, CF_BLOB, k0, sizeof k0, &v, err);
+    if (st == MV_ENOTFOUND) {
+        mv_buf_free(&v);
+        return MV_OK;
+    }
+    const char *name = st ? NULL : mv_keys_kek_name(s->keys, mv_sealed_kek(v.data, v.len));
+    mv_buf_free(&v);
+    if (st || !name || strcmp(name, bucket) != 0)
+        return st;
+    return delete_prefix(s, b, CF_BLOB, id, 32, err);
+}
+
+/* tombstone - the signed record that stands for a purged message, and its
+ * leaf (public digest: an auditor checks it without any key of ours). */
+static mv_status tombstone(mv_store *s, rocksdb_writebatch_t *b, mv_ilog_batch *lb, uint64_t serial,
+                           const mv_purge_bucket *pb, int64_t now_us, mv_err *err)
+{
+    mv_buf rec = MV_BUF_INIT;
+    mv_buf_put_u8(&rec, TOMBSTONE_VERSION);
+    mv_buf_put_u64(&rec, serial);
+    mv_buf_put_u64(&rec, (uint64_t)now_us);
+    mv_buf_put_str(&rec, pb->name);
+    mv_buf_put_u64(&rec, (uint64_t)pb->expiry);
+    mv_buf sig_in = MV_BUF_INIT;
+    mv_buf_append(&sig_in, tomb_label, sizeof tomb_label);
+    mv_buf_append(&sig_in, rec.data, rec.len);
+    uint8_t sig[64];
+    mv_status st = mv_keys_sign(s->keys, sig_in.data, sig_in.len, sig, err);
+    mv_buf_free(&sig_in);
+    if (!st) {
+        mv_buf_append(&rec, sig, 64);
+        uint8_t k[9], rk[8];
+        k[0] = 't';
+        mv_be64_put(k + 1, serial);
+        mv_be64_put(rk, serial);
+        rocksdb_writebatch_put_cf(b, s->cf[CF_LOG], (const char *)k, 9, (const char *)rec.data,
+                                  rec.len);
+        mv_ilog_add_public(s, lb, MV_LEAF_TOMBSTONE, rk, 8, now_us, rec.data, rec.len);
+    }
+    mv_buf_free(&rec);
+    return st;
+}
+
+/* purge_message - everything of one message out of the store, and its
+ * tombstone in its place. */
+static mv_status purge_message(mv_store *s, rocksdb_writebatch_t *b, mv_ilog_batch *lb,
+                               uint64_t serial, const mv_purge_bucket *pb, int64_t now_us,
+                               uint64_t *change, mv_err *err)
+{
+    mv_message *m = NULL;
+    mv_copy **cs = NULL;
+    size_t nc = 0;
+    mv_decryption *d = NULL;
+    uint8_t key[8];
+    mv_be64_put(key, serial);
+    mv_status st = mv_store_message(s, serial, &m, err);
+    if (!st)
+        st = mv_store_copies(s, serial, &cs, &nc, err);
+    if (!st && (st = mv_store_decryption(s, serial, &d, err)) == MV_ENOTFOUND)
+        st = MV_OK;
+    if (st)
+        goto out;
+    /* a later identical message must not merge into a purged serial */
+    uint8_t dkey[32];
+    mv_keys_mac(s->keys, MV_DERIVE_DEDUP_ID, m->meta.dedup, 32, dkey);
+    rocksdb_writebatch_delete_cf(b, s->cf[CF_DEDUP], (const char *)dkey, 32);
+    /* Blobs are content-addressed within the bucket, which is purged as a
+     * whole; a blob a held message shares was moved out with it (its key
+     * is no longer the bucket's) and stays. */
+    if ((st = delete_blob(s, b, m->blob, pb->name, err)))
+        goto out;
+    for (size_t i = 0; i < nc && !st; i++)
+        st = delete_blob(s, b, cs[i]->blob, pb->name, err);
+    if (!st && d)
+        st = delete_blob(s, b, d->blob, pb->name, err);
+    if (!st)
+        st = delete_prefix(s, b, CF_COPY, key, 8, err);
+    if (!st)
+        st = delete_prefix(s, b, CF_ATTR, key, 8, err);
+    if (st)
+        goto out;
+    rocksdb_writebatch_delete_cf(b, s->cf[CF_MSG], (const char *)key, 8);
+    rocksdb_writebatch_delete_cf(b, s->cf[CF_SALT], (const char *)key, 8);
+    rocksdb_writebatch_delete_cf(b, s->cf[CF_TEXT], (const char *)key, 8);
+    /* the index drops the document when it reads this change */
+    uint8_t ck[8], cv[13];
+    mv_be64_put(ck, ++*change);
+    cv[0] = MV_CHANGE_PURGE;
+    mv_be64_put(cv + 1, serial);
+    mv_be32_put(cv + 9, 0);
+    rocksdb_writebatch_put_cf(b, s->cf[CF_CHANGES], (const char *)ck, 8, (const char *)cv, 13);
+    st = tombstone(s, b, lb, serial, pb, now_us, err);
+out:
+    mv_message_free(m);
+    mv_copies_free(cs, nc);
+    mv_decryption_free(d);
+    return st;
+}
+
+/* forget_copy_ids - re-importing a purged message's file archives it anew. */
+static mv_status forget_copy_ids(mv_store *s, const uint64_t *purged, size_t n, mv_err *err)
+{
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_COPYID]);
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        if (vl != 13 || v[0] != 2)
+            continue;
+        uint64_t serial = mv_be64_get(v + 1);
+        if (bsearch(&serial, purged, n, sizeof *purged, cmp_u64))
+            rocksdb_writebatch_delete_cf(b, s->cf[CF_COPYID], k, kl);
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    mv_status st = e ? mv_st_rocks_err(err, e, "purging") : mv_st_write(s, b, 1, err);
+    rocksdb_writebatch_destroy(b);
+    return st;
+}
+
+mv_status mv_store_purge(mv_store *s, const mv_purge_opts *o, mv_purge_result *r, mv_err *err)
+{
+    memset(r, 0, sizeof *r);
+    int64_t now_us = mv_now_us();
+    r->now = now_us / 1000000;
+    pthread_mutex_lock(&s->log_mu);
+    int64_t hwm = s->clock_hwm_us;
+    int64_t jump_from = s->clock_jump_from_us;
+    pthread_mutex_unlock(&s->log_mu);
+    r->hwm = hwm / 1000000;
+    /* The clock decides what is destroyed: it must be believed. */
+    if (!o->confirm_clock && hwm && now_us + CLOCK_BEHIND_SLACK_US < hwm)
+        return mv_err_set(err, MV_ETEMP,
+                          "the clock is behind the archive's latest record by %lld s: purge "
+                          "waits for a right clock (or --confirm-clock)",
+                          (long long)((hwm - now_us) / 1000000));
+    if (!o->confirm_clock && (jump_from || (hwm && now_us > hwm + MV_CLOCK_JUMP_US)))
+        return mv_err_set(err, MV_ETEMP,
+                          "the clock moved far ahead of the archive's records (%lld days): if "
+                          "the time is right, an admin confirms with --confirm-clock",
+                          (long long)((now_us - (jump_from ? jump_from : hwm)) / 86400000000ll));
+    expired x = {s, r->now, r};
+    mv_keys_list(s->keys, find_expired, &x);
+    if (!r->n)
+        goto clock;
+    /* Which messages sit in an expired bucket: the KEK number at the head
+     * of each sealed message record names its bucket, no decryption. */
+    uint64_t *victims = NULL;
+    size_t nv = 0, cap = 0;
+    size_t *vb = NULL; /* the bucket of each victim */
+    mv_status st = MV_OK;
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_MSG]);
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        const char *name = kl == 8 ? mv_keys_kek_name(s->keys, mv_sealed_kek(v, vl)) : NULL;
+        if (!name)
+            continue;
+        for (size_t i = 0; i < r->n; i++)
+            if (strcmp(r->b[i].name, name) == 0) {
+                r->b[i].messages++;
+                uint64_t serial = mv_be64_get(k);
+                if (mv_store_is_held(s, serial)) {
+                    r->b[i].held++;
+                    r->held++;
+                    break;
+                }
+                if (nv == cap) {
+                    cap = cap ? cap * 2 : 256;
+                    victims = mv_xrealloc(victims, cap * sizeof *victims);
+                    vb = mv_xrealloc(vb, cap * sizeof *vb);
+                }
+                victims[nv] = serial;
+                vb[nv++] = i;
+                break;
+            }
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    if (e)
+        st = mv_st_rocks_err(err, e, "reading messages");
+    if (st || o->dry_run) {
+        for (size_t i = 0; !st && i < nv; i++)
+            r->b[vb[i]].purged++, r->purged++;
+        goto done;
+    }
+    /* Held mail is moved out of its bucket before the bucket's key goes. */
+    for (size_t i = 0; i < r->n && !st; i++)
+        if (r->b[i].held)
+            st = mv_store_move_held(s, r->b[i].name, err);
+    /* Tombstones and deletions first, synced; the keys last: a purge cut
+     * short is finished by the next (tombstoned messages are gone). */
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    mv_ilog_batch lb = {0};
+    pthread_mutex_lock(&s->change_mu);
+    uint64_t change = s->last_change;
+    for (size_t i = 0; i < nv && !st; i++) {
+        if ((st = purge_message(s, b, &lb, victims[i], &r->b[vb[i]], now_us, &change, err)))
+            break;
+        r->b[vb[i]].purged++, r->purged++;
+        if (lb.n >= PURGE_BATCH || i + 1 == nv) {
+            uint8_t cv[8];
+            mv_be64_put(cv, change);
+            rocksdb_writebatch_put_cf(b, s->cf[CF_DEFAULT], "change", 6, (const char *)cv, 8);
+            if (!(st = mv_ilog_write(s, b, &lb, 1, err)))
+                __atomic_store_n(&s->last_change, change, __ATOMIC_RELEASE);
+            rocksdb_writebatch_clear(b);
+        }
+    }
+    pthread_mutex_unlock(&s->change_mu);
+    mv_ilog_batch_free(&lb);
+    rocksdb_writebatch_destroy(b);
+    if (!st && nv) {
+        qsort(victims, nv, sizeof *victims, cmp_u64);
+        st = forget_copy_ids(s, victims, nv, err);
+    }
+    for (size_t i = 0; i < r->n && !st; i++) {
+        unsigned destroyed;
+        if ((st = mv_keys_destroy(s->keys, r->b[i].name, &destroyed, err)))
+            break;
+        /* the bucket's compression dictionary went with its key */
+        char mk[64];
+        snprintf(mk, sizeof mk, "dict/%s", r->b[i].name);
+        rocksdb_writebatch_t *db = rocksdb_writebatch_create();
+        rocksdb_writebatch_delete_cf(db, s->cf[CF_DEFAULT], mk, strlen(mk));
+        st = mv_st_write(s, db, 1, err);
+        rocksdb_writebatch_destroy(db);
+    }
+done:
+    free(victims);
+    free(vb);
+    if (st)
+        return st;
+clock:
+    if (o->confirm_clock && !o->dry_run)
+        return mv_ilog_clock_confirmed(s, err);
+    return MV_OK;
+}
+
+/* ---- for reports --------------------------------------------------------------- */
+
+typedef struct bucket_names {
+    char **v;
+    size_t n;
+} bucket_names;
+
+static void collect_name(void *ctx, const mv_kek_info *ki)
+{
+    bucket_names *b = ctx;
+    if (!strchr(ki->name, '/'))
+        return;
+    for (size_t i = 0; i < b->n; i++)
+        if (strcmp(b->v[i], ki->name) == 0)
+            return;
+    b->v = mv_xrealloc(b->v, (b->n + 1) * sizeof *b->v);
+    b->v[b->n++] = mv_xstrdup(ki->name);
+}
+
+void mv_store_buckets(mv_store *s, void (*fn)(void *ctx, const char *bucket), void *ctx)
+{
+    bucket_names b = {NULL, 0};
+    mv_keys_list(s->keys, collect_name, &b);
+    for (size_t i = 0; i < b.n; i++) {
+        fn(ctx, b.v[i]);
+        free(b.v[i]);
+    }
+    free(b.v);
+}
+
+mv_status mv_store_message_keks(mv_store *s,
+                                void (*fn)(void *ctx, uint64_t serial, const char *kek_name),
+                                void *ctx, mv_err *err)
+{
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_MSG]);
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        if (kl == 8)
+            fn(ctx, mv_be64_get(k), mv_keys_kek_name(s->keys, mv_sealed_kek(v, vl)));
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    return e ? mv_st_rocks_err(err, e, "reading messages") : MV_OK;
+}
+
+mv_status mv_store_tombstones(mv_store *s, void (*fn)(void *ctx, const struct mv_tombstone *t),
+                              void *ctx, mv_err *err)
+{
+    uint8_t k0[9] = {'t'};
+    mv_status st = MV_OK;
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_LOG]);
+    for (rocksdb_iter_seek(it, (const char *)k0, 9); rocksdb_iter_valid(it) && !st;
+         rocksdb_iter_next(it)) {
+        size_t kl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        if (kl != 9 || k[0] != 't')
+            break;
+        mv_tombstone t;
+        if (!(st = mv_store_tombstone(s, mv_be64_get(k + 1), &t, err)))
+            fn(ctx, &t);
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    if (e && !st)
+        st = mv_st_rocks_err(err, e, "reading tombstones");
+    else
+        rocksdb_free(e);
+    return st;
+}

@@ -1092,6 +1092,38 @@ mv_status mv_keys_drop_retired(mv_keys *k, unsigned *dropped, mv_err *err)
     return st;
 }
 
+mv_status mv_keys_destroy(mv_keys *k, const char *name, unsigned *destroyed, mv_err *err)
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&k->mu);
+    size_t j = 0;
+    kek *old = mv_xcalloc(k->nkeks ? k->nkeks : 1, sizeof *old);
+    size_t nold = 0;
+    for (size_t i = 0; i < k->nkeks; i++) {
+        if (strcmp(k->keks[i].name, name) != 0)
+            k->keks[j++] = k->keks[i];
+        else
+            old[nold++] = k->keks[i], n++;
+    }
+    k->nkeks = j;
+    mv_status st = n ? save(k, err) : MV_OK;
+    if (st) { /* put them back: the file still lists them */
+        for (size_t i = 0; i < nold; i++)
+            k->keks[k->nkeks++] = old[i];
+    } else {
+        /* wiped (mv_secret_free cleanses): from here on, nothing sealed
+         * under them opens, in this store or in any backup of it */
+        for (size_t i = 0; i < nold; i++) {
+            free(old[i].name);
+            mv_secret_free(old[i].key);
+        }
+    }
+    free(old);
+    pthread_mutex_unlock(&k->mu);
+    *destroyed = st ? 0 : n;
+    return st;
+}
+
 mv_status mv_keys_rewrap_master(mv_keys *k, const mv_keysrc *src, const mv_kdf_params *kp,
                                 mv_err *err)
 {

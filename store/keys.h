@@ -118,6 +118,12 @@ MV_NODISCARD mv_status mv_keys_active_for(mv_keys *k, uint32_t kek_no, uint32_t 
                                           mv_err *err);
 /* mv_keys_drop_retired - forget retired KEKs (after every DEK was rewrapped). */
 MV_NODISCARD mv_status mv_keys_drop_retired(mv_keys *k, unsigned *dropped, mv_err *err);
+/* mv_keys_destroy - remove every KEK named name (all its versions) from the
+ * keystore, durably, and wipe them: crypto-shredding of a bucket.  Only
+ * single-threaded use of the store (purge runs in a process of its own).
+ * *destroyed counts them (0: none had that name). */
+MV_NODISCARD mv_status mv_keys_destroy(mv_keys *k, const char *name, unsigned *destroyed,
+                                       mv_err *err);
 /* mv_keys_rewrap_master - wrap the root secret under a new master key. */
 MV_NODISCARD mv_status mv_keys_rewrap_master(mv_keys *k, const mv_keysrc *src,
                                              const mv_kdf_params *kp, mv_err *err);

@@ -187,6 +187,8 @@ static int leaf_decode(const uint8_t *p, size_t n, leaf *l)
     case MV_LEAF_MESSAGE:
     case MV_LEAF_AUDIT:
     case MV_LEAF_POLICY:
+    case MV_LEAF_TOMBSTONE:
+    case MV_LEAF_HOLD:
         return l->rkl == 8 ? 0 : -1;
     case MV_LEAF_COPY:
     case MV_LEAF_ATTR:
@@ -206,6 +208,45 @@ void mv_ilog_add(mv_store *s, mv_ilog_batch *lb, int type, const uint8_t *rkey, 
     mv_buf_put_u8(&lb->leaves, (uint8_t)el);
     mv_buf_append(&lb->leaves, enc, el);
     lb->n++;
+}
+
+static void public_digest(int type, const uint8_t *rkey, size_t rkl, const uint8_t *rec, size_t n,
+                          uint8_t out[32])
+{
+    uint8_t t = (uint8_t)type;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    mv_assert(md && EVP_DigestInit_ex(md, mv_md_sha256(), NULL));
+    EVP_DigestUpdate(md, leaf_label, sizeof leaf_label);
+    EVP_DigestUpdate(md, &t, 1);
+    EVP_DigestUpdate(md, rkey, rkl);
+    EVP_DigestUpdate(md, rec, n);
+    mv_assert(EVP_DigestFinal_ex(md, out, NULL));
+    EVP_MD_CTX_free(md);
+}
+
+void mv_ilog_add_public(mv_store *s, mv_ilog_batch *lb, int type, const uint8_t *rkey, size_t rkl,
+                        int64_t time_us, const uint8_t *rec, size_t n)
+{
+    (void)s;
+    uint8_t d[32], enc[LEAF_MAX];
+    public_digest(type, rkey, rkl, rec, n, d);
+    size_t el = leaf_encode(enc, type, rkey, rkl, time_us, d);
+    mv_buf_put_u8(&lb->leaves, (uint8_t)el);
+    mv_buf_append(&lb->leaves, enc, el);
+    lb->n++;
+}
+
+mv_status mv_ilog_clock_confirmed(mv_store *s, mv_err *err)
+{
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_delete_cf(b, s->cf[CF_DEFAULT], "clock_jump", 10);
+    pthread_mutex_lock(&s->log_mu);
+    mv_status st = mv_st_write(s, b, 1, err);
+    if (!st)
+        s->clock_jump_from_us = 0;
+    pthread_mutex_unlock(&s->log_mu);
+    rocksdb_writebatch_destroy(b);
+    return st;
 }
 
 void mv_ilog_batch_free(mv_ilog_batch *lb)
@@ -256,7 +297,14 @@ mv_status mv_ilog_write(mv_store *s, rocksdb_writebatch_t *b, mv_ilog_batch *lb,
     rocksdb_writebatch_put_cf(b, s->cf[CF_DEFAULT], "log_frontier", 12, (const char *)fe.data,
                               fe.len);
     mv_buf_free(&fe);
-    /* The time high-water mark: what purge compares the clock with. */
+    /* The time high-water mark: what purge compares the clock with.  A
+     * clock far ahead of it is doubted until an admin confirms it (purge
+     * --confirm-clock): the records still get the time it says. */
+    int64_t jump = s->clock_jump_from_us;
+    if (hwm && !jump && now > hwm + MV_CLOCK_JUMP_US) {
+        jump = hwm;
+        put_u64(b, s, "clock_jump", (uint64_t)jump);
+    }
     if (now > hwm) {
         hwm = now;
         put_u64(b, s, "clock_hwm", (uint64_t)hwm);
@@ -265,6 +313,7 @@ mv_status mv_ilog_write(mv_store *s, rocksdb_writebatch_t *b, mv_ilog_batch *lb,
     if (!st) {
         s->log_front = f;
         s->clock_hwm_us = hwm;
+        s->clock_jump_from_us = jump;
     }
     pthread_mutex_unlock(&s->log_mu);
     mv_buf_reset(&lb->leaves);
@@ -484,6 +533,10 @@ mv_status mv_ilog_load(mv_store *s, mv_err *err)
         st = MV_OK;
     if (!st && (st = get_u64(s, "log_heads", &s->log_heads, err)) == MV_ENOTFOUND)
         st = MV_OK;
+    uint64_t jump = 0;
+    if (!st && (st = get_u64(s, "clock_jump", &jump, err)) == MV_ENOTFOUND)
+        st = MV_OK;
+    s->clock_jump_from_us = (int64_t)jump;
     if (st)
         return st;
     s->clock_hwm_us = (int64_t)hwm;
@@ -912,6 +965,8 @@ typedef struct vctx {
      * them to o->fail (the caller's output may be bound to its thread). */
     int worker;
     mv_buf *pending;
+    const uint64_t *tomb; /* purged serials, sorted (read-only while workers run) */
+    size_t ntomb;
 } vctx;
 
 static void fail(vctx *c, uint64_t serial, const char *fmt, ...) MV_PRINTF(3, 4);
@@ -1053,14 +1108,15 @@ static mv_status record_digest(vctx *c, const leaf *l, uint64_t serial, uint8_t 
                {MV_LEAF_COPY, CF_COPY, MV_FAM_COPY},
                {MV_LEAF_ATTR, CF_ATTR, MV_FAM_ATTR},
                {MV_LEAF_AUDIT, CF_AUDIT, MV_FAM_AUDIT},
-               {MV_LEAF_POLICY, CF_POLICY, MV_FAM_META}};
+               {MV_LEAF_POLICY, CF_POLICY, MV_FAM_META},
+               {MV_LEAF_HOLD, CF_HOLD, MV_FAM_META}};
     size_t i = 0;
     while (map[i].type != l->type)
         i++;
     mv_status st = open_at(s, map[i].cf, map[i].fam, l->rkey, l->rkl, &c->plain, err);
     if (st)
         return st;
-    if (l->type == MV_LEAF_AUDIT || l->type == MV_LEAF_POLICY) {
+    if (l->type == MV_LEAF_AUDIT || l->type == MV_LEAF_POLICY || l->type == MV_LEAF_HOLD) {
         leaf_digest(s, l->type, l->rkey, l->rkl, NULL, c->plain.data, c->plain.len, d);
         return MV_OK;
     }
@@ -1105,6 +1161,75 @@ static void continuity(vctx *c, uint64_t index, const uint8_t *p, size_t n)
         c->last_serial = serial;
 }
 
+static int cmp_serial(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* load_tombs - the serials purged, from the tombstones ('t' keys, in order). */
+static mv_status load_tombs(vctx *c, uint64_t **out, size_t *n, mv_err *err)
+{
+    mv_store *s = c->s;
+    uint8_t k0[9] = {'t'};
+    size_t cap = 0;
+    *out = NULL;
+    *n = 0;
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_LOG]);
+    for (rocksdb_iter_seek(it, (const char *)k0, 9); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t kl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        if (kl != 9 || k[0] != 't')
+            break;
+        if (*n == cap)
+            *out = mv_xrealloc(*out, (cap = cap ? cap * 2 : 256) * sizeof **out);
+        (*out)[(*n)++] = mv_be64_get(k + 1);
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    return e ? mv_st_rocks_err(err, e, "reading tombstones") : MV_OK;
+}
+
+/* check_tombstone - the signed record a 'T' leaf stands for. */
+static void check_tombstone(vctx *c, const leaf *l, uint64_t serial)
+{
+    mv_store *s = c->s;
+    uint8_t k[9], d[32], pub[32];
+    k[0] = 't';
+    mv_be64_put(k + 1, serial);
+    mv_err e = {0};
+    mv_buf rec = MV_BUF_INIT;
+    mv_status st = mv_st_get(s, CF_LOG, k, 9, &rec, &e);
+    if (st) {
+        fail(c, serial, "the tombstone of message %llu is missing", (unsigned long long)serial);
+        goto out;
+    }
+    public_digest(l->type, l->rkey, l->rkl, rec.data, rec.len, d);
+    if (CRYPTO_memcmp(d, l->digest, 32) != 0 || rec.len < 64 + 17 ||
+        mv_be64_get(rec.data + 1) != serial) {
+        fail(c, serial, "the tombstone of message %llu is not the one logged", (unsigned long long)serial);
+        goto out;
+    }
+    mv_buf in = MV_BUF_INIT;
+    mv_buf_append(&in, "mailvault/v1/tombstone", sizeof "mailvault/v1/tombstone");
+    mv_buf_append(&in, rec.data, rec.len - 64);
+    mv_keys_signing_public(s->keys, pub);
+    EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, 32);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = pk && md && EVP_DigestVerifyInit(md, NULL, NULL, NULL, pk) > 0 &&
+             EVP_DigestVerify(md, rec.data + rec.len - 64, 64, in.data, in.len) == 1;
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(pk);
+    mv_buf_free(&in);
+    if (!ok)
+        fail(c, serial, "the tombstone of message %llu is not signed by this archive",
+             (unsigned long long)serial);
+out:
+    mv_buf_free(&rec);
+}
+
 /* verify_record - the record a leaf stands for, and the bytes it names. */
 static void verify_record(vctx *c, uint64_t index, const uint8_t *p, size_t n)
 {
@@ -1114,7 +1239,18 @@ static void verify_record(vctx *c, uint64_t index, const uint8_t *p, size_t n)
     if (leaf_decode(p, n, &l) < 0)
         return; /* said by continuity() */
     uint64_t serial = mv_be64_get(l.rkey);
-    int global = l.type == MV_LEAF_AUDIT || l.type == MV_LEAF_POLICY;
+    if (l.type == MV_LEAF_TOMBSTONE) {
+        check_tombstone(c, &l, serial);
+        return;
+    }
+    if (l.type != MV_LEAF_AUDIT && l.type != MV_LEAF_POLICY && l.type != MV_LEAF_HOLD &&
+        bsearch(&serial, c->tomb, c->ntomb, sizeof *c->tomb, cmp_serial)) {
+        /* purged: its records are gone, its tombstone stands for it */
+        if (l.type == MV_LEAF_MESSAGE)
+            c->r->purged++;
+        return;
+    }
+    int global = l.type == MV_LEAF_AUDIT || l.type == MV_LEAF_POLICY || l.type == MV_LEAF_HOLD;
     uint64_t who = global ? 0 : serial;
     const char *what = l.type == MV_LEAF_MESSAGE ? "message record"
                        : l.type == MV_LEAF_COPY  ? "copy record"
@@ -1123,7 +1259,9 @@ static void verify_record(vctx *c, uint64_t index, const uint8_t *p, size_t n)
     char rid[48];
     if (global)
         snprintf(rid, sizeof rid, "%s %llu",
-                 l.type == MV_LEAF_AUDIT ? "audit record" : "retention policy version",
+                 l.type == MV_LEAF_AUDIT    ? "audit record"
+                 : l.type == MV_LEAF_POLICY ? "retention policy version"
+                                            : "hold record",
                  (unsigned long long)serial);
     else if (l.type == MV_LEAF_MESSAGE)
         snprintf(rid, sizeof rid, "message record");
@@ -1297,14 +1435,14 @@ static mv_status unlogged(vctx *c, int cf, int type, const char *what, uint64_t 
         if (cmp == 0) {
             const uint8_t *v = (const uint8_t *)rocksdb_iter_value(ri, &vl);
             if ((vl != 8 || mv_be64_get(v) >= leaves) && shown++ < 100)
-                fail(c, type == MV_LEAF_AUDIT || type == MV_LEAF_POLICY ? 0 : mv_be64_get(k),
+                fail(c, type == MV_LEAF_AUDIT || type == MV_LEAF_POLICY || type == MV_LEAF_HOLD ? 0 : mv_be64_get(k),
                      "the log's index of %s %llu is damaged", what,
                      (unsigned long long)mv_be64_get(k));
             rocksdb_iter_next(it);
             rocksdb_iter_next(ri);
         } else if (cmp > 0) {
             if ((kl == 8 || kl == 12) && shown++ < 100)
-                fail(c, type == MV_LEAF_AUDIT || type == MV_LEAF_POLICY ? 0 : mv_be64_get(k),
+                fail(c, type == MV_LEAF_AUDIT || type == MV_LEAF_POLICY || type == MV_LEAF_HOLD ? 0 : mv_be64_get(k),
                      "%s %llu%s has no leaf in the integrity log (written behind its back)", what,
                      (unsigned long long)mv_be64_get(k), kl == 12 ? "/…" : "");
             rocksdb_iter_next(it);
@@ -1329,7 +1467,13 @@ mv_status mv_store_verify(mv_store *s, const mv_verify_opts *o, mv_verify_result
     vctx c = {.s = s, .o = o, .r = r, .mu = &mu, .failures = &r->failures, .pending = &pending};
     mv_checkpoint kept = {0};
     int have_kept = 0;
+    uint64_t *tomb = NULL;
+    size_t ntomb = 0;
     mv_status st = load_heads(&c, err);
+    if (!st)
+        st = load_tombs(&c, &tomb, &ntomb, err);
+    c.tomb = tomb;
+    c.ntomb = ntomb;
     if (!st && o->checkpoint) {
         mv_err e = {0};
         if (parse_head(s, o->checkpoint, o->checkpoint_len, &kept, &e))
@@ -1364,7 +1508,9 @@ mv_status mv_store_verify(mv_store *s, const mv_verify_opts *o, mv_verify_result
                          .mu = c.mu,
                          .failures = c.failures,
                          .worker = 1,
-                         .pending = c.pending};
+                         .pending = c.pending,
+                         .tomb = tomb,
+                         .ntomb = ntomb};
         ws[i].q = &q;
     }
     unsigned started = 0; /* none: the records are checked here, in turn */
@@ -1444,6 +1590,7 @@ mv_status mv_store_verify(mv_store *s, const mv_verify_opts *o, mv_verify_result
         r->copies += ws[i].r.copies;
         r->attributes += ws[i].r.attributes;
         r->audits += ws[i].r.audits;
+        r->purged += ws[i].r.purged;
         r->bytes += ws[i].r.bytes;
         mv_buf_wipe(&ws[i].c.plain);
         mv_buf_free(&ws[i].c.v);
@@ -1492,7 +1639,8 @@ mv_status mv_store_verify(mv_store *s, const mv_verify_opts *o, mv_verify_result
         (st = unlogged(&c, CF_COPY, MV_LEAF_COPY, "copy of message", f.size, err)) ||
         (st = unlogged(&c, CF_ATTR, MV_LEAF_ATTR, "attribute of message", f.size, err)) ||
         (st = unlogged(&c, CF_AUDIT, MV_LEAF_AUDIT, "audit record", f.size, err)) ||
-        (st = unlogged(&c, CF_POLICY, MV_LEAF_POLICY, "retention policy version", f.size, err)))
+        (st = unlogged(&c, CF_POLICY, MV_LEAF_POLICY, "retention policy version", f.size, err)) ||
+        (st = unlogged(&c, CF_HOLD, MV_LEAF_HOLD, "hold record", f.size, err)))
         goto out;
     if (o->progress)
         o->progress(o->ctx, r->leaves, total);
@@ -1502,9 +1650,37 @@ out:
             rocksdb_iter_destroy(c.lvl[i]);
     mv_checkpoint_clear(&kept);
     mv_buf_free(&pending);
+    free(tomb);
     free(c.heads);
     mv_buf_wipe(&c.plain);
     mv_buf_free(&c.v);
     OPENSSL_cleanse(c.salt, sizeof c.salt);
+    return st;
+}
+
+mv_status mv_store_tombstone(mv_store *s, uint64_t serial, mv_tombstone *t, mv_err *err)
+{
+    uint8_t k[9];
+    k[0] = 't';
+    mv_be64_put(k + 1, serial);
+    mv_buf rec = MV_BUF_INIT;
+    memset(t, 0, sizeof *t);
+    mv_status st = mv_st_get(s, CF_LOG, k, 9, &rec, err);
+    if (!st) {
+        mv_rd r;
+        mv_rd_init(&r, rec.data, rec.len);
+        (void)mv_rd_u8(&r);
+        t->serial = mv_rd_u64(&r);
+        t->purged = (int64_t)(mv_rd_u64(&r) / 1000000);
+        size_t bl;
+        const uint8_t *b = mv_rd_lp(&r, &bl);
+        t->expiry = (int64_t)mv_rd_u64(&r);
+        if (r.bad || !b || bl >= sizeof t->bucket)
+            st = mv_err_set(err, MV_EMALFORMED, "the tombstone of message %llu is damaged",
+                            (unsigned long long)serial);
+        else
+            memcpy(t->bucket, b, bl), t->bucket[bl] = 0;
+    }
+    mv_buf_free(&rec);
     return st;
 }

@@ -44,7 +44,7 @@ static const char *const cf_names[CF_COUNT] = {"default", "msg",   "copy",   "at
                                                 "spool",   "dedup", "copyid", "changes",
                                                 "audit",   "dict",  "user",   "escrow", "text",
                                                 "vocab",   "custodian", "log", "salt",
-                                                "policy"};
+                                                "policy", "hold", "held"};
 
 /* Compression dictionaries, one per shred bucket: trained on the bucket's
  * first DICT_SAMPLES messages, sealed under the bucket's KEK (a dictionary
@@ -851,6 +851,26 @@ static mv_status load_dict_bytes(mv_store *s, uint32_t no, char *bucket, size_t 
         st = mv_err_set(err, MV_ENOTFOUND, "compression dictionary %u is missing", no);
     if (!st)
         st = mv_open_record(s->keys, MV_FAM_DICT, key, 4, v.data, v.len, &plain, err);
+    if (st == MV_ENOKEY || st == MV_ENOTFOUND) {
+        /* its bucket was purged: a copy kept under a legal hold's key
+         * (store/hold.c) opens the held messages' blobs */
+        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_DICT]);
+        for (rocksdb_iter_seek(it, (const char *)key, 4); rocksdb_iter_valid(it);
+             rocksdb_iter_next(it)) {
+            size_t kl, vl;
+            const char *k = rocksdb_iter_key(it, &kl);
+            if (kl < 4 || memcmp(k, key, 4) != 0)
+                break;
+            const char *cv = rocksdb_iter_value(it, &vl);
+            mv_buf_reset(&plain);
+            if (kl == 8 && mv_open_record(s->keys, MV_FAM_DICT, (const uint8_t *)k, 8,
+                                          (const uint8_t *)cv, vl, &plain, NULL) == MV_OK) {
+                st = MV_OK;
+                break;
+            }
+        }
+        rocksdb_iter_destroy(it);
+    }
     if (!st) {
         mv_rd r;
         mv_rd_init(&r, plain.data, plain.len);
@@ -1089,7 +1109,17 @@ struct mv_prepared {
     mv_buf dec_rec;          /* its record (plaintext, sealed at commit) */
     sealed_blob dec_blob;    /* the decrypted form, sealed (nparts 0: none) */
     uint32_t dec_key;        /* escrow key used, 0 if none */
+    char **holds;            /* matters that take it if it is a new message */
+    size_t n_holds;
 };
+
+void mv_store_prepare_holds(mv_prepared *p, const char *const *matters, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        p->holds = mv_xrealloc(p->holds, (p->n_holds + 1) * sizeof *p->holds);
+        p->holds[p->n_holds++] = mv_xstrdup(matters[i]);
+    }
+}
 
 static char *dup_or_null(const char *s)
 {
@@ -1145,6 +1175,9 @@ void mv_prepared_free(mv_prepared *p)
         return;
     arrival_owned_free(&p->arr);
     mv_msgmeta_clear(&p->meta);
+    for (size_t i = 0; i < p->n_holds; i++)
+        free(p->holds[i]);
+    free(p->holds);
     if (p->data)
         OPENSSL_cleanse(p->data, p->size);
     if (p->raw)
@@ -1622,6 +1655,13 @@ static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_co
                 if (p->dec_key)
                     uses_add(&uses, p->dec_key);
             }
+            /* held from its first moment: a hold that matches new mail */
+            for (size_t h = 0; h < p->n_holds && !st; h++)
+                st = mv_hold_member_new(s, b, &lb, r->serial, p->bucket, pd->salt, (uint32_t)h + 1,
+                                        p->holds[h], p->arr.a.received_us, &change, &rec, &tmp,
+                                        err);
+            if (st)
+                break;
         } else {
             r->kind = MV_COMMIT_MERGED;
             r->serial = existing;
@@ -1747,7 +1787,19 @@ mv_status mv_store_message(mv_store *s, uint64_t serial, mv_message **out, mv_er
     u64key(key, serial);
     mv_status st = get(s, CF_MSG, key, 8, &v, err);
     if (st == MV_ENOTFOUND) {
-        st = mv_err_set(err, MV_ENOTFOUND, "no message with serial %llu", (unsigned long long)serial);
+        mv_tombstone t;
+        char when[32], end[32];
+        if (mv_store_tombstone(s, serial, &t, NULL) == MV_OK) {
+            mv_fmt_time(t.purged, when, sizeof when);
+            mv_fmt_time(t.expiry, end, sizeof end);
+            st = mv_err_set(err, MV_ENOTFOUND,
+                            "message %llu was purged on %s (retention of bucket %s ended %s; "
+                            "its signed tombstone is in the integrity log)",
+                            (unsigned long long)serial, when, t.bucket, end);
+        } else {
+            st = mv_err_set(err, MV_ENOTFOUND, "no message with serial %llu",
+                            (unsigned long long)serial);
+        }
         goto out;
     }
     if (st || (st = mv_open_record(s->keys, MV_FAM_MSG, key, 8, v.data, v.len, &plain, err)))
@@ -2486,7 +2538,8 @@ mv_status mv_store_keys_rotate(mv_store *s, int rewrap_existing, unsigned *rotat
     /* Every column family holding sealed records: one left out keeps DEKs
      * under KEKs that are dropped below, and its records never open again. */
     static const int cfs[] = {CF_MSG,  CF_COPY, CF_ATTR, CF_BLOB, CF_SPOOL,     CF_AUDIT,
-                              CF_DICT, CF_USER, CF_ESCROW, CF_TEXT, CF_VOCAB, CF_CUSTODIAN};
+                              CF_DICT, CF_USER, CF_ESCROW, CF_TEXT, CF_VOCAB, CF_CUSTODIAN,
+                              CF_SALT, CF_POLICY, CF_HOLD};
     for (size_t i = 0; i < sizeof cfs / sizeof *cfs && !st; i++)
         st = rewrap_cf(s, cfs[i], rewrapped, err);
     if (!st) {
@@ -2926,7 +2979,7 @@ mv_status mv_store_changes(mv_store *s, uint64_t after, mv_change *out, size_t m
         size_t kl, vl;
         const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
         const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
-        if (kl != 8 || vl != 13 || v[0] < MV_CHANGE_MESSAGE || v[0] > MV_CHANGE_DECRYPTION) {
+        if (kl != 8 || vl != 13 || v[0] < MV_CHANGE_MESSAGE || v[0] > MV_CHANGE_HOLD) {
             st = mv_err_set(err, MV_EMALFORMED, "a change record is damaged");
             break;
         }

@@ -164,6 +164,9 @@ MV_NODISCARD mv_status mv_store_prepare(mv_store *s, const mv_spool_item *it,
                                         const mv_msgmeta *meta, const mv_retention *ret, int take,
                                         mv_prepared **out, mv_err *err);
 void mv_prepared_free(mv_prepared *p);
+/* mv_store_prepare_holds - the legal holds that take this arrival if it
+ * becomes a new message (recorded in its commit). */
+void mv_store_prepare_holds(mv_prepared *p, const char *const *matters, size_t n);
 
 typedef enum {
     MV_COMMIT_NEW = 1, /* a new message (and its first copy) */
@@ -436,6 +439,8 @@ typedef enum {
     MV_CHANGE_MESSAGE = 1,
     MV_CHANGE_COPY = 2,
     MV_CHANGE_DECRYPTION = 3,
+    MV_CHANGE_PURGE = 4, /* the message was purged: its document goes */
+    MV_CHANGE_HOLD = 5,  /* a legal hold took or released it */
 } mv_change_kind;
 
 typedef struct mv_change {
@@ -567,6 +572,94 @@ MV_NODISCARD mv_status mv_store_policy_put(mv_store *s, const mv_policy *p, cons
  * or a name that is not CLASS/YYYY-MM. */
 int64_t mv_store_bucket_expiry(mv_store *s, const char *bucket);
 
+/* ---- legal holds (store/hold.c, docs/retention.md) -------------------------
+ * A matter holds messages: found by a query when the hold is placed, and
+ * new mail matching it as it arrives.  A held message is never purged;
+ * release (with a reason) lets it go.  Every step is a leaf of the
+ * integrity log and an attribute record of each message. */
+#define MV_MATTER_MAX 128u /* bytes of a matter's name */
+typedef struct mv_hold {
+    char *matter, *query, *custodian, *reason, *by;
+    int64_t created; /* UTC seconds */
+    int released;
+    int64_t released_at;
+    char *released_by, *release_reason;
+    uint64_t members; /* messages it took (at creation and since) */
+} mv_hold;
+void mv_hold_clear(mv_hold *h);
+int mv_matter_name_ok(const char *m);
+/* mv_store_holds - every matter, in order of creation, as it stands now
+ * (a matter released and created again appears twice).  *out array of *n
+ * (caller clears each and frees). */
+MV_NODISCARD mv_status mv_store_holds(mv_store *s, mv_hold **out, size_t *n, mv_err *err);
+/* mv_store_hold_create - a new matter (h: matter, query, custodian, reason,
+ * by) holding serials; *held counts those still archived.
+ * @retval MV_EEXIST  an active matter has that name */
+MV_NODISCARD mv_status mv_store_hold_create(mv_store *s, const mv_hold *h, const uint64_t *serials,
+                                            size_t n, uint64_t *held, mv_err *err);
+/* mv_store_hold_add - an active matter takes one more message (new mail). */
+MV_NODISCARD mv_status mv_store_hold_add(mv_store *s, const char *matter, const char *by,
+                                         uint64_t serial, mv_err *err);
+/* mv_store_hold_release - the matter lets its messages go (reason, by
+ * recorded); *released counts them.  @retval MV_ENOTFOUND no active matter */
+MV_NODISCARD mv_status mv_store_hold_release(mv_store *s, const char *matter, const char *reason,
+                                             const char *by, uint64_t *released, mv_err *err);
+/* mv_store_holds_of - the active matters holding serial (*names: n
+ * malloc'd strings in a malloc'd array). */
+MV_NODISCARD mv_status mv_store_holds_of(mv_store *s, uint64_t serial, char ***names, size_t *n,
+                                         mv_err *err);
+
+/* ---- purge (store/compliance.c, docs/retention.md) --------------------------
+ * Crypto-shredding of every shred bucket past its expiry: held messages are
+ * moved out first (their keys rewrapped under their matter's), each other
+ * message's records are deleted and a signed tombstone takes its place in
+ * the integrity log, then the bucket's keys are destroyed in the keystore:
+ * whatever of it remains in any backup of the data no longer opens.
+ * Refused (MV_ETEMP) while the clock is behind the archive's latest record
+ * or has jumped far ahead of it (MV_CLOCK_JUMP_US), unless confirmed.
+ * The caller checks that the index has caught up.  Single-threaded use of
+ * the store (no daemon). */
+#define MV_CLOCK_JUMP_US (7ll * 86400 * 1000000) /* a clock this far ahead of the archive is doubted */
+typedef struct mv_purge_opts {
+    int dry_run;
+    int confirm_clock; /* an admin says the clock is right */
+} mv_purge_opts;
+typedef struct mv_purge_bucket {
+    char name[48];
+    int64_t expiry; /* UTC seconds */
+    uint64_t messages, held, purged;
+} mv_purge_bucket;
+typedef struct mv_purge_result {
+    mv_purge_bucket *b; /* the expired buckets */
+    size_t n;
+    uint64_t purged, held;
+    int64_t now, hwm; /* the clock, the archive's latest record (UTC seconds) */
+} mv_purge_result;
+MV_NODISCARD mv_status mv_store_purge(mv_store *s, const mv_purge_opts *o, mv_purge_result *r,
+                                      mv_err *err);
+void mv_purge_result_free(mv_purge_result *r);
+/* For reports: every shred bucket whose key exists (each name once); the
+ * bucket (KEK name) of every archived message, read from its record's
+ * header without decrypting it; every tombstone. */
+void mv_store_buckets(mv_store *s, void (*fn)(void *ctx, const char *bucket), void *ctx);
+MV_NODISCARD mv_status mv_store_message_keks(mv_store *s,
+                                             void (*fn)(void *ctx, uint64_t serial,
+                                                        const char *kek_name),
+                                             void *ctx, mv_err *err);
+struct mv_tombstone;
+MV_NODISCARD mv_status mv_store_tombstones(mv_store *s,
+                                           void (*fn)(void *ctx, const struct mv_tombstone *t),
+                                           void *ctx, mv_err *err);
+/* mv_store_tombstone - when and why serial was purged.  MV_ENOTFOUND: it was not. */
+typedef struct mv_tombstone {
+    uint64_t serial;
+    int64_t purged; /* UTC seconds */
+    char bucket[48];
+    int64_t expiry;
+} mv_tombstone;
+MV_NODISCARD mv_status mv_store_tombstone(mv_store *s, uint64_t serial, mv_tombstone *t,
+                                          mv_err *err);
+
 /* ---- the integrity log (store/log.c, docs/integrity.md) -------------------
  * An append-only Merkle tree (RFC 6962) with a leaf for every message,
  * copy, attribute record and audit record, each written in the batch of
@@ -643,6 +736,7 @@ typedef struct mv_verify_opts {
 typedef struct mv_verify_result {
     uint64_t leaves, heads, bytes, failures;
     uint64_t messages, copies, attributes, audits; /* records that verified in full */
+    uint64_t purged; /* messages a verified, signed tombstone stands for */
     uint64_t checkpoint_size;
     int checkpoint_checked; /* the log was recomputed up to the checkpoint's size */
 } mv_verify_result;

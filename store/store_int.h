@@ -22,7 +22,7 @@
  * an older store is opened (create_missing_column_families). */
 enum { CF_DEFAULT, CF_MSG, CF_COPY, CF_ATTR, CF_BLOB, CF_SPOOL, CF_DEDUP, CF_COPYID, CF_CHANGES,
        CF_AUDIT, CF_DICT, CF_USER, CF_ESCROW, CF_TEXT, CF_VOCAB, CF_CUSTODIAN, CF_LOG, CF_SALT,
-       CF_POLICY, CF_COUNT };
+       CF_POLICY, CF_HOLD, CF_HELD, CF_COUNT };
 
 typedef struct bdict {
     char bucket[32];
@@ -82,6 +82,7 @@ struct mv_store {
     pthread_mutex_t log_mu;
     mv_merkle_frontier log_front;
     int64_t clock_hwm_us; /* latest time a leaf carried; under log_mu */
+    int64_t clock_jump_from_us; /* the clock jumped ahead from here (0: no doubt); under log_mu */
     uint64_t log_heads;   /* signed tree heads kept; under log_mu */
     _Atomic uint64_t policy_version; /* the retention rules in force (compliance.c) */
 };
@@ -118,7 +119,7 @@ mv_status mv_st_check_blob(mv_store *s, const uint8_t bid[32], const uint8_t wan
 
 /* Leaf types: what each leaf of the integrity log stands for. */
 enum { MV_LEAF_MESSAGE = 'M', MV_LEAF_COPY = 'C', MV_LEAF_ATTR = 'A', MV_LEAF_AUDIT = 'U',
-       MV_LEAF_POLICY = 'P' };
+       MV_LEAF_POLICY = 'P', MV_LEAF_TOMBSTONE = 'T', MV_LEAF_HOLD = 'H' };
 
 /* The leaves one write adds, gathered while its batch is built; appended
  * to the log (indexes given, nodes computed) by mv_ilog_write. */
@@ -149,6 +150,24 @@ void mv_ilog_batch_free(mv_ilog_batch *lb);
  * no message (a policy version): its digest keyed like an audit record's. */
 #define mv_ilog_add_keyed(s, lb, type, rkey, rkl, t, plain, n)                                   \
     mv_ilog_add((s), (lb), (type), (rkey), (rkl), (t), NULL, (plain), (n))
+/* mv_ilog_add_public - gather a leaf whose digest is a plain SHA-256 of
+ * the record (a tombstone: anyone checks it without our keys). */
+void mv_ilog_add_public(mv_store *s, mv_ilog_batch *lb, int type, const uint8_t *rkey, size_t rkl,
+                        int64_t time_us, const uint8_t *rec, size_t n);
+/* mv_ilog_clock_confirmed - an admin said the clock is right: the doubt
+ * left by a jump is lifted.  MV_ESTORE. */
+mv_status mv_ilog_clock_confirmed(mv_store *s, mv_err *err);
+/* mv_store_is_held - whether a legal hold holds serial (compliance.c). */
+int mv_store_is_held(mv_store *s, uint64_t serial);
+/* mv_store_move_held - before bucket's keys are destroyed: every held
+ * message in it moves under its matter's key.  MV_ESTORE, MV_ECRYPTO. */
+mv_status mv_store_move_held(mv_store *s, const char *bucket, mv_err *err);
+/* mv_hold_member_new - in the commit of a new message (serial, sealed in
+ * bucket, with salt): its hold attribute number no, held by matter. */
+mv_status mv_hold_member_new(mv_store *s, rocksdb_writebatch_t *b, mv_ilog_batch *lb,
+                             uint64_t serial, const char *bucket, const uint8_t salt[32],
+                             uint32_t no, const char *matter, int64_t now, uint64_t *change,
+                             mv_buf *rec, mv_buf *tmp, mv_err *err);
 /* mv_policy_load - at open: the version of the rules in force. */
 mv_status mv_policy_load(mv_store *s, mv_err *err);
 
