@@ -145,6 +145,8 @@ bench: all
 	$(Q)MV_BUILD=$(O) bench/smtp
 	$(Q)MV_BUILD=$(O) bench/decrypt
 	$(Q)MV_BUILD=$(O) bench/search
+	$(Q)MV_BUILD=$(O) bench/export
+	$(Q)MV_BUILD=$(O) bench/verify
 
 lint:
 	$(Q)! grep -nE '\b(strcpy|strcat|sprintf|vsprintf|strncpy|strncat|gets|atoi|atol|rand|srand|strtok)\s*\(' \

@@ -96,6 +96,15 @@ run "$MV" export 'invoice has:attachment' --as dat --prefix DEMO --matter "Demo 
 fpr=$("$MV" keys signing)
 run "$MV" verify-export "$D/export.zip" --fingerprint "$fpr"
 
+say "legal places a hold: that mail is kept from any purge, and new mail matching it too"
+run "$MV" hold create "Demo v. Example" --query 'invoice' --reason "demo: litigation hold notice"
+run "$MV" search --count 'hold:"Demo v. Example"'
+
+say "the auditor keeps a signed tree head outside the archive, and verifies the archive against it"
+"$MV" checkpoint | tee "$D/checkpoint.txt"
+run "$MV" verify --from-checkpoint "$D/checkpoint.txt"
+run "$MV" report holds
+
 say "nothing readable at rest"
 printf 'searching %s for the subject of message %s ... ' "$D/archive" "$serial"
 subj=$("$MV" show "$serial" --format json | python3 -c 'import json,sys; print((json.load(sys.stdin)["subject"] or "x")[:20])')

@@ -628,7 +628,8 @@ done:
     if (st)
         return st;
 clock:
-    if (o->confirm_clock && !o->dry_run)
+    /* the admin's word on the clock holds for what comes next */
+    if (o->confirm_clock)
         return mv_ilog_clock_confirmed(s, err);
     return MV_OK;
 }

@@ -241,9 +241,16 @@ mv_status mv_ilog_clock_confirmed(mv_store *s, mv_err *err)
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     rocksdb_writebatch_delete_cf(b, s->cf[CF_DEFAULT], "clock_jump", 10);
     pthread_mutex_lock(&s->log_mu);
+    /* the confirmed time is the new mark: what comes next is measured from it */
+    int64_t now = mv_now_us();
+    if (now > s->clock_hwm_us)
+        put_u64(b, s, "clock_hwm", (uint64_t)now);
     mv_status st = mv_st_write(s, b, 1, err);
-    if (!st)
+    if (!st) {
         s->clock_jump_from_us = 0;
+        if (now > s->clock_hwm_us)
+            s->clock_hwm_us = now;
+    }
     pthread_mutex_unlock(&s->log_mu);
     rocksdb_writebatch_destroy(b);
     return st;

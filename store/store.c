@@ -1457,6 +1457,9 @@ static mv_status last_copy_no(mv_store *s, uint64_t serial, uint32_t *no, mv_err
     return e ? rocks_err(err, e, "reading copies") : MV_OK;
 }
 
+/* message_bucket - where what is added to a message is sealed: the KEK its
+ * record is under now, which is its bucket's, or, for a held message moved
+ * out of a purged bucket, its matter's (store/hold.c). */
 static mv_status message_bucket(mv_store *s, uint64_t serial, char *out, size_t n, mv_err *err)
 {
     mv_message *m = NULL;
@@ -1464,6 +1467,15 @@ static mv_status message_bucket(mv_store *s, uint64_t serial, char *out, size_t 
     if (!st) {
         snprintf(out, n, "%s", m->bucket);
         mv_message_free(m);
+        uint8_t key[8];
+        mv_buf v = MV_BUF_INIT;
+        u64key(key, serial);
+        if (get(s, CF_MSG, key, 8, &v, NULL) == MV_OK) {
+            const char *home = mv_keys_kek_name(s->keys, mv_sealed_kek(v.data, v.len));
+            if (home)
+                snprintf(out, n, "%s", home);
+        }
+        mv_buf_free(&v);
     }
     return st;
 }
