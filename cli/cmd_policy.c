@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../lib/util.h"
+#include "../search/match.h"
 #include "cli.h"
 
 static void help(void)
@@ -15,14 +16,17 @@ static void help(void)
     fprintf(cli_out,
             "usage: mailvault policy list [--format json]\n"
             "       mailvault policy set NAME --keep N(d|y)|forever\n"
-            "                            (--domain D[,D...] | --custodian NAME) [--before RULE]\n"
+            "                            (--domain D[,D...] | --custodian NAME | --query Q)\n"
+            "                            [--before RULE]\n"
             "       mailvault policy default --keep N(d|y)|forever\n"
             "       mailvault policy remove NAME\n\n"
             "Retention rules, in order: the first that matches a new message gives its\n"
             "class and how long it is kept, counted from its trusted receipt time; the\n"
             "default rule, last, takes the rest.  --domain matches the sender's or any\n"
             "recipient's domain (header or envelope) and its subdomains; --custodian any\n"
-            "address of that custodian.  A rule kept longer later extends the mail it\n"
+            "address of that custodian; --query the search language (docs/search.md),\n"
+            "evaluated on the message itself as it arrives.  A rule kept longer later\n"
+            "extends the mail it\n"
             "already holds; kept shorter, it applies to new mail only: retention of\n"
             "archived mail is never shortened.  1y is 365.25 days, rounded up.\n"
             "Needs the role admin; audited; each version is a leaf of the integrity log.\n");
@@ -67,7 +71,7 @@ static const char *kind_name(mv_rule_kind k)
 }
 
 typedef struct policy_args {
-    const char *keep, *domain, *custodian, *before;
+    const char *keep, *domain, *custodian, *query, *before;
 } policy_args;
 
 static int policy_opt(void *ctx, int opt, const char *arg)
@@ -85,6 +89,9 @@ static int policy_opt(void *ctx, int opt, const char *arg)
         return 0;
     case 'b':
         a->before = arg;
+        return 0;
+    case 'q':
+        a->query = arg;
         return 0;
     default:
         return -1;
@@ -142,6 +149,7 @@ int cmd_policy(int argc, char **argv)
                                          {"domain", required_argument, NULL, 'd'},
                                          {"custodian", required_argument, NULL, 'c'},
                                          {"before", required_argument, NULL, 'b'},
+                                         {"query", required_argument, NULL, 'q'},
                                          {0, 0, 0, 0}};
     cli_init(&c, "policy");
     int rc = cli_getopt(&c, argc, argv, opts, policy_opt, &a, help);
@@ -161,8 +169,8 @@ int cmd_policy(int argc, char **argv)
     uint32_t keep = 0;
     if ((is_set || is_def) && (!a.keep || parse_keep(a.keep, &keep) < 0))
         return cli_usage_error("policy", "--keep is N days (90d), N years (7y) or forever");
-    if (is_set && !!a.domain + !!a.custodian != 1)
-        return cli_usage_error("policy", "set needs one of --domain or --custodian");
+    if (is_set && !!a.domain + !!a.custodian + !!a.query != 1)
+        return cli_usage_error("policy", "set needs one of --domain, --custodian or --query");
     if (is_set && !mv_class_name_ok(name))
         return cli_usage_error("policy", "a rule's name is 1 to 16 of a-z 0-9 _ -");
     if (is_set && strcmp(name, "default") == 0)
@@ -199,9 +207,23 @@ int cmd_policy(int argc, char **argv)
         memmove(&p.rules[at], &p.rules[at + 1], (p.n - at - 1) * sizeof *p.rules);
         p.n--;
     } else {
+        if (a.query) { /* refused now rather than skipped for every message */
+            mv_matcher *m = NULL;
+            mv_mquery *q = NULL;
+            if (!(st = mv_matcher_new(s, NULL, &m, &err)))
+                st = mv_matcher_compile(m, a.query, &q, &err);
+            mv_mquery_free(q);
+            mv_matcher_free(m);
+            if (st)
+                goto out;
+        }
         mv_policy_rule r = {.keep_days = keep,
-                            .kind = a.domain ? MV_RULE_DOMAIN : MV_RULE_CUSTODIAN,
-                            .match = mv_xstrdup(a.domain ? a.domain : a.custodian)};
+                            .kind = a.domain      ? MV_RULE_DOMAIN
+                                    : a.custodian ? MV_RULE_CUSTODIAN
+                                                  : MV_RULE_QUERY,
+                            .match = mv_xstrdup(a.domain      ? a.domain
+                                                : a.custodian ? a.custodian
+                                                              : a.query)};
         snprintf(r.name, sizeof r.name, "%s", name);
         if (at < p.n) {
             free(p.rules[at].match);

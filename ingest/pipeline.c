@@ -3,6 +3,7 @@
 #include "pipeline.h"
 
 #include "comply.h"
+#include "../search/xap.h"
 
 #include "escrow.h"
 
@@ -161,7 +162,16 @@ static mv_status process(mv_pipeline *p, item *w, mv_prepared **out, int *defect
     /* The retention rule, hence the shred bucket, is fixed here, from the
      * trusted receipt time. */
     mv_retention ret;
-    st = mv_comply_decide(p->comply, &mi->meta, &w->it.arr, w->it.data, w->it.len, &ret, err);
+    char **holds = NULL;
+    size_t n_holds = 0;
+    unsigned xflags = dr.encrypted ? MV_XD_ENCRYPTED | (dr.decrypted ? MV_XD_DECRYPTED
+                                                                     : MV_XD_UNDECRYPTABLE)
+                                   : 0;
+    if (dr.sig != MV_SIG_NONE)
+        xflags |= MV_XD_SIGNED;
+    st = mv_comply_decide(p->comply, &mi->meta, &w->it.arr, dr.decrypted ? dr.out : w->it.data,
+                          dr.decrypted ? dr.out_len : w->it.len, xflags, &ret, &holds, &n_holds,
+                          err);
     if (st) {
         mv_decrypt_result_free(&dr);
         mv_msginfo_free(mi);
@@ -170,6 +180,11 @@ static mv_status process(mv_pipeline *p, item *w, mv_prepared **out, int *defect
     /* The bytes pass to the prepared arrival: no copy of a large message. */
     st = mv_store_prepare(p->s, &w->it, &mi->meta, &ret, 1, out, err);
     w->data = w->raw = NULL;
+    if (!st)
+        mv_store_prepare_holds(*out, (const char *const *)holds, n_holds);
+    for (size_t i = 0; i < n_holds; i++)
+        free(holds[i]);
+    free(holds);
     mv_msginfo_free(mi);
     if (has_dr) {
         if (!st) {

@@ -104,6 +104,16 @@ constexpr size_t MSG_QUOTE_MAX = 64;
 constexpr Xapian::valueno SLOT_DATE = 0;
 constexpr Xapian::valueno SLOT_SIZE = 1;
 
+/* match_all - every document, as a query made anew each time.  It is what
+ * Xapian::Query::MatchAll is (the empty term), but that is one object
+ * shared by the whole process whose reference count is not atomic: the
+ * translations mv_xap_match runs on several threads at once would corrupt
+ * it by copying it. */
+Xapian::Query match_all()
+{
+    return Xapian::Query(std::string());
+}
+
 /* An error raised inside this file, turned into mv_err by guarded(). */
 struct fail {
     mv_status code;
@@ -853,10 +863,10 @@ class translator
             if (n->n_kids < 1)
                 throw fail{MV_EUSAGE, "malformed query tree: NOT without operand"};
             qpart p = node(n->kids[0], !negated, depth + 1);
-            return {Xapian::Query(Xapian::Query::OP_AND_NOT, Xapian::Query::MatchAll, p.q), true};
+            return {Xapian::Query(Xapian::Query::OP_AND_NOT, match_all(), p.q), true};
         }
         case MV_Q_ALL:
-            return {Xapian::Query::MatchAll, true};
+            return {match_all(), true};
         case MV_Q_WORD:
         case MV_Q_PHRASE:
             return text(n->field, need_text(n), negated);
@@ -911,7 +921,7 @@ class translator
                                double hi)
     {
         if (open_lo && open_hi)
-            return Xapian::Query::MatchAll;
+            return match_all();
         if (open_lo)
             return Xapian::Query(Xapian::Query::OP_VALUE_LE, slot, Xapian::sortable_serialise(hi));
         if (open_hi)
@@ -935,7 +945,7 @@ class translator
             qpart p = kid(k, negated, depth);
             (p.boolean ? filters : ranked).push_back(std::move(p.q));
         }
-        qpart r{Xapian::Query::MatchAll, true};
+        qpart r{match_all(), true};
         Xapian::Query filter;
         if (!filters.empty())
             filter = Xapian::Query(Xapian::Query::OP_AND, filters.begin(), filters.end());
@@ -1523,5 +1533,148 @@ mv_status mv_xap_highlight(mv_xap *x, const mv_qnode *q, const mv_xap_expand *e,
             o += ellipsis;
         *out = mv_xstrndup(o.data(), o.size());
         return MV_OK;
+    });
+}
+
+/* ---- one message at a time ------------------------------------------------------ */
+
+namespace
+{
+
+/* check_language - the stemmer exists (as mv_xap_open checks it). */
+void check_language(const std::string &lang)
+{
+    if (lang == "none")
+        return;
+    try {
+        Xapian::Stem probe(lang);
+    } catch (const Xapian::InvalidArgumentError &) {
+        throw fail{MV_EUSAGE, "unknown stemming language '" + quote(lang) + "'"};
+    }
+}
+
+} // namespace
+
+mv_status mv_xap_open_detached(const mv_xap_hooks *h, mv_xap **out, mv_err *err)
+{
+    if (out)
+        *out = nullptr;
+    if (!h || !h->prf || !out)
+        return mv_err_set(err, MV_EUSAGE, "mv_xap_open_detached: missing argument");
+    std::unique_ptr<mv_xap> x;
+    mv_status st = guarded(err, "preparing the matcher", [&]() -> mv_status {
+        x.reset(new mv_xap);
+        x->dir = "(one message)";
+        x->lang = h->language ? h->language : "english";
+        x->hooks = *h;
+        x->hooks.language = nullptr; /* x->lang is the copy */
+        check_language(x->lang);
+        return MV_OK;
+    });
+    if (st == MV_OK)
+        *out = x.release();
+    return st;
+}
+
+mv_status mv_xap_check(mv_xap *x, const mv_qnode *q, const mv_xap_expand *e, mv_err *err)
+{
+    if (!x || !q)
+        return mv_err_set(err, MV_EUSAGE, "mv_xap_check: missing argument");
+    return guarded(err, "checking the query", [&]() -> mv_status {
+        translator t(x, e, nullptr);
+        (void)t.node(q, false, 0);
+        return MV_OK;
+    });
+}
+
+namespace
+{
+
+/* reduced - the document d with only the terms in want (sorted, unique)
+ * and all its values.  Whether a query matches a document depends on
+ * nothing but the terms the query names (presence and positions) and the
+ * values, so the answer is the same, and a database of a few terms costs
+ * far less to build than one of the whole message. */
+Xapian::Document reduced(const Xapian::Document &d, const std::vector<std::string> &want)
+{
+    Xapian::Document r;
+    auto t = d.termlist_begin();
+    const auto end = d.termlist_end();
+    for (const auto &w : want) {
+        if (w.empty())
+            continue; /* the empty term (every document) is no posting */
+        t.skip_to(w); /* forward only: want is sorted like the termlist */
+        if (t == end)
+            break;
+        if (*t != w)
+            continue;
+        bool positions = false;
+        for (auto p = t.positionlist_begin(); p != t.positionlist_end(); ++p) {
+            r.add_posting(w, *p, 0);
+            positions = true;
+        }
+        if (t.get_wdf())
+            r.add_term(w, t.get_wdf());
+        else if (!positions)
+            r.add_boolean_term(w);
+    }
+    for (auto v = d.values_begin(); v != d.values_end(); ++v)
+        r.add_value(v.get_valueno(), *v);
+    return r;
+}
+
+} // namespace
+
+mv_status mv_xap_match(mv_xap *x, const mv_xap_doc *d, const mv_qnode *const *q, size_t nq,
+                       const mv_xap_expand *e, int *hits, mv_err *err)
+{
+    if (!x || !d || (nq && (!q || !hits)))
+        return mv_err_set(err, MV_EUSAGE, "mv_xap_match: missing argument");
+    for (size_t i = 0; i < nq; i++)
+        hits[i] = -1;
+    return guarded(err, "matching a message", [&]() -> mv_status {
+        translator t(x, e, nullptr);
+        mv_status first = MV_OK;
+        std::vector<Xapian::Query> queries(nq);
+        std::vector<bool> ok(nq, false);
+        std::vector<std::string> want;
+        for (size_t i = 0; i < nq; i++) {
+            mv_err qerr{};
+            mv_status st = guarded(&qerr, "matching a message", [&]() -> mv_status {
+                if (!q[i])
+                    throw fail{MV_EUSAGE, "mv_xap_match: missing query"};
+                queries[i] = t.node(q[i], false, 0).q;
+                return MV_OK;
+            });
+            if (st != MV_OK) {
+                if (first == MV_OK) {
+                    first = st;
+                    if (err) {
+                        *err = qerr;
+                        mv_err_prefix(err, "query %zu of %zu: ", i + 1, nq);
+                    }
+                }
+                continue;
+            }
+            ok[i] = true;
+            for (auto w = queries[i].get_unique_terms_begin(); w != queries[i].get_terms_end(); ++w)
+                want.push_back(*w);
+        }
+        std::sort(want.begin(), want.end());
+        want.erase(std::unique(want.begin(), want.end()), want.end());
+        /* A database of this one document: Xapian's own matcher decides,
+         * phrases and value ranges included, so nothing here re-implements
+         * what a query means.  BoolWeight: only whether, never how well. */
+        Xapian::WritableDatabase db(std::string(), Xapian::DB_BACKEND_INMEMORY);
+        db.add_document(reduced(d->doc, want));
+        Xapian::Enquire enq(db);
+        enq.set_weighting_scheme(Xapian::BoolWeight());
+        for (size_t i = 0; i < nq; i++) {
+            if (!ok[i])
+                continue;
+            enq.set_query(queries[i]);
+            hits[i] = enq.get_mset(0, 1).empty() ? 0 : 1;
+        }
+        return first;
     });
 }

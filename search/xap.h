@@ -15,7 +15,8 @@
  *
  * Threads: mv_xap_make_doc may run on several threads at once (each call
  * uses its own TermGenerator); everything else on one mv_xap is for one
- * thread at a time (Xapian allows one writer). */
+ * thread at a time (Xapian allows one writer), except on a detached
+ * handle (mv_xap_open_detached), which has no database to share. */
 #ifndef MV_SEARCH_XAP_H
 #define MV_SEARCH_XAP_H
 
@@ -148,6 +149,39 @@ MV_NODISCARD mv_status mv_xap_highlight(mv_xap *x, const mv_qnode *q, const mv_x
                                         const char *text, size_t len, size_t max_chars,
                                         const char *start, const char *end, char **out,
                                         mv_err *err);
+
+/* ---- one message at a time (search/match.h) ---------------------------------
+ * The retention and hold rules test a message in the pipeline, before it
+ * is archived, against compiled queries: its document is made as the
+ * indexer makes it and each query is translated as mv_xap_search
+ * translates it, then run over a database holding that one document, so
+ * "matches" means exactly "the search would find it". */
+
+/* mv_xap_open_detached - a handle with no database behind it, for
+ * mv_xap_make_doc, mv_xap_check and mv_xap_match only (mv_xap_search finds
+ * nothing in it; mv_xap_put refuses).  hooks is copied; its word callback
+ * (may be NULL) is called, as for an index, from the thread that makes a
+ * document.  Every function taking a detached handle may run on several
+ * threads at once.  *out owned by the caller (mv_xap_close).
+ * @retval MV_EUSAGE an unknown stemming language */
+MV_NODISCARD mv_status mv_xap_open_detached(const mv_xap_hooks *h, mv_xap **out, mv_err *err);
+
+/* mv_xap_check - translate q, expanding through e, without running it:
+ * the errors mv_xap_search would give for it (MV_ENOTFOUND an unknown
+ * custodian, MV_ELIMIT a wildcard matching too many words, MV_EUSAGE a
+ * wildcard where none is allowed or no expansion callback). */
+MV_NODISCARD mv_status mv_xap_check(mv_xap *x, const mv_qnode *q, const mv_xap_expand *e,
+                                    mv_err *err);
+
+/* mv_xap_match - whether the document d (from mv_xap_make_doc on x; not
+ * taken) matches each of the nq queries: hits[i] 1 or 0.  Each query is
+ * expanded through e at this call, as mv_xap_search expands it.  A query
+ * that cannot be translated gets hits[i] = -1 and the others are still
+ * run; the first such failure is returned (err says which query).
+ * @retval MV_ENOTFOUND / MV_ELIMIT / MV_EUSAGE as mv_xap_check
+ * @retval MV_EINDEX Xapian failed */
+MV_NODISCARD mv_status mv_xap_match(mv_xap *x, const mv_xap_doc *d, const mv_qnode *const *q,
+                                    size_t nq, const mv_xap_expand *e, int *hits, mv_err *err);
 
 #ifdef __cplusplus
 }
