@@ -288,6 +288,8 @@ static const char *const edrm_tag[LF_NFIELDS] = {
 typedef struct volume {
     char *path;
     unsigned no;
+    uint64_t *serials; /* the messages in it: their inclusion proofs */
+    size_t nserials, cap;
     uint64_t first_ctrl, documents, messages, attachments, originals, missing, files, bytes;
     char manifest[65];
 } volume;
@@ -316,6 +318,7 @@ typedef struct export_run {
     uint64_t documents, messages, attachments, originals, missing;
     /* scratch, reused message after message */
     mv_buf b, orig, t, rec, who, cust;
+    mv_buf head; /* the signed tree head every volume's proofs lead to */
 } export_run;
 
 /* spool - an unlinked file beside path for what is written into the
@@ -455,6 +458,21 @@ static void custody_json(const export_run *e, const volume *v, const char *when,
     json_kv_str(f, "signature_algorithm", "Ed25519 over the 32 bytes of manifest_sha256", 1);
     json_kv_str(f, "signing_key_sha256", fpr, 1);
     json_kv_str(f, "signature", sig, 1);
+    /* the integrity log's signed tree head the proofs lead to: its size and root */
+    const char *h1 = memchr(e->head.data, '\n', e->head.len);
+    const char *h2 = h1 ? memchr(h1 + 1, '\n', e->head.len - (size_t)(h1 + 1 - (char *)e->head.data)) : NULL;
+    const char *h3 = h2 ? memchr(h2 + 1, '\n', e->head.len - (size_t)(h2 + 1 - (char *)e->head.data)) : NULL;
+    if (h3) {
+        char size[24] = "", root[64] = "";
+        if (h2 - h1 - 1 < (long)sizeof size)
+            memcpy(size, h1 + 1, (size_t)(h2 - h1 - 1));
+        if (h3 - h2 - 1 < (long)sizeof root)
+            memcpy(root, h2 + 1, (size_t)(h3 - h2 - 1));
+        json_kv_str(f, "tree_head", "integrity/tree_head.txt", 1);
+        json_kv_str(f, "tree_size", size, 1);
+        json_kv_str(f, "tree_root", root, 1);
+        json_kv_str(f, "inclusion_proofs", "integrity/proofs.txt", 1);
+    }
     fprintf(f, "}\n");
     fclose(f);
     b->cap = b->len;
@@ -566,6 +584,26 @@ static mv_status volume_close(export_run *e, mv_err *err)
                                 e->a->matter, (unsigned long long)e->cur.first_ctrl);
         }
     }
+    /* The archive's signed tree head, and each message's inclusion proof
+     * against it (docs/integrity.md): listed in the manifest, so covered
+     * by the custody signature too. */
+    if (!st)
+        st = mv_pkg_add(e->pkg, "integrity/tree_head.txt", e->head.data, e->head.len, 0, err);
+    if (!st) {
+        FILE *pf = NULL;
+        mv_buf proof = MV_BUF_INIT;
+        st = spool(e->cur.path, &pf, err);
+        for (size_t i = 0; i < e->cur.nserials && !st; i++) {
+            if (!(st = mv_store_proof(e->s, e->cur.serials[i], e->head.data, e->head.len, &proof,
+                                      err)))
+                st = put(pf, &proof, err);
+        }
+        if (!st)
+            st = copy_into(e->pkg, "integrity/proofs.txt", pf, err);
+        if (pf)
+            fclose(pf);
+        mv_buf_free(&proof);
+    }
     uint8_t msha[32], sig[64];
     if (!st && !(st = mv_pkg_manifest(e->pkg, msha, &e->cur.files, &e->cur.bytes, err)) &&
         !(st = mv_store_sign(e->s, msha, 32, sig, err))) {
@@ -606,6 +644,9 @@ static mv_status volume_close(export_run *e, mv_err *err)
         if (err)
             *err = cerr;
     }
+    free(e->cur.serials);
+    e->cur.serials = NULL;
+    e->cur.nserials = e->cur.cap = 0;
     if (st) {
         free(e->cur.path);
         memset(&e->cur, 0, sizeof e->cur);
@@ -651,8 +692,14 @@ static mv_status family_done(export_run *e, int more, mv_err *err)
     return st ? st : volume_open(e, err);
 }
 
-static void count_message(export_run *e, uint64_t attachments, uint64_t originals, uint64_t missing)
+static void count_message(export_run *e, uint64_t serial, uint64_t attachments, uint64_t originals,
+                          uint64_t missing)
 {
+    if (e->cur.nserials == e->cur.cap)
+        e->cur.serials = mv_xrealloc(e->cur.serials,
+                                     (e->cur.cap = e->cur.cap ? e->cur.cap * 2 : 256) *
+                                         sizeof *e->cur.serials);
+    e->cur.serials[e->cur.nserials++] = serial;
     e->cur.documents += 1 + attachments;
     e->cur.messages++;
     e->cur.attachments += attachments;
@@ -688,7 +735,7 @@ static mv_status export_eml(export_run *e, const uint64_t *v, size_t n, struct m
             if ((st = mv_pkg_add(e->pkg, name, e->b.data, e->b.len, 0, err)))
                 break;
         }
-        count_message(e, 0, dec, 0);
+        count_message(e, v[i], 0, dec, 0);
         st = family_done(e, i + 1 < n, err);
         mv_progress_update(pg, i + 1, 0);
     }
@@ -738,7 +785,7 @@ static mv_status export_mbox(export_run *e, const uint64_t *v, size_t n, struct 
                 break;
             mbox_entry(v[i], &e->b, &e->rec);
             if (!(st = mv_pkg_write(e->pkg, e->rec.data, e->rec.len, err)))
-                count_message(e, 0, 0, 0);
+                count_message(e, v[i], 0, 0, 0);
             mv_progress_update(pg, i + 1, 0);
         }
         if (!st)
@@ -1133,7 +1180,7 @@ static mv_status lf_family(export_run *e, uint64_t serial, family *f, mv_err *er
     uint64_t missing = 0;
     for (size_t k = 0; k < f->n; k++)
         missing += f->k[k].reason != NULL;
-    count_message(e, f->n, dec, missing);
+    count_message(e, serial, f->n, dec, missing);
 out:
     mv_buf_free(&env);
     mv_buf_free(&names);
@@ -1354,6 +1401,9 @@ int cmd_export(int argc, char **argv)
     mv_hex(id, sizeof id, e.export_id);
     if (e.kind && (st = mv_store_custodians(s, &e.cu, &e.ncu, &err)))
         goto out;
+    /* the tree head in force: every exported message is in it */
+    if ((st = mv_store_checkpoint(s, 0, &e.head, &err)))
+        goto out;
     if (a.split && mv_pkg_kind_of(a.out) == MV_PKG_DIR && (st = split_dir(&e, &err)))
         goto out;
     struct mv_progress *pg = cli_progress_new("exporting", n);
@@ -1392,6 +1442,8 @@ out:
     mv_buf_wipe(&e.rec);
     mv_buf_wipe(&e.who);
     mv_buf_wipe(&e.cust);
+    mv_buf_free(&e.head);
+    free(e.cur.serials);
     free(v);
     cli_index_put(ix);
     rc = cli_finish(&c, s, st, &err);

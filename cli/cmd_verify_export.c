@@ -36,9 +36,14 @@ static void help(void)
             "be read.  A split export's volumes are checked one by one.\n");
 }
 
-static const char *const custody_files[] = {"manifest.csv", "custody.json", "custody.sig",
-                                            "signing_key.pem", "custody.txt", NULL};
-enum { K_MANIFEST, K_JSON, K_SIG, K_PEM, K_TXT, K_COUNT };
+static const char *const custody_files[] = {"manifest.csv",    "custody.json",
+                                            "custody.sig",     "signing_key.pem",
+                                            "custody.txt",     "integrity/tree_head.txt",
+                                            "integrity/proofs.txt", NULL};
+/* the first K_TXT + 1 are required; the integrity files (the archive's
+ * signed tree head and each message's inclusion proof) are checked when
+ * present: packages made before the integrity log have none */
+enum { K_MANIFEST, K_JSON, K_SIG, K_PEM, K_TXT, K_HEAD, K_PROOFS, K_COUNT };
 
 static int cmp_file(const void *a, const void *b)
 {
@@ -163,6 +168,39 @@ static void check_manifest(const mv_buf *m, mv_pkg_file *files, size_t n, report
     free(seen);
 }
 
+/* check_proofs - every inclusion proof in proofs.txt leads to the package's
+ * tree head, signed by the package's key; *n counts them. */
+static void check_proofs(const mv_buf *head, const mv_buf *proofs, const mv_buf *pem, report *r,
+                         uint64_t *n, uint64_t *size)
+{
+    static const char start[] = "mailvault inclusion proof v1\n";
+    BIO *bio = BIO_new_mem_buf(pem->data, (int)pem->len);
+    EVP_PKEY *pk = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    uint8_t pub[32];
+    size_t pl = 32;
+    int have_pub = pk && EVP_PKEY_get_raw_public_key(pk, pub, &pl) > 0 && pl == 32;
+    EVP_PKEY_free(pk);
+    if (!have_pub)
+        return; /* said by check_signature */
+    const uint8_t *p = proofs->data, *end = proofs->data + proofs->len;
+    while (p < end) {
+        const uint8_t *next = p + 1 < end ? memmem(p + 1, (size_t)(end - p - 1), start,
+                                                   sizeof start - 1)
+                                          : NULL;
+        size_t len = (size_t)((next ? next : end) - p);
+        mv_proof_info pi;
+        mv_err e = {0};
+        if (mv_proof_check(p, len, head->data, head->len, pub, &pi, &e) != MV_OK)
+            fail(r, "integrity/proofs.txt: proof %llu (serial %llu): %s", (unsigned long long)*n + 1,
+                 (unsigned long long)pi.serial, e.msg);
+        else
+            *size = pi.size;
+        (*n)++;
+        p = next ? next : end;
+    }
+}
+
 typedef struct verify_args {
     const char *want, *password_file;
 } verify_args;
@@ -229,7 +267,9 @@ int cmd_verify_export(int argc, char **argv)
         return cli_usage_error("verify-export", "give the package: a directory, .zip or .tar");
     const char *path = argv[c.argi];
     mv_err err = {0};
-    mv_buf kept[K_COUNT] = {MV_BUF_INIT, MV_BUF_INIT, MV_BUF_INIT, MV_BUF_INIT, MV_BUF_INIT};
+    mv_buf kept[K_COUNT] = {MV_BUF_INIT, MV_BUF_INIT, MV_BUF_INIT, MV_BUF_INIT,
+                            MV_BUF_INIT, MV_BUF_INIT, MV_BUF_INIT};
+    uint64_t proofs = 0, tree_size = 0;
     mv_pkg_file *files = NULL;
     size_t n = 0;
     report r = {0, MV_BUF_INIT};
@@ -282,6 +322,15 @@ int cmd_verify_export(int argc, char **argv)
             fail(&r, "%s: signing_key_sha256 is not signing_key.pem's", "custody.json");
         if (want && strcasecmp(want, fpr) != 0)
             fail(&r, "%s: signed by another key than the fingerprint given", "signing_key.pem");
+        int has_head = 0, has_proofs = 0;
+        for (size_t i = 0; i < n; i++) {
+            has_head |= !strcmp(files[i].name, custody_files[K_HEAD]);
+            has_proofs |= !strcmp(files[i].name, custody_files[K_PROOFS]);
+        }
+        if (has_head != has_proofs)
+            fail(&r, "integrity/: the tree head and the proofs go together; one is missing");
+        else if (has_head)
+            check_proofs(&kept[K_HEAD], &kept[K_PROOFS], &kept[K_PEM], &r, &proofs, &tree_size);
         if (r.failures)
             st = mv_err_set(&err, MV_EMALFORMED, "%s does not verify: %u failure%s", path,
                             r.failures, r.failures == 1 ? "" : "s");
@@ -293,6 +342,7 @@ int cmd_verify_export(int argc, char **argv)
         json_kv_u64(cli_out, "files", listed, 1);
         json_kv_u64(cli_out, "failures", r.failures, 1);
         json_kv_str(cli_out, "signing_key_sha256", fpr[0] ? fpr : NULL, 1);
+        json_kv_u64(cli_out, "inclusion_proofs", proofs, 1);
         mv_buf_append_byte(&r.text, 0);
         json_kv_str(cli_out, "report", (const char *)r.text.data, 1);
         fprintf(cli_out, "}\n");
@@ -300,6 +350,10 @@ int cmd_verify_export(int argc, char **argv)
         fprintf(cli_out, "ok\n%llu files match the manifest; the manifest is signed by key %s%s\n",
                 (unsigned long long)listed, fpr,
                 want ? " (the fingerprint given)" : " (compare it with the published one)");
+        if (proofs)
+            fprintf(cli_out, "%llu inclusion proofs lead to the archive's signed tree head of %llu "
+                             "leaves (integrity/)\n",
+                    (unsigned long long)proofs, (unsigned long long)tree_size);
     } else if (r.failures) {
         fwrite(r.text.data, 1, r.text.len, cli_err);
         if (r.failures > VERIFY_REPORT_MAX)

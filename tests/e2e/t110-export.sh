@@ -309,10 +309,22 @@ tampered sig "a changed signature in custody.json" "signature"
 rm -rf "$X/t-fp"; cp -a "$P" "$X/t-fp"
 tampered fp "a wrong --fingerprint" "fingerprint" --fingerprint "$(printf '%064d' 0)"
 if have openssl; then
-    # A package re-signed with another key is consistent in itself: it
+    # A package re-signed with another key: its integrity/ tree head is
+    # still signed by the archive's key, so it fails on its own ...
+    copy resign0 && flip_byte "$X/t-resign0/natives/$S1.eml" 100 && $CHK rehash "$X/t-resign0" "natives/$S1.eml"
+    openssl genpkey -algorithm ed25519 -out "$WORK/other.key" 2>/dev/null
+    openssl pkey -in "$WORK/other.key" -pubout -out "$X/t-resign0/signing_key.pem" 2>/dev/null
+    openssl dgst -sha256 -binary "$X/t-resign0/manifest.csv" >"$WORK/resign0.digest"
+    openssl pkeyutl -sign -inkey "$WORK/other.key" -rawin -in "$WORK/resign0.digest" -out "$WORK/resign0.sig"
+    $CHK custody-set "$X/t-resign0" manifest_sha256 "$(sha256sum "$X/t-resign0/manifest.csv" | cut -d' ' -f1)"
+    $CHK custody-set "$X/t-resign0" signature "$(od -An -tx1 -v "$WORK/resign0.sig" | tr -d ' \n')"
+    cp "$WORK/resign0.sig" "$X/t-resign0/custody.sig"
+    $CHK custody-set "$X/t-resign0" signing_key_sha256 "$(openssl pkey -pubin -in "$X/t-resign0/signing_key.pem" -outform DER | tail -c 32 | sha256sum | cut -d' ' -f1)"
+    tampered resign0 "re-signed with another key, the archive's tree head kept" "integrity/proofs.txt"
+    # ... and with integrity/ dropped too it is consistent in itself: it
     # passes without --fingerprint and fails with the archive's.
     copy resign && flip_byte "$X/t-resign/natives/$S1.eml" 100 && $CHK rehash "$X/t-resign" "natives/$S1.eml"
-    openssl genpkey -algorithm ed25519 -out "$WORK/other.key" 2>/dev/null
+    $CHK drop "$X/t-resign" integrity/proofs.txt && $CHK drop "$X/t-resign" integrity/tree_head.txt
     openssl pkey -in "$WORK/other.key" -pubout -out "$X/t-resign/signing_key.pem" 2>/dev/null
     openssl dgst -sha256 -binary "$X/t-resign/manifest.csv" >"$WORK/resign.digest"
     openssl pkeyutl -sign -inkey "$WORK/other.key" -rawin -in "$WORK/resign.digest" -out "$WORK/resign.sig"

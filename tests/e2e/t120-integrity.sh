@@ -118,6 +118,20 @@ check "the head of another archive: 65" [ $? -eq 65 ]
 mvk "$A" proof 3 --head "$WORK/headB" >/dev/null 2>&1
 check "proof refuses another archive's head (65)" [ $? -eq 65 ]
 
+begin_subtest "an export carries the tree head and each message's inclusion proof"
+mvk "$A" export --serials 1-10 --as eml --out "$WORK/x" >/dev/null
+out=$("$MV" verify-export "$WORK/x" --fingerprint "$fpr")
+check "verify-export checks the 10 proofs against the head" grep -q '^10 inclusion proofs lead to' <<<"$out"
+python3 - "$WORK/x/integrity/proofs.txt" "$WORK/xp" <<'PY'
+import sys
+t = open(sys.argv[1], encoding="utf-8").read().split("mailvault inclusion proof v1\n")[1:]
+open(sys.argv[2], "w", encoding="utf-8").write("mailvault inclusion proof v1\n" + t[3])
+PY
+"$MV" verify-proof "$WORK/xp" --head "$WORK/x/integrity/tree_head.txt" --fingerprint "$fpr" >/dev/null
+check "one of them, alone, verifies against the package's head" [ $? -eq 0 ]
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["tree_size"] and d["inclusion_proofs"]=="integrity/proofs.txt", d' "$WORK/x/custody.json"
+check "custody.json names the tree head" [ $? -eq 0 ]
+
 begin_subtest "tamper: a flipped byte in a message record"
 T=$WORK/t1; cp -a "$A" "$T"; cp "$A.key" "$T.key"
 v=$(ldbh "$T" msg get 0x$(hex64 5))

@@ -326,7 +326,15 @@ def check_contents(files, a, expect_serials):
             originals[s] = raw
         else:
             natives[s] = raw
-    payload = set(files) - CUSTODY
+    # The integrity log's signed tree head and one inclusion proof per
+    # message: listed in the manifest, not payload.
+    INTEGRITY = {"integrity/tree_head.txt", "integrity/proofs.txt"}
+    expect(INTEGRITY <= set(files), "integrity/: the tree head and the inclusion proofs are there")
+    if "integrity/proofs.txt" in files:
+        nproofs = files["integrity/proofs.txt"].count(b"mailvault inclusion proof v1\n")
+        expect(nproofs == len(natives), "integrity/proofs.txt: one proof per message (%d for %d)"
+               % (nproofs, len(natives)))
+    payload = set(files) - CUSTODY - INTEGRITY
     if a.as_ == "eml":
         want = {"natives/%d.eml" % s for s in natives} | {"natives/%d.original.eml" % s for s in originals}
         expect(payload == want, "eml: exactly natives/<SERIAL>.eml for the %d expected messages, "
@@ -737,6 +745,19 @@ def cmd_rehash(a):
     sys.exit(0 if n == 1 else 1)
 
 
+def cmd_drop(a):
+    """remove a file and its manifest row (a forger's move)"""
+    mpath = os.path.join(a.dir, "manifest.csv")
+    rows = list(csv.reader(open(mpath, newline="")))
+    nl = "\r\n" if open(mpath, "rb").read().split(b"\n")[0].endswith(b"\r") else "\n"
+    keep = [r for r in rows if r[0] != a.path]
+    os.remove(os.path.join(a.dir, a.path))
+    out = io.StringIO()
+    csv.writer(out, lineterminator=nl).writerows(keep)
+    open(mpath, "w", newline="").write(out.getvalue())
+    sys.exit(0 if len(keep) == len(rows) - 1 else 1)
+
+
 def cmd_custody_set(a):
     p = os.path.join(a.dir, "custody.json")
     c = json.load(open(p))
@@ -781,8 +802,12 @@ def main():
     p.add_argument("dir")
     p.add_argument("field")
     p.add_argument("value")
+    p = sub.add_parser("drop")
+    p.add_argument("dir")
+    p.add_argument("path")
     a = ap.parse_args()
     {"refs": cmd_refs, "check": cmd_check, "families": cmd_families, "rehash": cmd_rehash,
+     "drop": cmd_drop,
      "custody-set": cmd_custody_set}[a.cmd](a)
 
 
