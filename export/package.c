@@ -124,6 +124,10 @@ mv_status mv_pkg_create(const char *path, const char *password, mv_pkg **out, mv
                                    : archive_write_set_format_pax_restricted(p->a);
         if (r == ARCHIVE_OK && kind == MV_PKG_TAR)
             r = archive_write_set_bytes_in_last_block(p->a, 1);
+        /* Mail and text deflate at level 1: within a few per cent of the
+         * default's size, at a fraction of its time (bench/export). */
+        if (r == ARCHIVE_OK && kind == MV_PKG_ZIP)
+            r = archive_write_set_options(p->a, "zip:compression-level=1");
         if (r == ARCHIVE_OK && password &&
             ((r = archive_write_set_options(p->a, "zip:encryption=aes256")) != ARCHIVE_OK ||
              (r = archive_write_set_passphrase(p->a, password)) != ARCHIVE_OK))
@@ -183,6 +187,22 @@ static mv_status mkparents(const char *root, const char *name, mv_err *err)
     return st;
 }
 
+/* stored_as_is - a file name whose format compresses its own content. */
+static int stored_as_is(const char *name)
+{
+    static const char *const ext[] = {".pdf",  ".docx", ".xlsx", ".pptx", ".odt", ".ods",
+                                      ".odp",  ".zip",  ".gz",   ".7z",   ".jpg", ".jpeg",
+                                      ".png",  ".gif",  ".mp3",  ".mp4",  ".xz",  ".bz2",
+                                      ".docm", ".xlsm", NULL};
+    const char *dot = strrchr(name, '.');
+    if (!dot || strchr(dot, '/'))
+        return 0;
+    for (int i = 0; ext[i]; i++)
+        if (strcasecmp(dot, ext[i]) == 0)
+            return 1;
+    return 0;
+}
+
 mv_status mv_pkg_begin(mv_pkg *p, const char *name, uint64_t size, int unlisted, mv_err *err)
 {
     if (p->open)
@@ -199,6 +219,13 @@ mv_status mv_pkg_begin(mv_pkg *p, const char *name, uint64_t size, int unlisted,
             st = mv_err_sys(err, "creating %s", path);
         free(path);
     } else {
+        /* Formats that are compressed already (PDF, office, images,
+         * archives) are stored: deflating them again costs time and saves
+         * nothing. */
+        if (p->kind == MV_PKG_ZIP &&
+            (stored_as_is(name) ? archive_write_zip_set_compression_store(p->a)
+                                : archive_write_zip_set_compression_deflate(p->a)) != ARCHIVE_OK)
+            return arch_err(p->a, err, name);
         struct archive_entry *e = archive_entry_new();
         archive_entry_set_pathname(e, name);
         archive_entry_set_size(e, (la_int64_t)size);

@@ -85,6 +85,19 @@ struct mv_store {
     int64_t clock_jump_from_us; /* the clock jumped ahead from here (0: no doubt); under log_mu */
     uint64_t log_heads;   /* signed tree heads kept; under log_mu */
     _Atomic uint64_t policy_version; /* the retention rules in force (compliance.c) */
+    /* the last tree head mv_store_proof checked against the log (an export
+     * makes thousands of proofs against one head); under log_mu */
+    uint8_t proof_head_sha[32];
+    uint64_t proof_head_size;
+    int proof_head_ok;
+    /* the last node read at each level (proofs of neighbouring leaves
+     * share their upper nodes; a complete subtree's hash never changes);
+     * under log_mu */
+    struct {
+        uint64_t index;
+        uint8_t h[32];
+        int ok;
+    } node_cache[64];
 };
 
 /* ---- store.c's helpers, for log.c --------------------------------------- */
