@@ -142,6 +142,9 @@ assert d["memo"]["messages"]==1 and d["memo"]["next_expiry"].startswith("2048-")
 at 2028-03-05T00:05:40Z policy set bad --keep 1y --query 'from:(' >"$WORK/q.out" 2>&1
 check "a query that does not parse is refused (65), saying where" bash -c "[ $? -eq 65 ] && grep -q 'column' '$WORK/q.out'"
 
+at 2028-03-05T00:05:50Z export 'subject:spring' --as eml --out "$WORK/exp" >/dev/null
+check "legal exports what is left" [ -f "$WORK/exp/manifest.csv" ]
+
 begin_subtest "reports"
 j=$(at 2028-03-05T00:06:00Z report holds --format json)
 check "report holds: the released matter, who and why" python3 -c '
@@ -150,7 +153,7 @@ assert h["matter"]=="FALCON-1" and h["state"]=="released" and h["release_reason"
 j=$(at 2028-03-05T00:07:00Z report audit --since 2027-01-01 --format json)
 check "report audit lists the searches, shows, purges and holds of this test" python3 -c '
 import json,sys; d=json.loads(sys.argv[1]); c={r["command"] for r in d}
-for want in ("search","show","purge","hold","policy","import","verify"):
+for want in ("search","show","export","purge","hold","policy","import","verify"):
     assert want in c, (want, c)' "$j"
 j=$(at 2028-03-05T00:08:00Z report audit --since 2028-03-05 --format json)
 check "--since leaves out what came before" python3 -c '
