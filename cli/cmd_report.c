@@ -44,8 +44,8 @@ typedef struct ret_ctx {
 static cls_row *row_for(ret_ctx *x, const char *bucket)
 {
     const char *slash = strchr(bucket, '/');
-    size_t l = slash ? (size_t)(slash - bucket) : strlen(bucket);
-    if (!slash || l >= MV_CLASS_MAX)
+    size_t l = slash ? (size_t)(slash - bucket) : strlen(bucket); /* a bucket, or a class */
+    if (l == 0 || l >= MV_CLASS_MAX)
         return NULL;
     for (size_t i = 0; i < x->n; i++)
         if (strlen(x->rows[i].name) == l && memcmp(x->rows[i].name, bucket, l) == 0)
@@ -113,8 +113,8 @@ static mv_status report_retention(mv_cli *c, mv_store *s, mv_err *err)
     mv_status st = mv_store_policy(s, &p, err);
     if (st)
         return st;
-    for (size_t i = 0; i < p.n; i++)
-        row_for(&x, p.rules[i].name)[0].buckets += 0;
+    for (size_t i = 0; i < p.n; i++) /* every class of the policy, in its order */
+        (void)row_for(&x, p.rules[i].name);
     mv_store_buckets(s, on_bucket, &x);
     if (!(st = mv_store_message_keks(s, on_message, &x, err)))
         st = mv_store_tombstones(s, on_tomb, &x, err);

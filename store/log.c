@@ -1369,7 +1369,7 @@ static void verify_record(vctx *c, uint64_t index, const uint8_t *p, size_t n)
         return;
     }
     if (l.type != MV_LEAF_AUDIT && l.type != MV_LEAF_POLICY && l.type != MV_LEAF_HOLD &&
-        bsearch(&serial, c->tomb, c->ntomb, sizeof *c->tomb, cmp_serial)) {
+        c->ntomb && bsearch(&serial, c->tomb, c->ntomb, sizeof *c->tomb, cmp_serial)) {
         /* purged: its records are gone, its tombstone stands for it */
         if (l.type == MV_LEAF_MESSAGE)
             c->r->purged++;
@@ -1609,7 +1609,8 @@ mv_status mv_store_verify(mv_store *s, const mv_verify_opts *o, mv_verify_result
     }
     if (st)
         goto out;
-    qsort(c.heads, c.nheads, sizeof *c.heads, cmp_head);
+    if (c.nheads)
+        qsort(c.heads, c.nheads, sizeof *c.heads, cmp_head);
     pthread_mutex_lock(&s->log_mu);
     mv_merkle_frontier edge = s->log_front;
     pthread_mutex_unlock(&s->log_mu);
