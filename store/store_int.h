@@ -84,7 +84,7 @@ struct mv_store {
     int64_t clock_hwm_us; /* latest time a leaf carried; under log_mu */
     int64_t clock_jump_from_us; /* the clock jumped ahead from here (0: no doubt); under log_mu */
     uint64_t log_heads;   /* signed tree heads kept; under log_mu */
-    _Atomic uint64_t policy_version; /* the retention rules in force (compliance.c) */
+    uint64_t policy_version; /* the retention rules in force (compliance.c); __atomic_* */
     /* the last tree head mv_store_proof checked against the log (an export
      * makes thousands of proofs against one head); under log_mu */
     uint8_t proof_head_sha[32];
