@@ -122,6 +122,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 #define CLI_PASSWORD_MAX 4096
 MV_NODISCARD mv_status cli_read_password(const char *path, mv_buf *out, mv_err *err);
 
+/* cli_read_small - a whole small file ("-": standard input) into out
+ * (replaced).  MV_EIO (naming path), MV_ELIMIT above max bytes. */
+MV_NODISCARD mv_status cli_read_small(const char *path, size_t max, mv_buf *out, mv_err *err);
+
 /* cli_parse_u64 - strict decimal; 0 on success, -1 otherwise. */
 int cli_parse_u64(const char *s, uint64_t *v);
 

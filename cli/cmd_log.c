@@ -16,29 +16,6 @@
 
 #define HEAD_MAX 65536u /* a tree head note an auditor hands us */
 
-/* read_small - a whole small file (a tree head, a proof) into out. */
-static mv_status read_small(const char *path, size_t max, mv_buf *out, mv_err *err)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!f)
-        return mv_err_sys(err, "opening %s", path);
-    uint8_t buf[8192];
-    size_t r;
-    mv_status st = MV_OK;
-    mv_buf_reset(out);
-    while (!st && (r = fread(buf, 1, sizeof buf, f)) > 0) {
-        if (out->len + r > max)
-            st = mv_err_set(err, MV_ELIMIT, "%s is larger than %zu bytes", path, max);
-        else
-            mv_buf_append(out, buf, r);
-    }
-    if (!st && ferror(f))
-        st = mv_err_sys(err, "reading %s", path);
-    if (f != stdin)
-        fclose(f);
-    return st;
-}
-
 /* head_arg - a tree head given as a file (--head FILE) or, through the
  * daemon's socket, as its text (the client reads the file: the daemon
  * never opens a file a client names). */
@@ -54,7 +31,7 @@ static mv_status head_arg(const char *file, const char *text, mv_buf *out, mv_er
     }
     if (cli_in_daemon)
         return mv_err_set(err, MV_EUSAGE, "the daemon reads no file a client names");
-    return read_small(file, HEAD_MAX, out, err);
+    return cli_read_small(file, HEAD_MAX, out, err);
 }
 
 static void b64(const uint8_t *p, size_t n, char *out)
@@ -263,9 +240,9 @@ int cmd_verify_proof(int argc, char **argv)
     mv_buf proof = MV_BUF_INIT, head = MV_BUF_INIT;
     mv_proof_info pi;
     memset(&pi, 0, sizeof pi);
-    mv_status st = read_small(argv[c.argi], MV_PROOF_MAX_BYTES, &proof, &err);
+    mv_status st = cli_read_small(argv[c.argi], MV_PROOF_MAX_BYTES, &proof, &err);
     if (!st && va.head)
-        st = read_small(va.head, HEAD_MAX, &head, &err);
+        st = cli_read_small(va.head, HEAD_MAX, &head, &err);
     if (st)
         goto out;
     uint8_t want[32], h[32];

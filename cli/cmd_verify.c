@@ -84,21 +84,7 @@ static mv_status read_checkpoint(const char *path, mv_buf *out, mv_err *err)
 {
     if (cli_in_daemon)
         return mv_err_set(err, MV_EUSAGE, "the daemon reads no file a client names");
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return mv_err_sys(err, "opening %s", path);
-    uint8_t buf[4096];
-    size_t r;
-    mv_status st = MV_OK;
-    while (!st && (r = fread(buf, 1, sizeof buf, f)) > 0)
-        if (out->len + r > CHECKPOINT_MAX)
-            st = mv_err_set(err, MV_ELIMIT, "%s is larger than a tree head can be", path);
-        else
-            mv_buf_append(out, buf, r);
-    if (!st && ferror(f))
-        st = mv_err_sys(err, "reading %s", path);
-    fclose(f);
-    return st;
+    return cli_read_small(path, CHECKPOINT_MAX, out, err);
 }
 
 int cmd_verify(int argc, char **argv)

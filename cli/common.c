@@ -379,3 +379,25 @@ mv_status cli_read_password(const char *path, mv_buf *out, mv_err *err)
     out->len--;
     return st;
 }
+
+mv_status cli_read_small(const char *path, size_t max, mv_buf *out, mv_err *err)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f)
+        return mv_err_sys(err, "opening %s", path);
+    uint8_t buf[8192];
+    size_t r;
+    mv_status st = MV_OK;
+    mv_buf_reset(out);
+    while (!st && (r = fread(buf, 1, sizeof buf, f)) > 0) {
+        if (out->len + r > max)
+            st = mv_err_set(err, MV_ELIMIT, "%s is larger than %zu bytes", path, max);
+        else
+            mv_buf_append(out, buf, r);
+    }
+    if (!st && ferror(f))
+        st = mv_err_sys(err, "reading %s", path);
+    if (f != stdin)
+        fclose(f);
+    return st;
+}

@@ -1062,25 +1062,29 @@ mv_status mv_keys_active_for(mv_keys *k, uint32_t kek_no, uint32_t *active, mv_e
     return st;
 }
 
-mv_status mv_keys_drop_retired(mv_keys *k, unsigned *dropped, mv_err *err)
+/* drop_keks - remove from the keystore, durably, every KEK gone() picks,
+ * and wipe them; *n counts them.  The file is rewritten first: if that
+ * fails, they are all kept (the file still lists them). */
+static mv_status drop_keks(mv_keys *k, int (*gone)(const kek *e, const void *ctx), const void *ctx,
+                           unsigned *n, mv_err *err)
 {
-    unsigned n = 0;
     pthread_mutex_lock(&k->mu);
-    size_t j = 0;
+    size_t j = 0, nold = 0;
     kek *old = mv_xcalloc(k->nkeks ? k->nkeks : 1, sizeof *old);
-    size_t nold = 0;
     for (size_t i = 0; i < k->nkeks; i++) {
-        if (k->keks[i].active)
-            k->keks[j++] = k->keks[i];
+        if (gone(&k->keks[i], ctx))
+            old[nold++] = k->keks[i];
         else
-            old[nold++] = k->keks[i], n++;
+            k->keks[j++] = k->keks[i];
     }
     k->nkeks = j;
-    mv_status st = save(k, err);
-    if (st) { /* put them back: the file still lists them */
+    mv_status st = nold ? save(k, err) : MV_OK;
+    if (st) {
         for (size_t i = 0; i < nold; i++)
             k->keks[k->nkeks++] = old[i];
     } else {
+        /* mv_secret_free cleanses: nothing sealed under them opens again,
+         * in this store or in any backup of it */
         for (size_t i = 0; i < nold; i++) {
             free(old[i].name);
             mv_secret_free(old[i].key);
@@ -1088,40 +1092,29 @@ mv_status mv_keys_drop_retired(mv_keys *k, unsigned *dropped, mv_err *err)
     }
     free(old);
     pthread_mutex_unlock(&k->mu);
-    *dropped = st ? 0 : n;
+    *n = st ? 0 : (unsigned)nold;
     return st;
+}
+
+static int retired(const kek *e, const void *ctx)
+{
+    (void)ctx;
+    return !e->active;
+}
+
+static int named(const kek *e, const void *ctx)
+{
+    return strcmp(e->name, (const char *)ctx) == 0;
+}
+
+mv_status mv_keys_drop_retired(mv_keys *k, unsigned *dropped, mv_err *err)
+{
+    return drop_keks(k, retired, NULL, dropped, err);
 }
 
 mv_status mv_keys_destroy(mv_keys *k, const char *name, unsigned *destroyed, mv_err *err)
 {
-    unsigned n = 0;
-    pthread_mutex_lock(&k->mu);
-    size_t j = 0;
-    kek *old = mv_xcalloc(k->nkeks ? k->nkeks : 1, sizeof *old);
-    size_t nold = 0;
-    for (size_t i = 0; i < k->nkeks; i++) {
-        if (strcmp(k->keks[i].name, name) != 0)
-            k->keks[j++] = k->keks[i];
-        else
-            old[nold++] = k->keks[i], n++;
-    }
-    k->nkeks = j;
-    mv_status st = n ? save(k, err) : MV_OK;
-    if (st) { /* put them back: the file still lists them */
-        for (size_t i = 0; i < nold; i++)
-            k->keks[k->nkeks++] = old[i];
-    } else {
-        /* wiped (mv_secret_free cleanses): from here on, nothing sealed
-         * under them opens, in this store or in any backup of it */
-        for (size_t i = 0; i < nold; i++) {
-            free(old[i].name);
-            mv_secret_free(old[i].key);
-        }
-    }
-    free(old);
-    pthread_mutex_unlock(&k->mu);
-    *destroyed = st ? 0 : n;
-    return st;
+    return drop_keks(k, named, name, destroyed, err);
 }
 
 mv_status mv_keys_rewrap_master(mv_keys *k, const mv_keysrc *src, const mv_kdf_params *kp,
