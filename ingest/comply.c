@@ -75,12 +75,17 @@ static void snap_drop(snapshot *sn)
     free(sn);
 }
 
-static mv_mquery *compile(mv_matcher *m, const char *q, const char *what, const char *name)
+/* compile - a rule's or a hold's query.  The log names it by position
+ * only: a matter's name, a query and the parser's message (which may quote
+ * it, or name a custodian) are content, and the log is plaintext. */
+static mv_mquery *compile(mv_matcher *m, const char *q, const char *what, size_t no)
 {
     mv_mquery *mq = NULL;
     mv_err e = {0};
-    if (mv_matcher_compile(m, q, &mq, &e) != MV_OK) {
-        mv_log_warn("%s %s: its query cannot be evaluated: %s", what, name, e.msg);
+    mv_status st = mv_matcher_compile(m, q, &mq, &e);
+    if (st != MV_OK) {
+        mv_log_warn("%s %zu: its query cannot be evaluated (%s); `mailvault %s` shows it", what,
+                    no, mv_status_str(st), what[0] == 'l' ? "hold list" : "policy list");
         return NULL;
     }
     return mq;
@@ -107,14 +112,14 @@ static mv_status snap_load(mv_store *s, mv_matcher *m, snapshot **out, mv_err *e
     sn->rq = mv_xcalloc(sn->pol.n, sizeof *sn->rq);
     for (size_t i = 0; i < sn->pol.n; i++)
         if (sn->pol.rules[i].kind == MV_RULE_QUERY)
-            sn->rq[i] = compile(m, sn->pol.rules[i].match, "retention rule", sn->pol.rules[i].name);
+            sn->rq[i] = compile(m, sn->pol.rules[i].match, "retention rule", i + 1);
     sn->holds = mv_xcalloc(nh ? nh : 1, sizeof *sn->holds);
     for (size_t i = 0; i < nh; i++) {
         if (!h[i].released) {
             chold *c = &sn->holds[sn->nholds++];
             c->matter = h[i].matter, h[i].matter = NULL;
             c->custodian = h[i].custodian, h[i].custodian = NULL;
-            c->q = h[i].query ? compile(m, h[i].query, "legal hold", c->matter) : NULL;
+            c->q = h[i].query ? compile(m, h[i].query, "legal hold", i + 1) : NULL;
             if (h[i].query && !c->q)
                 c->custodian = c->custodian ? c->custodian : mv_xstrdup("*"); /* see decide */
         }
@@ -284,8 +289,10 @@ mv_status mv_comply_decide(mv_comply *c, const mv_msgmeta *meta, const mv_arriva
                            .flags = flags,
                            .meta = meta};
         mv_err e = {0};
-        if (mv_matcher_eval(c->m, (const mv_mquery *const *)qs, nq, &mm, hits, &e) != MV_OK)
-            mv_log_warn("retention and holds: a query could not be evaluated: %s", e.msg);
+        mv_status es = mv_matcher_eval(c->m, (const mv_mquery *const *)qs, nq, &mm, hits, &e);
+        if (es != MV_OK) /* e.msg may name a custodian: not for the plaintext log */
+            mv_log_warn("retention and holds: a query could not be evaluated (%s)",
+                        mv_status_str(es));
     }
     const mv_policy_rule *hit = &sn->pol.rules[sn->pol.n - 1];
     for (size_t r = 0; r + 1 < sn->pol.n && hit == &sn->pol.rules[sn->pol.n - 1]; r++) {
