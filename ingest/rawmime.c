@@ -335,21 +335,6 @@ void mv_rm_read_entity(const mv_rm_hblock *hb, mv_rm_entity *e)
 
 /* ---- transfer decodings ------------------------------------------------- */
 
-static int b64_val(uint8_t c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 void mv_rm_b64_decode(const uint8_t *s, size_t n, size_t max, unsigned flags, mv_buf *out, int *bad,
                       int *cut)
 {
@@ -370,7 +355,7 @@ void mv_rm_b64_decode(const uint8_t *s, size_t n, size_t max, unsigned flags, mv
                 pad++;
             continue;
         }
-        int v = b64_val(c);
+        int v = mv_b64_val(c);
         if (v < 0) {
             *bad = 1;
             continue;

@@ -237,3 +237,18 @@ char *mv_bits_str(uint32_t bits, const char *const *names, size_t n_names, const
     }
     return out;
 }
+
+int mv_b64_val(uint8_t c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}

@@ -99,21 +99,6 @@ static int line_ok(const char *s, size_t n)
 
 /* ---- base64 -------------------------------------------------------------- */
 
-static int b64_val(uint8_t c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /* b64_decode - strict RFC 4648 §4 base64 of s[0..len): padded, standard
  * alphabet, nothing else (EVP_DecodeBlock alone would skip surrounding
  * white space and accept non-zero padding bits, letting two texts stand for
@@ -128,9 +113,9 @@ static int b64_decode(const uint8_t *s, size_t len, uint8_t *out, size_t *outlen
     if (s[len - 1] == '=')
         pad = s[len - 2] == '=' ? 2 : 1;
     for (size_t i = 0; i < len - pad; i++)
-        if (b64_val(s[i]) < 0)
+        if (mv_b64_val(s[i]) < 0)
             return -1;
-    int last = b64_val(s[len - pad - 1]);
+    int last = mv_b64_val(s[len - pad - 1]);
     if ((pad == 1 && (last & 0x03)) || (pad == 2 && (last & 0x0f)))
         return -1;
     int r = EVP_DecodeBlock(out, s, (int)len);
