@@ -22,6 +22,7 @@
 #include <gmime/gmime.h>
 #include <openssl/evp.h>
 
+#include "../lib/charset.h"
 #include "../lib/digest.h"
 #include "../lib/buf.h"
 
@@ -460,11 +461,10 @@ static void check_charset(walk *w, GMimeObject *obj, const mv_buf *content)
     }
     if (!g_ascii_strcasecmp(canon, "us-ascii") || !g_ascii_strcasecmp(canon, "iso-8859-1"))
         return;
-    iconv_t cd = g_mime_iconv_open("UTF-8", cs);
-    if (cd == (iconv_t)-1)
+    /* what g_mime_iconv_open would try, answered once per charset */
+    const char *name = g_mime_charset_iconv_name(cs);
+    if (!mv_iconv_usable(g_mime_charset_iconv_name("UTF-8"), name ? name : cs))
         w->mi->meta.defects |= MV_DEFECT_BAD_ENCODING;
-    else
-        g_mime_iconv_close(cd);
 }
 
 static void keep_name(walk *w, const char *name)

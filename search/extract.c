@@ -42,6 +42,8 @@
 #include <gmime/gmime.h>
 #include <poppler.h>
 
+#include "../lib/charset.h"
+
 #define DEF_MAX_TEXT ((size_t)4 << 20)
 #define DEF_MAX_PART_TEXT ((size_t)1 << 20)
 #define DEF_MAX_PART_INPUT ((size_t)32 << 20)
@@ -1165,7 +1167,10 @@ static void to_utf8(xc *c, const char *charset, const uint8_t *p, size_t n, cons
         goto done;
     }
     const char *name = g_mime_charset_iconv_name(cs);
-    iconv_t cd = g_mime_iconv_open("UTF-8", name ? name : cs);
+    /* asked first so that the converter stays loaded (lib/charset.h) */
+    iconv_t cd = mv_iconv_usable(g_mime_charset_iconv_name("UTF-8"), name ? name : cs)
+                     ? g_mime_iconv_open("UTF-8", name ? name : cs)
+                     : (iconv_t)-1;
     if (cd == (iconv_t)-1) {
         if (utf8_valid(p, n))
             return;
