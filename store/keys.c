@@ -31,6 +31,7 @@
 #include <openssl/rand.h>
 
 #include "../lib/digest.h"
+#include "../lib/rand.h"
 #include "../lib/util.h"
 
 #define KS_MAGIC "MVKS"
@@ -957,7 +958,7 @@ mv_status mv_keys_wrap_new_dek(mv_keys *k, uint32_t kek_no, uint8_t dek[32],
                                uint8_t wrapped[MV_WRAPPED_LEN], mv_err *err)
 {
     mv_status st;
-    if (RAND_bytes(dek, 32) != 1)
+    if (!mv_rand_bytes(dek, 32))
         return mv_err_openssl(err, "RAND_bytes");
     kwp_ctx *c = kek_ctx(k, kek_no, err, &st);
     if (st)

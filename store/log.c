@@ -36,6 +36,7 @@
 #include <openssl/rand.h>
 
 #include "../lib/digest.h"
+#include "../lib/rand.h"
 #include "../lib/log.h"
 #include "../lib/note.h"
 #include "../lib/util.h"
@@ -104,7 +105,7 @@ mv_status mv_ilog_salt_new(mv_store *s, rocksdb_writebatch_t *b, const char *buc
                            uint64_t serial, uint8_t salt[32], mv_buf *tmp, mv_err *err)
 {
     uint8_t key[8];
-    if (RAND_bytes(salt, 32) != 1)
+    if (!mv_rand_bytes(salt, 32))
         return mv_err_openssl(err, "drawing a log salt");
     mv_be64_put(key, serial);
     mv_buf plain = {salt, 32, 32};
