@@ -37,6 +37,7 @@ void mv_mime_limits_default(mv_mime_limits *l)
     l->max_header_bytes = (size_t)1 << 20;
     l->max_names = 1000;
     l->max_parse_bytes = (size_t)256 << 20;
+    l->every_field = 0;
 }
 
 static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
@@ -794,10 +795,97 @@ static void fill_headers(walk *w, GMimeMessage *msg, GMimeParserOptions *opts,
         mi->meta.in_reply_to = dup_g(g_mime_utils_decode_message_id(irt));
 }
 
-/* parse - run GMime over p[0..n); NULL when it finds no message at all. */
-static GMimeMessage *parse(const uint8_t *p, size_t n, GMimeParserOptions *opts)
+/* Top-level fields that GMime must see: the ones we read (the addresses,
+ * Subject, Date, ids), every field GMime itself checks for repeats (RFC
+ * 5322 3.6: the conflict and duplicate warnings become defect bits), and
+ * every MIME field.  Sorted for bsearch; compared without case. */
+static const char *const needed_fields[] = {
+    "bcc",         "cc",         "date",     "from",   "in-reply-to", "message-id",
+    "mime-version", "references", "reply-to", "sender", "subject",     "to",
+};
+
+static int cmp_field(const void *key, const void *elem)
 {
-    GMimeStream *stream = g_mime_stream_mem_new_with_buffer((const char *)p, n);
+    return g_ascii_strcasecmp(key, *(const char *const *)elem);
+}
+
+/* plain_field - the length of the field name when line p[0..n) starts
+ * with one made only of printable ASCII other than ':' and followed at
+ * once by ':' (GMime accepts every such line as a field), else 0. */
+static size_t plain_field(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && i < 64 && p[i] > 0x20 && p[i] < 0x7f && p[i] != ':')
+        i++;
+    return i && i < n && p[i] == ':' ? i : 0;
+}
+
+static int needed(const uint8_t *name, size_t len)
+{
+    char k[65];
+    if (len >= 8 && !g_ascii_strncasecmp((const char *)name, "content-", 8))
+        return 1;
+    memcpy(k, name, len);
+    k[len] = '\0';
+    return bsearch(k, needed_fields, sizeof needed_fields / sizeof needed_fields[0],
+                   sizeof needed_fields[0], cmp_field) != NULL;
+}
+
+/* filtered_copy - the message's bytes for GMime, without the top-level
+ * fields we never read (Received, DKIM-Signature, X-...: on real mail
+ * most of the header block).  GMime builds an object per field, and that
+ * was the larger part of its time.  The result is the same summary:
+ *  - only lines GMime takes as well-formed fields are dropped, with their
+ *    continuation lines; anything odd is kept where it was;
+ *  - nothing is dropped before the first kept field, so GMime's rule for
+ *    a message's first line (a bad one means no message) sees the same
+ *    line; nor before the first field other than Content-* (GMime files
+ *    those under the body part, and a message with no other field is
+ *    taken here as no message at all: see parse);
+ *  - only a complete header block (ended by an empty line) is filtered,
+ *    and the body follows unchanged;
+ *  - the defect bits a dropped field could raise through GMime (8-bit
+ *    bytes) come from our own scan of the raw bytes.
+ * tests/unit/mime_test.c and fuzz_mime compare both ways. */
+static GByteArray *filtered_copy(const uint8_t *p, size_t n, size_t header_bytes)
+{
+    GByteArray *ba = g_byte_array_sized_new((guint)n);
+    size_t i = 0, copied = 0;
+    int kept_one = 0, kept_other = 0, dropping = 0;
+    while (i < header_bytes) {
+        const uint8_t *nl = memchr(p + i, '\n', header_bytes - i);
+        size_t end = nl ? (size_t)(nl - p) + 1 : header_bytes;
+        size_t len = end - i;
+        if (len == 1 || (len == 2 && p[i] == '\r'))
+            break; /* the empty line: the body starts */
+        int cont = p[i] == ' ' || p[i] == '\t';
+        if (!cont) {
+            size_t fl = plain_field(p + i, len);
+            int content = fl >= 8 && !g_ascii_strncasecmp((const char *)p + i, "content-", 8);
+            dropping = kept_one && kept_other && fl && !needed(p + i, fl);
+            kept_one |= fl && !dropping;
+            kept_other |= fl && !dropping && !content;
+        }
+        if (dropping) {
+            g_byte_array_append(ba, p + copied, (guint)(i - copied));
+            copied = end;
+        }
+        i = end;
+    }
+    g_byte_array_append(ba, p + copied, (guint)(n - copied));
+    return ba;
+}
+
+/* parse - run GMime over p[0..n); NULL when it finds no message at all.
+ * header_bytes: where the body starts (after the empty line), or 0 when
+ * GMime must see every field. */
+static GMimeMessage *parse(const uint8_t *p, size_t n, size_t header_bytes,
+                           GMimeParserOptions *opts)
+{
+    GMimeStream *stream =
+        header_bytes && header_bytes <= n
+            ? g_mime_stream_mem_new_with_byte_array(filtered_copy(p, n, header_bytes))
+            : g_mime_stream_mem_new_with_buffer((const char *)p, n);
     GMimeParser *parser = g_mime_parser_new_with_stream(stream);
     g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
     /* Content-Length is attacker-controlled and never trusted (STANDARDS 5.1) */
@@ -810,6 +898,11 @@ static GMimeMessage *parse(const uint8_t *p, size_t n, GMimeParserOptions *opts)
         msg = NULL;
     }
     return msg;
+}
+
+static int lim_every(const mv_mime_limits *lim)
+{
+    return lim && lim->every_field;
 }
 
 static size_t lim_or(size_t v, size_t dflt)
@@ -877,7 +970,10 @@ mv_status mv_mime_summarize(const uint8_t *p, size_t n, const mv_mime_limits *li
     w.fmt = g_mime_format_options_new();
     g_mime_format_options_set_newline_format(w.fmt, GMIME_NEWLINE_FORMAT_UNIX);
 
-    msg = parse(p, parse_len, opts);
+    /* the filter needs a complete header block (scan_raw found the empty
+     * line: header_end < n) that GMime reads whole */
+    int filter = !lim_every(lim) && rs.header_end < n && rs.header_bytes <= parse_len;
+    msg = parse(p, parse_len, filter ? rs.header_bytes : 0, opts);
     if (!msg) {
         mi->meta.defects |= MV_DEFECT_UNPARSEABLE | MV_DEFECT_NO_FROM | MV_DEFECT_NO_DATE |
                        MV_DEFECT_NO_MSGID;

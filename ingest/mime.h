@@ -42,6 +42,9 @@ typedef struct mv_mime_limits {
     size_t max_header_bytes; /* header block, default 1 MiB */
     size_t max_names;        /* attachment names kept, default 1000 */
     size_t max_parse_bytes;  /* larger messages: header block only (NOT_PARSED), default 256 MiB */
+    int every_field;         /* 1: GMime reads every top-level header field (see mime.c:
+                              * trace fields are skipped by default, with the same result);
+                              * the differential tests set it */
 } mv_mime_limits; /* a field left 0 means its default */
 
 void mv_mime_limits_default(mv_mime_limits *l);
