@@ -11,6 +11,7 @@
 
 #include <ctype.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1167,11 +1168,48 @@ static void verify_signed(job *j, CMS_ContentInfo *cms, BIO *dcont)
     record_sig(j, trusted ? MV_SIG_VALID : MV_SIG_VALID_UNTRUSTED, who, when, trusted ? NULL : why);
 }
 
+/* Content encrypted with a cipher OpenSSL 3 keeps in its legacy provider
+ * (RC2: Outlook and old S/MIME clients; single DES) is decrypted through a
+ * library context of its own that has it, made once.  The process's
+ * default context never gains the legacy algorithms, so nothing else can
+ * pick one by accident; a CMS object parsed into this context does all
+ * its work in it (content decryption included). */
+static pthread_once_t legacy_once = PTHREAD_ONCE_INIT;
+static OSSL_LIB_CTX *legacy_ctx;
+
+static void legacy_init(void)
+{
+    OSSL_LIB_CTX *lc = OSSL_LIB_CTX_new();
+    if (lc && OSSL_PROVIDER_load(lc, "default") && OSSL_PROVIDER_load(lc, "legacy"))
+        legacy_ctx = lc; /* kept for the life of the process */
+    else
+        OSSL_LIB_CTX_free(lc);
+    ERR_clear_error();
+}
+
+static int is_legacy_cipher(int nid)
+{
+    return nid == NID_rc2_cbc || nid == NID_rc2_40_cbc || nid == NID_rc2_64_cbc ||
+           nid == NID_des_cbc;
+}
+
 static CMS_ContentInfo *parse_cms(const uint8_t *der, size_t n)
 {
     if (n == 0 || n > LONG_MAX)
         return NULL;
     const unsigned char *q = der;
+    if (is_legacy_cipher(content_cipher_nid(der, n))) {
+        pthread_once(&legacy_once, legacy_init);
+        CMS_ContentInfo *cms = legacy_ctx ? CMS_ContentInfo_new_ex(legacy_ctx, NULL) : NULL;
+        if (cms) {
+            /* decoded into the object made in that context: it keeps it */
+            if (d2i_CMS_ContentInfo(&cms, &q, (long)n))
+                return cms;
+            CMS_ContentInfo_free(cms);
+            return NULL;
+        }
+        /* no legacy provider installed: the cipher is reported unsupported */
+    }
     return d2i_CMS_ContentInfo(NULL, &q, (long)n);
 }
 

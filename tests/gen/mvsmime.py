@@ -176,7 +176,8 @@ def main():
 
     msgs = []
 
-    def encrypt(name, content, recips, cipher="-aes-256-cbc", oaep=False, keyid=False):
+    def encrypt(name, content, recips, cipher="-aes-256-cbc", oaep=False, keyid=False,
+                legacy=False):
         src = os.path.join(out, "keys", name + ".content")
         with open(src, "wb") as f:
             f.write(content)
@@ -185,6 +186,8 @@ def main():
                 "-subject", "fixture " + name]
         if keyid:
             args.append("-keyid")
+        if legacy:  # OpenSSL 3 keeps RC2 in its legacy provider
+            args += ["-provider", "legacy", "-provider", "default"]
         for r in recips:
             args += ["-recip", r[1]]
             if oaep:
@@ -261,6 +264,12 @@ def main():
            b"Content-Type: message/rfc822\r\n\r\n")
     post = b"\r\n--=_j--\r\n"
     add("16-nested-rfc822", pre + m + post, 3, pre + replace_entity(m, inner) + post)
+
+    # RC2 content, as old Outlook sent it (RFC 4134 5.2 is the same cipher)
+    m = encrypt("17-rc2-128", inner, [rsa1], cipher="-rc2-128", legacy=True)
+    add("17-rc2-128", m, 1, replace_entity(m, inner), notes="RC2 (legacy provider)")
+    m = encrypt("18-rc2-40", inner, [rsa1], cipher="-rc2-40", legacy=True)
+    add("18-rc2-40", m, 1, replace_entity(m, inner), notes="RC2-40 (legacy provider)")
 
     # PKCS#12 of each escrowed key; one legacy (RC2/3DES); one wrong password
     p12s = []
