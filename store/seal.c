@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_c_forceAttachDict */
 #include <zstd.h>
 
 #define REC_HDR (1 + 1 + 4 + MV_WRAPPED_LEN)
@@ -164,9 +165,21 @@ static mv_status seal_chunk(const uint8_t dek[32], const uint8_t id[32], uint32_
         size_t bound = ZSTD_compressBound(n), r;
         mv_buf_reset(z);
         mv_buf_reserve(z, bound);
-        if (dict && dict->cdict)
-            r = ZSTD_compress_usingCDict(cctx(), z->data, bound, p, n, dict->cdict);
-        else
+        if (dict && dict->cdict) {
+            /* Attached, never copied: a message over zstd's cut-off (8 KiB
+             * at this level) would otherwise have the dictionary's tables
+             * copied into the context, per message.  The output is the
+             * same as ZSTD_compress_usingCDict's (content size and
+             * dictionary id in the frame, no checksum). */
+            ZSTD_CCtx *c = cctx();
+            if (ZSTD_isError(ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters)) ||
+                ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_forceAttachDict,
+                                                    ZSTD_dictForceAttach)) ||
+                ZSTD_isError(ZSTD_CCtx_refCDict(c, dict->cdict)))
+                r = ZSTD_compress_usingCDict(c, z->data, bound, p, n, dict->cdict);
+            else
+                r = ZSTD_compress2(c, z->data, bound, p, n);
+        } else
             r = ZSTD_compressCCtx(cctx(), z->data, bound, p, n, level);
         if (!ZSTD_isError(r) && r < n) {
             flags = 1;

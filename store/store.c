@@ -23,6 +23,7 @@
  * milliseconds where the optimising trainer takes most of a second */
 #define ZDICT_STATIC_LINKING_ONLY
 #include <zdict.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_createCDict_advanced */
 #include <zstd.h>
 
 #include "../lib/digest.h"
@@ -920,6 +921,16 @@ static const void *ddict_get(void *ctx, uint32_t no, mv_err *err)
 
 /* bdict_find - the bucket's entry, loading its stored dictionary the first
  * time; caller holds dict_mu. */
+
+/* make_cdict - a bucket's dictionary prepared for compression, with the
+ * tables sized for a message (level ZSTD_LEVEL for a 16 KiB input) rather
+ * than for input of unknown size: the ratio is the same on mail, and the
+ * smaller tables stay in cache while two workers compress. */
+static ZSTD_CDict *make_cdict(const void *dict, size_t n)
+{
+    ZSTD_compressionParameters cp = ZSTD_getCParams(ZSTD_LEVEL, 16384, n);
+    return ZSTD_createCDict_advanced(dict, n, ZSTD_dlm_byCopy, ZSTD_dct_auto, cp, ZSTD_defaultCMem);
+}
 static bdict *bdict_find(mv_store *s, const char *bucket, mv_err *err)
 {
     for (size_t i = 0; i < s->ndicts; i++)
@@ -935,7 +946,7 @@ static bdict *bdict_find(mv_store *s, const char *bucket, mv_err *err)
     if (meta_get_u64(s, mk, &no, err) == MV_OK && no) {
         mv_buf d = MV_BUF_INIT;
         if (load_dict_bytes(s, (uint32_t)no, NULL, 0, &d, err) == MV_OK &&
-            (b->cdict = ZSTD_createCDict(d.data, d.len, ZSTD_LEVEL)))
+            (b->cdict = make_cdict(d.data, d.len)))
             b->no = (uint32_t)no;
         mv_buf_wipe(&d);
     }
@@ -995,7 +1006,7 @@ static mv_status train_dict(mv_store *s, const char *bucket, const mv_buf *sampl
     pthread_mutex_unlock(&s->dict_mu);
     if (st)
         goto out;
-    if (!(*out = ZSTD_createCDict(dict, dl, ZSTD_LEVEL))) {
+    if (!(*out = make_cdict(dict, dl))) {
         st = mv_err_set(err, MV_ENOMEM, "creating a compression dictionary");
         goto out;
     }
