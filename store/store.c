@@ -941,13 +941,22 @@ static const void *ddict_get(void *ctx, uint32_t no, mv_err *err)
 /* bdict_find - the bucket's entry, loading its stored dictionary the first
  * time; caller holds dict_mu. */
 
-/* make_cdict - a bucket's dictionary prepared for compression, with the
- * tables sized for a message (level ZSTD_LEVEL for a 16 KiB input) rather
- * than for input of unknown size: the ratio is the same on mail, and the
- * smaller tables stay in cache while two workers compress. */
+/* make_cdict - a bucket's dictionary prepared for compression, with
+ * match tables of 64 + 32 KiB rather than the 768 KiB zstd sizes for input
+ * of unknown size.  Every position of every message probes them: in the
+ * pipeline, beside GMime and the other worker, the large tables missed
+ * the cache on nearly every probe (zstd took about 80 us a message,
+ * against 30 alone).  Measured on mail: 0.6 points of ratio lost (35.6%
+ * -> 36.2% on SpamAssassin + Enron), compression a quarter faster alone. */
+#define DICT_HASH_LOG 14
+#define DICT_CHAIN_LOG 13
 static ZSTD_CDict *make_cdict(const void *dict, size_t n)
 {
     ZSTD_compressionParameters cp = ZSTD_getCParams(ZSTD_LEVEL, 16384, n);
+    if (cp.hashLog > DICT_HASH_LOG)
+        cp.hashLog = DICT_HASH_LOG;
+    if (cp.chainLog > DICT_CHAIN_LOG)
+        cp.chainLog = DICT_CHAIN_LOG;
     return ZSTD_createCDict_advanced(dict, n, ZSTD_dlm_byCopy, ZSTD_dct_auto, cp, ZSTD_defaultCMem);
 }
 static bdict *bdict_find(mv_store *s, const char *bucket, mv_err *err)
