@@ -187,25 +187,6 @@ static void set_options(mv_store *s)
     rocksdb_options_set_db_write_buffer_size(s->opts, 64u << 20);
     for (int i = 0; i < CF_COUNT; i++) {
         rocksdb_options_t *o = rocksdb_options_create();
-        /* Keys that grow in order (serials, change numbers, spool numbers,
-         * log positions per record kind) are inserted into the memtable
-         * from where the last one of the same prefix went, not searched
-         * from the top: a message's commit puts some twenty keys. */
-        const char *hint = i == CF_LOG ? "rocksdb.FixedPrefix.2"
-                           : i == CF_MSG || i == CF_COPY || i == CF_CHANGES || i == CF_SALT ||
-                                   i == CF_SPOOL || i == CF_AUDIT
-                               ? "rocksdb.FixedPrefix.0"
-                               : NULL;
-        if (hint) {
-            char spec[96], *perr = NULL;
-            rocksdb_options_t *h = rocksdb_options_create();
-            snprintf(spec, sizeof spec, "memtable_insert_with_hint_prefix_extractor=%s", hint);
-            rocksdb_get_options_from_string(o, spec, h, &perr);
-            if (perr) /* an older RocksDB without it: the plain insert */
-                rocksdb_free(perr), rocksdb_options_destroy(h);
-            else
-                rocksdb_options_destroy(o), o = h;
-        }
         /* Values are encrypted: compression would only burn CPU. */
         rocksdb_options_set_compression(o, rocksdb_no_compression);
         rocksdb_options_set_write_buffer_size(o, i == CF_BLOB || i == CF_SPOOL ? 32u << 20 : 8u << 20);
