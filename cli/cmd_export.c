@@ -7,15 +7,19 @@
  * --split-size cuts it into volumes, each a package of its own
  * (docs/export.md).
  *
- * Memory holds one message and one of its attachments at a time: each
- * message is read (decrypted from the store), written to the package and
- * hashed on the way; its attachments are decoded one by one
- * (search/extract.h); a family's record metadata (names, sizes, hashes)
- * waits until its last child is written.  Load files are spooled to
- * unlinked files beside the package. */
+ * Memory holds a few messages at a time: each message is read (decrypted
+ * from the store) and its attachments decoded (search/extract.h) by a
+ * second thread a bounded number of messages ahead (EXPORT_READ_AHEAD,
+ * "reading ahead" below), then written to the package and hashed on the
+ * way by the main thread; the attachments of a message too large to
+ * decode ahead are decoded one by one as they are written; a family's
+ * record metadata (names, sizes, hashes) waits until its last child is
+ * written.  Load files are spooled to unlinked files beside the package. */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -317,7 +322,7 @@ typedef struct export_run {
     /* totals */
     uint64_t documents, messages, attachments, originals, missing;
     /* scratch, reused message after message */
-    mv_buf b, orig, t, rec, who, cust;
+    mv_buf t, rec, who, cust;
     mv_buf head; /* the signed tree head every volume's proofs lead to */
 } export_run;
 
@@ -674,6 +679,7 @@ static void export_abandon(export_run *e)
         e->pkg = NULL;
     }
     free(e->cur.path);
+    free(e->cur.serials);
     memset(&e->cur, 0, sizeof e->cur);
     for (size_t i = 0; i < e->ndone; i++)
         mv_pkg_remove(e->done[i].path);
@@ -716,32 +722,6 @@ static void count_message(export_run *e, uint64_t serial, uint64_t attachments, 
 
 /* ---- eml and mbox ------------------------------------------------------------ */
 
-static mv_status export_eml(export_run *e, const uint64_t *v, size_t n, struct mv_progress *pg,
-                            mv_err *err)
-{
-    mv_status st = MV_OK;
-    for (size_t i = 0; i < n && !st; i++) {
-        int dec = 0;
-        char name[64];
-        if ((st = message_bytes(e->s, v[i], 0, &e->b, &dec, NULL, err)))
-            break;
-        snprintf(name, sizeof name, "natives/%llu.eml", (unsigned long long)v[i]);
-        if ((st = mv_pkg_add(e->pkg, name, e->b.data, e->b.len, 0, err)))
-            break;
-        if (dec) {
-            if ((st = message_bytes(e->s, v[i], 1, &e->b, &dec, NULL, err)))
-                break;
-            snprintf(name, sizeof name, "natives/%llu.original.eml", (unsigned long long)v[i]);
-            if ((st = mv_pkg_add(e->pkg, name, e->b.data, e->b.len, 0, err)))
-                break;
-        }
-        count_message(e, v[i], 0, dec, 0);
-        st = family_done(e, i + 1 < n, err);
-        mv_progress_update(pg, i + 1, 0);
-    }
-    return st;
-}
-
 /* mbox_entry - one message as it stands in the mbox: separator, quoted
  * bytes, and the blank line that ends it. */
 static void mbox_entry(uint64_t serial, const mv_buf *msg, mv_buf *out)
@@ -757,37 +737,419 @@ static void mbox_entry(uint64_t serial, const mv_buf *msg, mv_buf *out)
     mv_buf_append_byte(out, '\n');
 }
 
+/* ---- reading ahead ------------------------------------------------------- */
+
+/* While the main thread compresses and writes message i into the package,
+ * one more thread reads and decrypts the next ones from the store (their
+ * record, bytes, original, copies, stored text) and decodes their
+ * attachments: the export's two halves then take about the same CPU, and
+ * the machine has two cores.  Everything that touches the package, the
+ * load file, control numbers and counters stays on the main thread, so the
+ * package is written in the same order and byte for byte as it was by one
+ * thread; a failed read is told when the main thread reaches its message,
+ * with the status and message it had when it was read in line.
+ *
+ * The store's read calls are safe from a second thread (store/store.c,
+ * keys.c, seal.c): RocksDB reads and iterators are; a KEK is unwrapped
+ * under the keystore's mutex and never freed while the store is open; the
+ * zstd, GCM and KWP contexts are per thread; decompression dictionaries
+ * load under dict_mu and live until close; nothing the read path touches
+ * (no per-store scratch, no counters) is shared with the main thread's
+ * store calls in volume_close (proofs: log_mu; signing; the matter's
+ * counter), which only read or write other records.  Extraction
+ * (search/extract.c) keeps no state between calls but what it sets up
+ * once (pthread_once) and the charset converters it pins under its mutex;
+ * the index's workers run it on several threads the same way.
+ *
+ * Memory: the reader runs at most EXPORT_READ_AHEAD messages ahead of the
+ * one being written, and starts none while the messages it has handed over
+ * hold EXPORT_READ_AHEAD_BYTES or more.  So an export holds at most
+ * EXPORT_READ_AHEAD + 1 messages at once, and beside the largest of them
+ * less than EXPORT_READ_AHEAD_BYTES: where it held one message it holds a
+ * few, a bound fixed in advance that never grows with the size of the
+ * export (what the one-message rule is for). */
+#define EXPORT_READ_AHEAD 2u
+#define EXPORT_READ_AHEAD_BYTES ((size_t)32 << 20)
+/* A message's attachments are decoded ahead (as the main thread would,
+ * mv_extract_attachments) while they add up to at most this; past it the
+ * main thread decodes them one at a time, as it did alone. */
+#define EXPORT_READ_AHEAD_CHILD_BYTES ((size_t)8 << 20)
+#define RA_SLOTS (EXPORT_READ_AHEAD + 1u)
+/* A slot's buffers keep their memory from message to message up to this;
+ * larger ones are wiped and freed once their message is written. */
+#define RA_KEEP_BYTES ((size_t)1 << 20)
+
+/* What one export form reads of a message. */
+typedef enum {
+    RA_LOADFILE, /* record, bytes, copies, stored text, attachments (and the original
+                  * and the text made anew with natives) */
+    RA_EML,      /* bytes, and the original beside decrypted mail */
+    RA_MBOX      /* the message as it stands in the mbox (mbox_entry) */
+} ra_what;
+
+enum { RA_FREE, RA_READY, RA_TAKEN };
+
+/* An attachment decoded ahead: what mv_extract_attachments handed over,
+ * owned. */
+typedef struct ra_kid {
+    mv_attachment a;
+    char *filename, *name, *ext, *mimetype;
+    uint8_t *data;
+} ra_kid;
+
+/* One message read ahead.  st/err: reading the record, the bytes or the
+ * copies failed (the export stops there, with this status and message, as
+ * it did when it read in line); ost/oerr: reading the original failed
+ * (which fails the export only after the native is written, as before). */
+typedef struct ra_msg {
+    int state; /* RA_FREE .. RA_TAKEN, under the reader's mutex */
+    uint64_t serial;
+    mv_status st, ost;
+    mv_err err, oerr;
+    mv_message *m;
+    mv_decryption *d;
+    mv_copy **cs;
+    size_t nc;
+    int dec;
+    mv_buf b;    /* the form exported (RA_MBOX: the mbox entry) */
+    mv_buf orig; /* the original, beside decrypted mail */
+    mv_buf t;    /* scratch: the stored text */
+    mv_extract *x; /* the stored text decoded; NULL: none that fits these bytes */
+    /* kids_ok: the attachments were decoded ahead, all nkids of them, in
+     * part order; else the main thread decodes them */
+    int kids_ok;
+    ra_kid *kids;
+    size_t nkids, kcap, kid_bytes;
+    size_t bytes; /* what it holds, for EXPORT_READ_AHEAD_BYTES */
+} ra_msg;
+
+typedef struct reader {
+    mv_store *s;
+    ra_what what;
+    int natives;         /* RA_LOADFILE: natives are written (not csv) */
+    size_t attach_limit; /* RA_LOADFILE: --attachment-limit */
+    const uint64_t *v;
+    size_t n;
+    pthread_t t;
+    int threaded; /* 0: no thread (one message, or none could start): read in line */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+    size_t held; /* bytes of the messages handed over and not yet released */
+    ra_msg slot[RA_SLOTS];
+} reader;
+
+static void ra_kids_free(ra_msg *q)
+{
+    for (size_t i = 0; i < q->nkids; i++) {
+        ra_kid *k = &q->kids[i];
+        free(k->filename);
+        free(k->name);
+        free(k->ext);
+        free(k->mimetype);
+        if (k->data)
+            OPENSSL_cleanse(k->data, k->a.len);
+        free(k->data);
+    }
+    q->nkids = q->kid_bytes = 0;
+    q->kids_ok = 0;
+}
+
+/* ra_collect - an attachment decoded ahead (mv_attachment_fn), copied;
+ * MV_ELIMIT past EXPORT_READ_AHEAD_CHILD_BYTES (the main thread then
+ * decodes them itself). */
+static mv_status ra_collect(void *ctx, const mv_attachment *a, mv_err *err)
+{
+    (void)err;
+    ra_msg *q = ctx;
+    if (a->len > EXPORT_READ_AHEAD_CHILD_BYTES - q->kid_bytes)
+        return MV_ELIMIT;
+    if (q->nkids == q->kcap)
+        q->kids = mv_xrealloc(q->kids, (q->kcap = q->kcap ? q->kcap * 2 : 8) * sizeof *q->kids);
+    ra_kid *k = &q->kids[q->nkids++];
+    memset(k, 0, sizeof *k);
+    k->a = *a;
+    k->a.filename = k->filename = a->filename ? mv_xstrdup(a->filename) : NULL;
+    k->a.name = k->name = mv_xstrdup(a->name);
+    k->a.ext = k->ext = mv_xstrdup(a->ext);
+    k->a.mimetype = k->mimetype = mv_xstrdup(a->mimetype);
+    if (a->data) {
+        k->data = mv_xmalloc(a->len ? a->len : 1);
+        memcpy(k->data, a->data, a->len);
+    }
+    k->a.data = k->data;
+    q->kid_bytes += a->len;
+    return MV_OK;
+}
+
+/* ra_read - read message serial into q (no lock held: q is the reader's
+ * until it is marked ready). */
+static void ra_read(reader *r, ra_msg *q, uint64_t serial)
+{
+    mv_store *s = r->s;
+    q->serial = serial;
+    q->st = q->ost = MV_OK;
+    q->dec = 0;
+    memset(&q->err, 0, sizeof q->err);
+    memset(&q->oerr, 0, sizeof q->oerr);
+    q->bytes = 0;
+    if (r->what == RA_MBOX) {
+        if (!(q->st = message_bytes(s, serial, 0, &q->t, &q->dec, NULL, &q->err)))
+            mbox_entry(serial, &q->t, &q->b);
+        mv_buf_reset(&q->t);
+        q->dec = 0;
+    } else if (r->what == RA_EML) {
+        q->st = message_bytes(s, serial, 0, &q->b, &q->dec, NULL, &q->err);
+    } else if ((q->st = mv_store_message(s, serial, &q->m, &q->err)) ||
+               (q->st = message_bytes(s, serial, 0, &q->b, &q->dec, &q->d, &q->err)) ||
+               (q->st = mv_store_copies(s, serial, &q->cs, &q->nc, &q->err))) {
+        /* the export fails at this message */
+    }
+    int dec2;
+    if (!q->st && q->dec && (r->what == RA_EML || r->natives))
+        q->ost = message_bytes(s, serial, 1, &q->orig, &dec2, NULL, &q->oerr);
+    if (!q->st && r->what == RA_LOADFILE) {
+        /* the text, stored once at indexing (when it was made from these
+         * bytes): it also says whether there are attachments at all */
+        mv_buf_reset(&q->t);
+        if (mv_store_text(s, serial, &q->t, NULL) != MV_OK ||
+            mv_extract_decode(q->t.data, q->t.len, &q->x, NULL) != MV_OK ||
+            q->x->size != q->b.len) {
+            mv_extract_free(q->x);
+            q->x = NULL;
+        }
+        q->bytes = q->t.len;
+        mv_buf_reset(&q->t);
+        /* the attachments, as lf_family would decode them (a message in
+         * which the extraction found none is not parsed again) */
+        if (!q->x || q->x->n_attachments) {
+            q->kids_ok = mv_extract_attachments(q->b.data, q->b.len, NULL, r->attach_limit,
+                                                ra_collect, q, NULL, NULL) == MV_OK;
+            if (!q->kids_ok)
+                ra_kids_free(q);
+        }
+        /* the text made anew if there was none, or if it was made under
+         * other limits (its parts must be these children) */
+        if (q->kids_ok && r->natives && (!q->x || q->x->n_attachments != q->nkids)) {
+            mv_extract_free(q->x);
+            q->x = NULL;
+            if (mv_extract_message(q->b.data, q->b.len, NULL, &q->x, NULL) != MV_OK) {
+                mv_extract_free(q->x);
+                q->x = NULL;
+            }
+        }
+    }
+    q->bytes += q->b.len + q->orig.len + q->kid_bytes;
+}
+
+/* ra_clear - what q holds freed; small buffers kept for the next message. */
+static void ra_clear(ra_msg *q)
+{
+    mv_message_free(q->m);
+    mv_decryption_free(q->d);
+    mv_copies_free(q->cs, q->nc);
+    mv_extract_free(q->x);
+    ra_kids_free(q);
+    q->m = NULL;
+    q->d = NULL;
+    q->cs = NULL;
+    q->nc = 0;
+    q->x = NULL;
+    q->bytes = 0;
+    if (q->b.cap > RA_KEEP_BYTES)
+        mv_buf_wipe(&q->b);
+    mv_buf_reset(&q->b);
+    if (q->t.cap > RA_KEEP_BYTES)
+        mv_buf_wipe(&q->t);
+    mv_buf_reset(&q->t);
+    mv_buf_wipe(&q->orig);
+}
+
+static void *ra_main(void *arg)
+{
+    reader *r = arg;
+    for (size_t i = 0; i < r->n; i++) {
+        ra_msg *q = &r->slot[i % RA_SLOTS];
+        pthread_mutex_lock(&r->mu);
+        while (!r->stop && (q->state != RA_FREE || r->held >= EXPORT_READ_AHEAD_BYTES))
+            pthread_cond_wait(&r->cv, &r->mu);
+        int stop = r->stop;
+        pthread_mutex_unlock(&r->mu);
+        if (stop)
+            break;
+        ra_read(r, q, r->v[i]);
+        pthread_mutex_lock(&r->mu);
+        q->state = RA_READY;
+        r->held += q->bytes;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        if (q->st || q->ost) /* the export stops at this message */
+            break;
+    }
+    return NULL;
+}
+
+/* ra_start - read the messages v[0..n) ahead, in order, for what.  Reading
+ * goes on in line when no thread can be started (or one message alone). */
+static void ra_start(reader *r, mv_store *s, ra_what what, int natives, size_t attach_limit,
+                     const uint64_t *v, size_t n)
+{
+    memset(r, 0, sizeof *r);
+    r->s = s;
+    r->what = what;
+    r->natives = natives;
+    r->attach_limit = attach_limit;
+    r->v = v;
+    r->n = n;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    if (n < 2)
+        return;
+    /* signals sent to the process go to the main thread, which owns the
+     * package (a fault stays with the thread that caused it) */
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
+    sigset_t all, old;
+    sigfillset(&all);
+    for (size_t i = 0; i < sizeof faults / sizeof *faults; i++)
+        sigdelset(&all, faults[i]);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    r->threaded = pthread_create(&r->t, NULL, ra_main, r) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* ra_take - message v[i], the next in order (i counts up from 0 by one);
+ * the caller's until ra_release. */
+static ra_msg *ra_take(reader *r, size_t i)
+{
+    ra_msg *q = &r->slot[i % RA_SLOTS];
+    if (!r->threaded) {
+        ra_read(r, q, r->v[i]);
+        q->state = RA_TAKEN;
+        return q;
+    }
+    pthread_mutex_lock(&r->mu);
+    while (q->state != RA_READY)
+        pthread_cond_wait(&r->cv, &r->mu);
+    q->state = RA_TAKEN;
+    pthread_mutex_unlock(&r->mu);
+    mv_assert(q->serial == r->v[i]);
+    return q;
+}
+
+static void ra_release(reader *r, ra_msg *q)
+{
+    size_t bytes = q->bytes;
+    ra_clear(q);
+    pthread_mutex_lock(&r->mu);
+    q->state = RA_FREE;
+    r->held -= r->threaded ? bytes : 0;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* ra_stop - the reader stopped (wherever it is: after the last message, or
+ * after a failure) and joined, and every message it holds wiped. */
+static void ra_stop(reader *r)
+{
+    if (r->threaded) {
+        pthread_mutex_lock(&r->mu);
+        r->stop = 1;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        pthread_join(r->t, NULL);
+    }
+    for (size_t i = 0; i < RA_SLOTS; i++) {
+        ra_clear(&r->slot[i]);
+        free(r->slot[i].kids);
+        mv_buf_wipe(&r->slot[i].b);
+        mv_buf_wipe(&r->slot[i].t);
+    }
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+}
+
+/* ra_fail - a failed read of q handed to the caller: its status, and its
+ * message in err. */
+static mv_status ra_fail(mv_status st, const mv_err *from, mv_err *err)
+{
+    if (err)
+        *err = *from;
+    return st;
+}
+
+static mv_status export_eml(export_run *e, const uint64_t *v, size_t n, struct mv_progress *pg,
+                            mv_err *err)
+{
+    mv_status st = MV_OK;
+    reader r;
+    ra_start(&r, e->s, RA_EML, 1, 0, v, n);
+    for (size_t i = 0; i < n && !st; i++) {
+        ra_msg *q = ra_take(&r, i);
+        char name[64];
+        snprintf(name, sizeof name, "natives/%llu.eml", (unsigned long long)v[i]);
+        if (q->st)
+            st = ra_fail(q->st, &q->err, err);
+        else if (!(st = mv_pkg_add(e->pkg, name, q->b.data, q->b.len, 0, err)) && q->dec) {
+            snprintf(name, sizeof name, "natives/%llu.original.eml", (unsigned long long)v[i]);
+            st = q->ost ? ra_fail(q->ost, &q->oerr, err)
+                        : mv_pkg_add(e->pkg, name, q->orig.data, q->orig.len, 0, err);
+        }
+        if (!st) {
+            count_message(e, v[i], 0, q->dec, 0);
+            st = family_done(e, i + 1 < n, err);
+            mv_progress_update(pg, i + 1, 0);
+        }
+        ra_release(&r, q);
+    }
+    ra_stop(&r);
+    return st;
+}
+
 /* export_mbox - one messages.mbox per volume.  A tar or ZIP entry
  * announces its size first: the messages of a volume are measured (up to
- * --split-size), then written (each pass holds one message at a time). */
+ * --split-size), then written (each pass reading a few messages ahead). */
 static mv_status export_mbox(export_run *e, const uint64_t *v, size_t n, struct mv_progress *pg,
                              mv_err *err)
 {
     mv_status st = MV_OK;
-    int dec;
     size_t start = 0;
+    reader r;
     do {
+        /* measured: read ahead from start on; with --split-size the
+         * reader is stopped where the volume is full (what it read beyond
+         * is dropped) */
         uint64_t total = 0;
         size_t end = start;
+        ra_start(&r, e->s, RA_MBOX, 0, 0, v + start, n - start);
         while (end < n && !st && (!e->a->split || total < e->a->split)) {
-            if (!(st = message_bytes(e->s, v[end], 0, &e->b, &dec, NULL, err))) {
-                mbox_entry(v[end], &e->b, &e->rec);
-                total += e->rec.len;
+            ra_msg *q = ra_take(&r, end - start);
+            if (q->st)
+                st = ra_fail(q->st, &q->err, err);
+            else {
+                total += q->b.len;
                 end++;
             }
+            ra_release(&r, q);
         }
+        ra_stop(&r);
         if (!st && start && (st = volume_open(e, err)))
             break;
         if (!st)
             st = mv_pkg_begin(e->pkg, "messages.mbox", total, 0, err);
+        /* written: read again, ahead */
+        ra_start(&r, e->s, RA_MBOX, 0, 0, v + start, end - start);
         for (size_t i = start; i < end && !st; i++) {
-            if ((st = message_bytes(e->s, v[i], 0, &e->b, &dec, NULL, err)))
-                break;
-            mbox_entry(v[i], &e->b, &e->rec);
-            if (!(st = mv_pkg_write(e->pkg, e->rec.data, e->rec.len, err)))
-                count_message(e, v[i], 0, 0, 0);
-            mv_progress_update(pg, i + 1, 0);
+            ra_msg *q = ra_take(&r, i - start);
+            if (q->st)
+                st = ra_fail(q->st, &q->err, err);
+            else {
+                if (!(st = mv_pkg_write(e->pkg, q->b.data, q->b.len, err)))
+                    count_message(e, v[i], 0, 0, 0);
+                mv_progress_update(pg, i + 1, 0);
+            }
+            ra_release(&r, q);
         }
+        ra_stop(&r);
         if (!st)
             st = mv_pkg_end(e->pkg, err);
         if (!st && end < n)
@@ -1012,15 +1374,23 @@ static mv_status relate(export_run *e, const char *parent, const char *child_ctr
 
 /* lf_family - a message and its attachments: natives, text files and
  * records, parent first, children in part order. */
-static mv_status lf_family(export_run *e, uint64_t serial, family *f, mv_err *err)
+static mv_status lf_family(export_run *e, ra_msg *q, family *f, mv_err *err)
 {
-    mv_message *m = NULL;
-    mv_decryption *d = NULL;
-    mv_copy **cs = NULL;
-    size_t nc = 0;
-    mv_extract *x = NULL;
+    /* what was read ahead (ra_read) is this function's now, as if read here */
+    uint64_t serial = q->serial;
+    mv_message *m = q->m;
+    mv_decryption *d = q->d;
+    mv_copy **cs = q->cs;
+    size_t nc = q->nc;
+    mv_extract *x = q->x;
+    const mv_buf *b = &q->b;
+    q->m = NULL;
+    q->d = NULL;
+    q->cs = NULL;
+    q->nc = 0;
+    q->x = NULL;
     mv_buf env = MV_BUF_INIT, names = MV_BUF_INIT, dstat = MV_BUF_INIT;
-    int dec = 0, natives = e->kind != MV_LF_CSV;
+    int dec = q->dec, natives = e->kind != MV_LF_CSV;
     uint32_t count = 0;
     char ctrl[64], last[64] = "", native[96] = "", original[96] = "", textp[96] = "",
          fname[80], md5[33], sha1[41], sha256[65], size[24], serial_s[24], recv[32],
@@ -1030,13 +1400,13 @@ static mv_status lf_family(export_run *e, uint64_t serial, family *f, mv_err *er
     ctrl_str(e, f->first, ctrl);
     snprintf(fname, sizeof fname, "%s.eml", ctrl);
     mv_status st;
-    if ((st = mv_store_message(e->s, serial, &m, err)) ||
-        (st = message_bytes(e->s, serial, 0, &e->b, &dec, &d, err)) ||
-        (st = mv_store_copies(e->s, serial, &cs, &nc, err)))
+    if ((st = q->st)) {
+        st = ra_fail(st, &q->err, err);
         goto out;
+    }
     if (natives) {
         snprintf(native, sizeof native, "natives/%s", fname);
-        if ((st = mv_pkg_add(e->pkg, native, e->b.data, e->b.len, 0, err)))
+        if ((st = mv_pkg_add(e->pkg, native, b->data, b->len, 0, err)))
             goto out;
         uint8_t h5[16], h1[20], h256[32];
         mv_pkg_last_hashes(e->pkg, h5, h1, h256);
@@ -1045,41 +1415,42 @@ static mv_status lf_family(export_run *e, uint64_t serial, family *f, mv_err *er
         mv_hex(h256, 32, sha256);
         if (dec) {
             snprintf(original, sizeof original, "natives/%s.original.eml", ctrl);
-            if ((st = message_bytes(e->s, serial, 1, &e->orig, &dec, NULL, err)) ||
-                (st = mv_pkg_add(e->pkg, original, e->orig.data, e->orig.len, 0, err)))
+            if (q->ost) {
+                st = ra_fail(q->ost, &q->oerr, err);
+                goto out;
+            }
+            if ((st = mv_pkg_add(e->pkg, original, q->orig.data, q->orig.len, 0, err)))
                 goto out;
             dec = 1;
-            mv_buf_wipe(&e->orig);
+            mv_buf_wipe(&q->orig);
         }
     } else { /* metadata only: hashed here, no native written */
-        hex_of(e->b.data, e->b.len, EVP_md5(), md5);
-        hex_of(e->b.data, e->b.len, EVP_sha1(), sha1);
-        hex_of(e->b.data, e->b.len, EVP_sha256(), sha256);
+        hex_of(b->data, b->len, EVP_md5(), md5);
+        hex_of(b->data, b->len, EVP_sha1(), sha1);
+        hex_of(b->data, b->len, EVP_sha256(), sha256);
     }
-    /* the text, stored once at indexing (when it was made from these
-     * bytes): it also says whether there are attachments at all */
-    mv_buf_reset(&e->t);
-    if (mv_store_text(e->s, serial, &e->t, NULL) != MV_OK ||
-        mv_extract_decode(e->t.data, e->t.len, &x, NULL) != MV_OK || x->size != e->b.len) {
-        mv_extract_free(x);
-        x = NULL;
-    }
+    /* x: the text stored at indexing, read ahead (ra_read) */
     mv_buf_wipe(&e->t);
     /* the children: one attachment decoded at a time.  A message in which
      * the extraction found none is not parsed again: under any limits, no
      * attachment at the top means no attached message to look deeper in */
     f->e = e;
-    if ((!x || x->n_attachments) &&
-        (st = mv_extract_attachments(e->b.data, e->b.len, NULL, e->attach_limit, one_child, f,
-                                     &count, err)))
+    if (q->kids_ok) { /* decoded ahead: handed over here in the same order */
+        for (size_t k = 0; k < q->nkids; k++, count++)
+            if ((st = one_child(f, &q->kids[k].a, err)))
+                goto out;
+    } else if ((!x || x->n_attachments) &&
+               (st = mv_extract_attachments(b->data, b->len, NULL, e->attach_limit, one_child,
+                                            f, &count, err))) {
         goto out;
+    }
     if (natives) {
         /* the text made now if there was none, or if it was made under
          * other limits (its parts must be these children) */
         if (!x || x->n_attachments != count) {
             mv_extract_free(x);
             x = NULL;
-            if ((st = mv_extract_message(e->b.data, e->b.len, NULL, &x, err)))
+            if ((st = mv_extract_message(b->data, b->len, NULL, &x, err)))
                 goto out;
         }
         parent_text(e, x, m, f, &e->t);
@@ -1087,7 +1458,7 @@ static mv_status lf_family(export_run *e, uint64_t serial, family *f, mv_err *er
         if ((st = mv_pkg_add(e->pkg, textp, e->t.data, e->t.len, 0, err)))
             goto out;
     }
-    snprintf(size, sizeof size, "%zu", e->b.len);
+    snprintf(size, sizeof size, "%zu", b->len);
     snprintf(serial_s, sizeof serial_s, "%llu", (unsigned long long)serial);
     mv_fmt_time(m->received_us / 1000000, recv, sizeof recv);
     if (m->meta.date_t != INT64_MIN) {
@@ -1198,11 +1569,16 @@ static mv_status export_loadfile(export_run *e, const uint64_t *v, size_t n, str
     family f;
     memset(&f, 0, sizeof f);
     mv_status st = MV_OK;
+    reader r;
+    ra_start(&r, e->s, RA_LOADFILE, e->kind != MV_LF_CSV, e->attach_limit, v, n);
     for (size_t i = 0; i < n && !st; i++) {
-        if (!(st = lf_family(e, v[i], &f, err)))
+        ra_msg *q = ra_take(&r, i);
+        if (!(st = lf_family(e, q, &f, err)))
             st = family_done(e, i + 1 < n, err);
+        ra_release(&r, q);
         mv_progress_update(pg, i + 1, 0);
     }
+    ra_stop(&r);
     family_clear(&f);
     free(f.k);
     return st;
@@ -1436,8 +1812,6 @@ out:
     for (size_t i = 0; i < e.ncu; i++)
         mv_custodian_clear(&e.cu[i]);
     free(e.cu);
-    mv_buf_wipe(&e.b);
-    mv_buf_wipe(&e.orig);
     mv_buf_wipe(&e.t);
     mv_buf_wipe(&e.rec);
     mv_buf_wipe(&e.who);
