@@ -6,6 +6,7 @@
 #include "../search/xap.h"
 
 #include "escrow.h"
+#include "smime.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -211,6 +212,7 @@ static void *worker_main(void *arg)
         item *w = p->head;
         if (!w) {
             pthread_mutex_unlock(&p->mu);
+            mv_smime_thread_end();
             return NULL;
         }
         p->head = w->next;

@@ -21,6 +21,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/cms.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
@@ -1176,15 +1177,40 @@ static void verify_signed(job *j, CMS_ContentInfo *cms, BIO *dcont)
  * its work in it (content decryption included). */
 static pthread_once_t legacy_once = PTHREAD_ONCE_INIT;
 static OSSL_LIB_CTX *legacy_ctx;
+static OSSL_PROVIDER *legacy_prov[2]; /* held, like the context, for the process's life */
+
+/* legacy_free - at exit, after every thread is done: the context's
+ * process-wide state (its primary random generator) is freed with it. */
+static void legacy_free(void)
+{
+    for (int i = 0; i < 2; i++)
+        if (legacy_prov[i])
+            OSSL_PROVIDER_unload(legacy_prov[i]);
+    OSSL_LIB_CTX_free(legacy_ctx);
+    legacy_ctx = NULL;
+}
 
 static void legacy_init(void)
 {
     OSSL_LIB_CTX *lc = OSSL_LIB_CTX_new();
-    if (lc && OSSL_PROVIDER_load(lc, "default") && OSSL_PROVIDER_load(lc, "legacy"))
-        legacy_ctx = lc; /* kept for the life of the process */
-    else
+    if (lc && (legacy_prov[0] = OSSL_PROVIDER_load(lc, "default")) &&
+        (legacy_prov[1] = OSSL_PROVIDER_load(lc, "legacy"))) {
+        legacy_ctx = lc;
+        atexit(legacy_free);
+    } else {
+        for (int i = 0; i < 2; i++)
+            if (legacy_prov[i])
+                OSSL_PROVIDER_unload(legacy_prov[i]), legacy_prov[i] = NULL;
         OSSL_LIB_CTX_free(lc);
+    }
     ERR_clear_error();
+}
+
+void mv_smime_thread_end(void)
+{
+    /* legacy_ctx is set once, before any thread can have used it */
+    if (legacy_ctx)
+        OPENSSL_thread_stop_ex(legacy_ctx);
 }
 
 static int is_legacy_cipher(int nid)

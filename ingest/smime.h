@@ -137,6 +137,13 @@ void mv_x509_info_clear(mv_x509_info *i);
  * when there is none.  Pure; thread-safe. */
 int mv_smime_detect(const uint8_t *msg, size_t n);
 
+/* mv_smime_thread_end - release what this thread holds in the private
+ * OpenSSL context used for legacy ciphers (its per-thread random
+ * generators): OpenSSL frees a thread's state at its exit for the default
+ * context only.  Threads that decrypt call it before they end; harmless
+ * in a thread that never decrypted. */
+void mv_smime_thread_end(void);
+
 /* mv_smime_decrypt - decrypt msg[0..n) with the keyring (lim NULL means
  * mv_decrypt_limits_default).  *r is overwritten (no need to initialise)
  * and owned by the caller (mv_decrypt_result_free).  Every message gets a
