@@ -80,12 +80,23 @@ void mv_escrow_free(mv_escrow *e)
     free(e);
 }
 
+/* may_be_openpgp - whether p could be OpenPGP at all: a binary packet
+ * (the first byte's high bit is set; DER and PEM never start so) or an
+ * armor line.  librnp logs every failed parse to stderr, which a user
+ * adding a PKCS#12 or PEM key should not see. */
+static int may_be_openpgp(const uint8_t *p, size_t n)
+{
+    if (n > 0 && (p[0] & 0x80))
+        return 1;
+    return memmem(p, n, "-----BEGIN PGP ", 15) != NULL;
+}
+
 mv_status mv_escrow_prepare_anchors(const uint8_t *p, size_t n, char **kind, char **desc,
                                     mv_buf *material, mv_err *err)
 {
     mv_pgp_info pi = {0};
     mv_err perr = {0};
-    if (mv_pgp_inspect(p, n, &pi, &perr) == MV_OK) {
+    if (may_be_openpgp(p, n) && mv_pgp_inspect(p, n, &pi, &perr) == MV_OK) {
         /* an OpenPGP public key whose signatures are to be recognised */
         mv_buf d = MV_BUF_INIT;
         mv_buf_printf(&d, "openpgp-public %s", pi.fingerprint);
@@ -148,7 +159,7 @@ mv_status mv_escrow_prepare(const uint8_t *p, size_t n, const uint8_t *p2, size_
      * the X.509 importer would report any non-PEM input as malformed. */
     mv_pgp_info pi = {0};
     mv_err perr = {0};
-    if (mv_pgp_inspect(p, n, &pi, &perr) == MV_OK) {
+    if (may_be_openpgp(p, n) && mv_pgp_inspect(p, n, &pi, &perr) == MV_OK) {
         if (!pi.secret) {
             mv_pgp_info_clear(&pi);
             return mv_err_set(err, MV_EMALFORMED,
