@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "../lib/util.h"
 #include "pgp.h"
 #include "smime.h"
@@ -130,17 +132,118 @@ int mv_escrow_detect(const uint8_t *msg, size_t n)
     return mv_smime_detect(msg, n) || mv_pgp_detect(msg, n);
 }
 
+/* steal - move a string out of a result (the result keeps NULL). */
+static char *steal(char **p)
+{
+    char *s = *p;
+    *p = NULL;
+    return s;
+}
+
+/* merge_inner - fold into o the result of the other front end, run on o's
+ * decrypted form (or on the message, when o found no encryption).  The
+ * inner result is the deeper layer: its form replaces o's when it
+ * decrypted, its signature is the one reported (o's is named in
+ * sig_detail, as S/MIME names an outer signature), and what it was
+ * encrypted to is added.  An inner entity that stays shut under an opened
+ * outer layer is content of o's form, as an encrypted attachment is: o
+ * keeps its form and its record.  outer names o's front end. */
+static void merge_inner(mv_decrypt_result *o, mv_decrypt_result *in, const char *outer)
+{
+    o->defects |= in->defects;
+    if (in->encrypted && (in->decrypted || !o->encrypted)) {
+        if (!o->encrypted) {
+            /* o was signed only: the inner encryption is the message's */
+            free(o->scheme);
+            free(o->content_alg);
+            free(o->key_alg);
+            free(o->failure);
+            o->scheme = steal(&in->scheme);
+            o->content_alg = steal(&in->content_alg);
+            o->key_alg = steal(&in->key_alg);
+            o->failure = steal(&in->failure);
+            o->key_id = in->key_id;
+            o->encrypted = 1;
+        }
+        for (size_t i = 0; i < in->n_recipients; i++) {
+            size_t j = 0;
+            while (j < o->n_recipients && strcmp(o->recipients[j], in->recipients[i]) != 0)
+                j++;
+            if (j < o->n_recipients)
+                continue;
+            o->recipients =
+                mv_xrealloc(o->recipients, (o->n_recipients + 1) * sizeof *o->recipients);
+            o->recipients[o->n_recipients++] = steal(&in->recipients[i]);
+        }
+        if (in->decrypted) {
+            if (o->out)
+                OPENSSL_cleanse(o->out, o->out_len); /* plaintext */
+            free(o->out);
+            o->out = in->out;
+            o->out_len = in->out_len;
+            in->out = NULL;
+            in->out_len = 0;
+            o->decrypted = 1;
+            free(o->failure);
+            o->failure = NULL;
+        }
+    }
+    if (in->sig == MV_SIG_NONE)
+        return;
+    char *detail;
+    if (o->sig != MV_SIG_NONE)
+        detail =
+            mv_xasprintf("%s%souter %s signature: %s%s%s%s%s", in->sig_detail ? in->sig_detail : "",
+                         in->sig_detail ? "; " : "", outer, mv_sig_status_name(o->sig),
+                         o->signer ? " by " : "", o->signer ? o->signer : "",
+                         o->sig_detail ? ": " : "", o->sig_detail ? o->sig_detail : "");
+    else
+        detail = steal(&in->sig_detail);
+    free(o->signer);
+    free(o->sig_detail);
+    o->sig = in->sig;
+    o->signer = steal(&in->signer);
+    o->signing_time = in->signing_time;
+    o->sig_detail = detail;
+}
+
 mv_status mv_escrow_decrypt(const mv_escrow *e, const uint8_t *msg, size_t n,
                             const mv_decrypt_limits *lim, mv_decrypt_result *r, mv_err *err)
 {
     memset(r, 0, sizeof *r);
     r->signing_time = INT64_MIN;
-    /* S/MIME first: a PGP block quoted inside an S/MIME message is
-     * content, not the message's own encryption. */
-    if (mv_smime_detect(msg, n))
-        return mv_smime_decrypt(e->x509, msg, n, lim, r, err);
-    if (mv_pgp_detect(msg, n))
-        return mv_pgp_decrypt(e->pgp, msg, n, lim, r, err);
+    /* One front end reads the message; the other then reads what it
+     * opened (S/MIME inside OpenPGP and the reverse), or, when the first
+     * found only signatures, the message itself (an S/MIME-signed entity
+     * around PGP/MIME encryption, a digest holding both kinds).  No
+     * further rounds: an entity nested deeper stays as it is. */
+    int smime = mv_smime_detect(msg, n) != 0;
+    if (!smime && !mv_pgp_detect(msg, n))
+        return MV_OK;
+    mv_status st = smime ? mv_smime_decrypt(e->x509, msg, n, lim, r, err)
+                         : mv_pgp_decrypt(e->pgp, msg, n, lim, r, err);
+    if (st)
+        return st;
+    const uint8_t *next = NULL;
+    size_t next_len = 0;
+    if (r->decrypted) {
+        next = r->out;
+        next_len = r->out_len;
+    } else if (!r->encrypted && smime) {
+        next = msg;
+        next_len = n;
+    }
+    if (!next || !(smime ? mv_pgp_detect(next, next_len) : mv_smime_detect(next, next_len) != 0))
+        return MV_OK;
+    mv_decrypt_result in;
+    st = smime ? mv_pgp_decrypt(e->pgp, next, next_len, lim, &in, err)
+               : mv_smime_decrypt(e->x509, next, next_len, lim, &in, err);
+    if (st) {
+        mv_decrypt_result_free(r);
+        return st;
+    }
+    merge_inner(r, &in, smime ? "S/MIME" : "OpenPGP");
+    mv_decrypt_result_free(&in);
     return MV_OK;
 }
 
