@@ -84,4 +84,48 @@ sys.exit(0 if ok >= 3 else 1)
 PY
     check "the published content comes out of all three (RC2 through the legacy provider)" [ $? -eq 0 ]
 fi
+# Thunderbird's OpenPGP test mail: Alice's and Bob's escrowed secret keys
+# open every message encrypted to them (PGP/MIME and inline, hidden
+# recipient, signed and encrypted, S/MIME-signed around PGP/MIME, an S/MIME
+# signature inside); what stays shut is mail to Carol (not escrowed), the
+# armor pasted into HTML by Exchange (not an OpenPGP form we read) and
+# the spoofing test.
+O=$MAILVAULT_CORPUS/crypto/thunderbird/mail/test/browser/openpgp/data
+if [ -d "$O/eml" ] && [ -f "$O/keys/alice@openpgp.example-0xf231550c4f47e38e-secret.asc" ]; then
+    begin_subtest "Thunderbird's OpenPGP mail, with Alice's and Bob's keys escrowed"
+    B3=$WORK/tbpgp
+    new_archive "$B3"
+    for k in alice@openpgp.example-0xf231550c4f47e38e bob@openpgp.example-0xfbfcc82a015e7330; do
+        mvk "$B3" keys escrow add "$O/keys/$k-secret.asc" </dev/null >/dev/null 2>&1
+    done
+    mkdir -p "$WORK/tbmail"
+    cp "$O"/eml/*.eml "$WORK/tbmail/"
+    mvk "$B3" import --quiet "$WORK/tbmail" >/dev/null 2>"$WORK/tb.err"
+    python3 - "$MV" "$B3" <<'PY'
+import json, os, re, subprocess, sys
+mv, a = sys.argv[1:3]
+def run(*x):
+    return subprocess.run([mv, "--archive", a, "--key-file", a + ".key", *x], capture_output=True)
+bad = n = 0
+for m in json.loads(run("list", "--format", "json").stdout):
+    j = json.loads(run("show", str(m["serial"]), "--format", "json").stdout)
+    d = j.get("decryption") or {}
+    for c in j["copies"]:
+        name = os.path.basename(c["origin"])
+        expect = bool(re.search(r"(?<!un)encrypt|-enc", name)) and not re.search(r"carol|html|sigspoof", name)
+        got = bool(d.get("decrypted"))
+        n += expect
+        if expect != got:
+            bad += 1
+            print("#", name, "decrypted" if got else "not decrypted", d.get("failure") or "")
+        elif got:
+            out = run("show", str(m["serial"]), "--decrypted").stdout
+            if b"-----BEGIN PGP MESSAGE-----" in out and "inline" not in name and "partial" not in name:
+                bad += 1
+                print("#", name, "still holds an armored block")
+print(f"# {n} expected to decrypt, {bad} differ")
+sys.exit(1 if bad or n < 15 else 0)
+PY
+    check "every message encrypted to Alice or Bob decrypts, no other" [ $? -eq 0 ]
+fi
 finish
