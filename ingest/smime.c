@@ -4,7 +4,9 @@
  *
  * Layout: a small bounded MIME scanner over raw bytes (the decrypted form
  * is defined on byte ranges, which GMime does not expose), the keyring, the
- * CMS layer loop (decrypt / verify / unwrap), and key import. */
+ * CMS layer loop (decrypt / verify / unwrap), the message driver (every
+ * entity in document order, unwrapped content searched again), and key
+ * import. */
 #include "smime.h"
 
 #include "../lib/util.h"
@@ -33,8 +35,9 @@
 
 #include "../lib/digest.h"
 
-/* Recursion of the MIME walk is bounded by max_depth; a caller asking for
- * more than this still gets this much, so the C stack stays small. */
+/* Recursion of the MIME walk, and of the search inside unwrapped entities
+ * (each one MIME level deeper), is bounded by max_depth; a caller asking
+ * for more than this still gets this much, so the C stack stays small. */
 #define SMIME_DEPTH_CAP 100u
 /* How many bytes of one header field's value are looked at (a boundary or
  * smime-type past this is not seen). */
@@ -439,18 +442,29 @@ static int mp_next(mp_iter *it, size_t *off, size_t *len)
 }
 
 typedef struct walkst {
-    unsigned parts, max_depth;
+    unsigned parts, max_depth; /* parts: counted over every walk of one message */
     int limit;
 } walkst;
 
 typedef struct found {
     size_t off, len;
+    unsigned depth; /* MIME nesting above the entity */
     int kind;
 } found;
 
-/* walk - depth-first search for the first S/MIME entity within
- * base[off..off+len). */
-static int walk(walkst *w, const uint8_t *base, size_t off, size_t len, unsigned depth, found *f)
+/* The S/MIME entities one walk found, in document order; the walk stops
+ * once max are found. */
+typedef struct flist {
+    found *f;
+    size_t n, cap, max;
+} flist;
+
+/* walk - depth-first, in document order, collect the S/MIME entities
+ * within base[off..off+len), an entity at MIME depth `depth` (an S/MIME
+ * entity is not searched inside: its layers are the layer loop's work).
+ * Returns 1 when the walk must stop: fl->max entities found, or
+ * MV_SMIME_MAX_PARTS passed. */
+static int walk(walkst *w, flist *fl, const uint8_t *base, size_t off, size_t len, unsigned depth)
 {
     hdrinfo h;
     parse_headers(base + off, len, &h);
@@ -458,10 +472,12 @@ static int walk(walkst *w, const uint8_t *base, size_t off, size_t len, unsigned
         w->limit = 1;
     int k = classify(&h);
     if (k == K_PKCS7 || k == K_MSIGNED) {
-        f->off = off;
-        f->len = len;
-        f->kind = k;
-        return 1;
+        if (fl->n == fl->cap) {
+            fl->cap = fl->cap ? fl->cap * 2 : 4;
+            fl->f = mv_xrealloc(fl->f, fl->cap * sizeof *fl->f);
+        }
+        fl->f[fl->n++] = (found){off, len, depth, k};
+        return fl->n >= fl->max;
     }
     if (k != K_MULTIPART && k != K_MESSAGE)
         return 0;
@@ -471,16 +487,16 @@ static int walk(walkst *w, const uint8_t *base, size_t off, size_t len, unsigned
     }
     size_t boff = off + h.body_off, blen = len - h.body_off;
     if (k == K_MESSAGE)
-        return walk(w, base, boff, blen, depth + 1, f);
+        return walk(w, fl, base, boff, blen, depth + 1);
     mp_iter it;
     mp_init(&it, base + boff, blen, h.boundary);
     size_t po, pl;
     while (mp_next(&it, &po, &pl)) {
         if (++w->parts > MV_SMIME_MAX_PARTS) {
             w->limit = 1;
-            return 0;
+            return 1;
         }
-        if (walk(w, base, boff + po, pl, depth + 1, f))
+        if (walk(w, fl, base, boff + po, pl, depth + 1))
             return 1;
     }
     return 0;
@@ -498,10 +514,13 @@ int mv_smime_detect(const uint8_t *msg, size_t n)
     mv_decrypt_limits lim;
     mv_decrypt_limits_default(&lim);
     walkst w = {0, depth_of(&lim), 0};
-    found f;
-    if (!walk(&w, msg, 0, n, 0, &f))
+    flist fl = {NULL, 0, 0, 1}; /* the first one answers */
+    walk(&w, &fl, msg, 0, n, 0);
+    int kind = fl.n ? fl.f[0].kind : K_OTHER;
+    free(fl.f);
+    if (kind == K_OTHER)
         return 0;
-    return f.kind == K_PKCS7 ? MV_SMIME_DETECT_ENCRYPTED : MV_SMIME_DETECT_SIGNED;
+    return kind == K_PKCS7 ? MV_SMIME_DETECT_ENCRYPTED : MV_SMIME_DETECT_SIGNED;
 }
 
 /* b64_decode - RFC 2045 base64, whitespace ignored, stops at '='.
@@ -700,17 +719,56 @@ typedef struct job {
     const mv_decrypt_limits *lim;
     mv_decrypt_result *r;
     size_t cap_rcpt;
+    uint64_t *rcpt_hash; /* of r->recipients[i], to drop duplicates cheaply */
+    walkst w;            /* shared by every walk of the message */
+    unsigned entities;   /* S/MIME entities taken up so far */
+    unsigned n_dec;      /* encryption layers opened in the whole message */
+    int shut;            /* an encrypted entity stayed shut: no form */
+    int stop;            /* past MV_SMIME_MAX_ENTITIES: nothing more is done, no form */
+    int overflow;        /* the form being built passed max_output */
+    int alg_fixed;       /* scheme, content_alg, key_alg, key_id describe an earlier entity */
+    size_t out_hint;     /* first allocation of the form */
+    /* The entity being unwrapped; settle() hands this to r. */
+    int enc_fail;        /* an encryption layer could not be opened */
+    char *efail;         /* its first failure */
     int n_sigs;
-    int enc_fail; /* an encryption layer could not be opened */
+    mv_sig_status sig;
+    char *signer, *sig_detail;
+    int64_t signing_time;
 } job;
 
+/* fnv1a - 64-bit FNV-1a of a string. */
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 0x100000001b3u;
+    return h;
+}
+
+/* add_recipient - takes s; an identifier listed before (by this or an
+ * earlier entity) is dropped, and past MV_SMIME_MAX_RECIPIENTS listed
+ * ones the list stops growing. */
 static void add_recipient(job *j, char *s)
 {
     mv_decrypt_result *r = j->r;
+    uint64_t h = fnv1a(s);
+    for (size_t i = 0; i < r->n_recipients; i++)
+        if (j->rcpt_hash[i] == h && !strcmp(r->recipients[i], s)) {
+            free(s);
+            return;
+        }
+    if (r->n_recipients >= MV_SMIME_MAX_RECIPIENTS) {
+        r->defects |= MV_DDEF_LIMIT;
+        free(s);
+        return;
+    }
     if (r->n_recipients == j->cap_rcpt) {
         j->cap_rcpt = j->cap_rcpt ? j->cap_rcpt * 2 : 4;
         r->recipients = mv_xrealloc(r->recipients, j->cap_rcpt * sizeof *r->recipients);
+        j->rcpt_hash = mv_xrealloc(j->rcpt_hash, j->cap_rcpt * sizeof *j->rcpt_hash);
     }
+    j->rcpt_hash[r->n_recipients] = h;
     r->recipients[r->n_recipients++] = s;
 }
 
@@ -732,12 +790,30 @@ static char *rid_text(const ASN1_OCTET_STRING *keyid, X509_NAME *issuer, ASN1_IN
     return mv_xstrdup("unknown");
 }
 
+/* fail - why the current entity's work stopped (its first reason: the
+ * one that stopped it); settle() decides whether it is the message's. */
 static void fail(job *j, uint32_t defect, const char *fmt, ...) MV_PRINTF(3, 4);
 static void fail(job *j, uint32_t defect, const char *fmt, ...)
 {
     j->r->defects |= defect;
+    if (j->efail)
+        return;
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    j->efail = mv_xstrdup(buf);
+}
+
+/* fail_msg - a reason of the whole message (a limit of the form, not of
+ * one entity); the first reason recorded stays. */
+static void fail_msg(job *j, uint32_t defect, const char *fmt, ...) MV_PRINTF(3, 4);
+static void fail_msg(job *j, uint32_t defect, const char *fmt, ...)
+{
+    j->r->defects |= defect;
     if (j->r->failure)
-        return; /* the first reason is the one that stopped the work */
+        return;
     char buf[512];
     va_list ap;
     va_start(ap, fmt);
@@ -1032,8 +1108,10 @@ static int decrypt_cms(job *j, CMS_ContentInfo *cms, const uint8_t *der, size_t 
              cands[0].e->id, why);
         goto out;
     }
-    free(r->key_alg);
-    r->key_alg = used->rek ? kari_alg_name(used->e->pkey) : ktri_alg_name(used->ri);
+    if (!j->alg_fixed) { /* an earlier entity's are the message's */
+        free(r->key_alg);
+        r->key_alg = used->rek ? kari_alg_name(used->e->pkey) : ktri_alg_name(used->ri);
+    }
     /* The content key is set now: CMS_decrypt with no key only runs the
      * content decryption.  CMS_DEBUG_DECRYPT makes a key-length mismatch
      * an error instead of a silent random key. */
@@ -1058,7 +1136,8 @@ static int decrypt_cms(job *j, CMS_ContentInfo *cms, const uint8_t *der, size_t 
     }
     mv_buf_reserve(out, (size_t)len);
     mv_buf_append(out, data, (size_t)len);
-    r->key_id = used->e->id;
+    if (!j->alg_fixed)
+        r->key_id = used->e->id;
     ok = 1;
 out:
     BIO_free(mem); /* a secure-memory BIO: the plaintext is wiped */
@@ -1079,26 +1158,26 @@ static int64_t signing_time(CMS_SignerInfo *si)
     return asn1_time_epoch(t->value.asn1_string);
 }
 
-/* record_sig - the innermost signature is the one reported (in
- * sign-then-encrypt it is the author's); an outer one is named in the detail. */
+/* record_sig - within one entity the innermost signature is the one
+ * reported (in sign-then-encrypt it is the author's); an outer one is
+ * named in the detail.  Takes signer. */
 static void record_sig(job *j, mv_sig_status st, char *signer, int64_t when, const char *detail)
 {
-    mv_decrypt_result *r = j->r;
     char *prev = NULL;
     if (j->n_sigs++ > 0)
-        prev = mv_xasprintf("outer signature: %s%s%s", mv_sig_status_name(r->sig),
-                            r->sig_detail ? ": " : "", r->sig_detail ? r->sig_detail : "");
-    free(r->signer);
-    free(r->sig_detail);
-    r->sig = st;
-    r->signer = signer;
-    r->signing_time = when;
+        prev = mv_xasprintf("outer signature: %s%s%s", mv_sig_status_name(j->sig),
+                            j->sig_detail ? ": " : "", j->sig_detail ? j->sig_detail : "");
+    free(j->signer);
+    free(j->sig_detail);
+    j->sig = st;
+    j->signer = signer;
+    j->signing_time = when;
     if (detail && prev)
-        r->sig_detail = mv_xasprintf("%s; %s", detail, prev);
+        j->sig_detail = mv_xasprintf("%s; %s", detail, prev);
     else if (detail)
-        r->sig_detail = mv_xstrdup(detail);
+        j->sig_detail = mv_xstrdup(detail);
     else
-        r->sig_detail = prev ? mv_xstrdup(prev) : NULL;
+        j->sig_detail = prev ? mv_xstrdup(prev) : NULL;
     free(prev);
 }
 
@@ -1396,6 +1475,8 @@ static int one_layer(job *j, const uint8_t *ent, size_t n, const hdrinfo *h, int
     }
     replace_entity(ent, h, content.data ? content.data : (const uint8_t *)"", content.len, next);
     if (next->len > j->lim->max_output) {
+        if (*decrypted_now)
+            j->enc_fail = 1; /* opened, but its plaintext cannot be kept */
         fail(j, MV_DDEF_LIMIT, "decrypted form larger than max_output (%zu bytes)",
              j->lim->max_output);
         goto out;
@@ -1409,6 +1490,154 @@ out:
     mv_buf_free(&canon);
     ERR_clear_error();
     return ok;
+}
+
+/* ---- the message: every entity, in document order --------------------- */
+
+/* emit - append to the form.  Past max_output nothing more is kept (the
+ * form cannot exist: see mv_smime_decrypt).  Growth moves the bytes to a
+ * new block and wipes the old one: they are plaintext. */
+static void emit(job *j, mv_buf *out, const uint8_t *p, size_t n)
+{
+    if (j->overflow || n == 0)
+        return;
+    if (n > j->lim->max_output - out->len) {
+        j->overflow = 1;
+        return;
+    }
+    if (n >= out->cap - out->len) {
+        size_t want = out->cap ? out->cap : j->out_hint;
+        while (want <= out->len + n)
+            want = want > SIZE_MAX / 2 ? out->len + n + 1 : want * 2;
+        mv_buf nb = MV_BUF_INIT;
+        mv_buf_reserve(&nb, want - 1);
+        if (out->len)
+            mv_buf_append(&nb, out->data, out->len);
+        mv_buf_wipe(out);
+        *out = nb;
+    }
+    mv_buf_append(out, p, n);
+}
+
+/* settle - the entity's work is done: its failure is the message's when
+ * it left an encryption layer shut (and none did before), its signature
+ * joins the message's (an invalid one wins, else the first), and the
+ * algorithms and key stay those of the first encrypted entity. */
+static void settle(job *j)
+{
+    mv_decrypt_result *r = j->r;
+    if (j->enc_fail) {
+        j->shut = 1;
+        if (!r->failure) {
+            r->failure = j->efail;
+            j->efail = NULL;
+        }
+    }
+    free(j->efail);
+    j->efail = NULL;
+    j->enc_fail = 0;
+    if (j->sig != MV_SIG_NONE &&
+        (r->sig == MV_SIG_NONE || (j->sig == MV_SIG_INVALID && r->sig != MV_SIG_INVALID))) {
+        free(r->signer);
+        free(r->sig_detail);
+        r->sig = j->sig;
+        r->signer = j->signer;
+        r->signing_time = j->signing_time;
+        r->sig_detail = j->sig_detail;
+    } else {
+        free(j->signer);
+        free(j->sig_detail);
+    }
+    j->sig = MV_SIG_NONE;
+    j->signer = j->sig_detail = NULL;
+    j->signing_time = INT64_MIN;
+    j->n_sigs = 0;
+    if (r->scheme)
+        j->alg_fixed = 1;
+}
+
+static int rewrite(job *j, const uint8_t *p, size_t n, unsigned depth, unsigned layers,
+                   mv_buf *out);
+
+/* unwrap - the layer loop on one S/MIME entity ent[0..n) at MIME depth
+ * `depth`, with `layers` layers already unwrapped around it; its
+ * replacement is appended to out.  Each layer rewrites the entity; when
+ * what is left is no longer S/MIME (a multipart, a message/rfc822), it is
+ * searched again for S/MIME entities inside, with the layers left. */
+static void unwrap(job *j, const uint8_t *ent, size_t n, unsigned depth, unsigned layers,
+                   mv_buf *out)
+{
+    mv_buf cur = MV_BUF_INIT, next = MV_BUF_INIT;
+    const uint8_t *p = ent;
+    size_t len = n;
+    int inside = 0;
+    for (;;) {
+        hdrinfo h;
+        parse_headers(p, len, &h);
+        int kind = classify(&h);
+        if (kind != K_PKCS7 && kind != K_MSIGNED) {
+            inside = p != ent; /* (the walk found ent as S/MIME: always) */
+            break;
+        }
+        if (layers >= j->lim->max_layers) {
+            fail(j, MV_DDEF_LIMIT, "more than max_layers (%u) S/MIME layers", j->lim->max_layers);
+            break;
+        }
+        layers++;
+        int dec = 0;
+        mv_buf_reset(&next);
+        if (!one_layer(j, p, len, &h, kind, &dec, &next))
+            break;
+        j->n_dec += (unsigned)dec;
+        mv_buf tmp = cur;
+        cur = next;
+        next = tmp;
+        p = cur.data;
+        len = cur.len;
+    }
+    /* A later layer that stopped the work (a limit, a broken inner
+     * signature) leaves the form unwrapped so far: only an encryption
+     * layer left shut withholds the form. */
+    settle(j);
+    mv_buf_wipe(&next);
+    if (!inside || !rewrite(j, p, len, depth, layers, out))
+        emit(j, out, p, len);
+    mv_buf_wipe(&cur);
+}
+
+/* rewrite - find the S/MIME entities in p[0..n) (an entity at MIME depth
+ * `depth`) and append p to out with each replaced by its unwrapped form,
+ * the bytes between copied.  Returns 0, out untouched, when there is none.
+ * Recursion (rewrite -> unwrap -> rewrite) goes one MIME level deeper and
+ * one layer further each time: bounded by max_depth and max_layers; and
+ * MV_SMIME_MAX_ENTITIES bounds the entities of the whole message. */
+static int rewrite(job *j, const uint8_t *p, size_t n, unsigned depth, unsigned layers,
+                   mv_buf *out)
+{
+    if (j->stop)
+        return 0;
+    /* one more than the entities left, to notice the excess */
+    flist fl = {NULL, 0, 0, MV_SMIME_MAX_ENTITIES - j->entities + 1};
+    walk(&j->w, &fl, p, 0, n, depth);
+    if (fl.n == 0) {
+        free(fl.f);
+        return 0;
+    }
+    size_t at = 0;
+    for (size_t i = 0; i < fl.n; i++) {
+        if (j->entities >= MV_SMIME_MAX_ENTITIES) {
+            fail_msg(j, MV_DDEF_LIMIT, "more than %u S/MIME entities", MV_SMIME_MAX_ENTITIES);
+            j->stop = 1;
+            break;
+        }
+        j->entities++;
+        emit(j, out, p + at, fl.f[i].off - at);
+        unwrap(j, p + fl.f[i].off, fl.f[i].len, fl.f[i].depth, layers, out);
+        at = fl.f[i].off + fl.f[i].len;
+    }
+    emit(j, out, p + at, n - at);
+    free(fl.f);
+    return 1;
 }
 
 mv_status mv_smime_decrypt(const mv_smime_keyring *kr, const uint8_t *msg, size_t n,
@@ -1426,67 +1655,34 @@ mv_status mv_smime_decrypt(const mv_smime_keyring *kr, const uint8_t *msg, size_
     if (!msg)
         msg = (const uint8_t *)"";
     ERR_clear_error();
-    job j = {kr, lim, r, 0, 0, 0};
-    walkst w = {0, depth_of(lim), 0};
-    found f;
-    if (!walk(&w, msg, 0, n, 0, &f)) {
-        if (w.limit)
-            r->defects |= MV_DDEF_LIMIT;
-        return MV_OK;
-    }
-    if (w.limit)
-        r->defects |= MV_DDEF_LIMIT;
+    job j;
+    memset(&j, 0, sizeof j);
+    j.kr = kr;
+    j.lim = lim;
+    j.r = r;
+    j.w.max_depth = depth_of(lim);
+    j.signing_time = INT64_MIN;
+    j.out_hint = (n < lim->max_output ? n : lim->max_output) + 1;
 
-    /* The layer loop: ent is the entity at the found position, rewritten
-     * once per layer unwrapped. */
-    mv_buf cur = MV_BUF_INIT, next = MV_BUF_INIT;
-    const uint8_t *ent = msg + f.off;
-    size_t ent_len = f.len;
-    unsigned layers = 0;
-    int n_dec = 0;
-    for (;;) {
-        hdrinfo h;
-        parse_headers(ent, ent_len, &h);
-        int kind = classify(&h);
-        if (kind != K_PKCS7 && kind != K_MSIGNED)
-            break;
-        if (layers >= lim->max_layers) {
-            fail(&j, MV_DDEF_LIMIT, "more than max_layers (%u) S/MIME layers", lim->max_layers);
-            break;
-        }
-        layers++;
-        int dec = 0;
-        mv_buf_reset(&next);
-        if (!one_layer(&j, ent, ent_len, &h, kind, &dec, &next))
-            break;
-        n_dec += dec;
-        mv_buf tmp = cur;
-        cur = next;
-        next = tmp;
-        ent = cur.data;
-        ent_len = cur.len;
-    }
-    /* Decrypted, and no encryption layer left shut: the form unwrapped so
-     * far is the result even when a later layer stopped the work (a limit,
-     * a broken inner signature: those stay in defects and sig_detail). */
-    if (n_dec > 0 && !j.enc_fail) {
-        size_t total = f.off + ent_len + (n - f.off - f.len);
-        if (total > lim->max_output) {
-            fail(&j, MV_DDEF_LIMIT, "decrypted form larger than max_output (%zu bytes)",
-                 lim->max_output);
+    /* The form: every entity replaced by its unwrapped form.  It exists
+     * when an encryption layer was opened and none stayed shut (all or
+     * nothing), the entity bound was not passed, and it fits max_output. */
+    mv_buf out = MV_BUF_INIT;
+    int any = rewrite(&j, msg, n, 0, 0, &out);
+    if (j.w.limit)
+        r->defects |= MV_DDEF_LIMIT;
+    if (any && j.n_dec > 0 && !j.shut && !j.stop) {
+        if (j.overflow) {
+            fail_msg(&j, MV_DDEF_LIMIT, "decrypted form larger than max_output (%zu bytes)",
+                     lim->max_output);
         } else {
-            mv_buf o = MV_BUF_INIT;
-            mv_buf_reserve(&o, total);
-            mv_buf_append(&o, msg, f.off);
-            mv_buf_append(&o, ent, ent_len);
-            mv_buf_append(&o, msg + f.off + f.len, n - f.off - f.len);
-            r->out = mv_buf_steal(&o, &r->out_len);
+            r->out = mv_buf_steal(&out, &r->out_len);
             r->decrypted = 1;
             free(r->failure);
             r->failure = NULL;
         }
     } else if (r->encrypted && !r->failure) {
-        fail(&j, 0, "not decrypted");
+        r->failure = mv_xstrdup("not decrypted");
     }
     if (!r->encrypted) {
         free(r->failure); /* only an encrypted message has a failure */
@@ -1494,8 +1690,8 @@ mv_status mv_smime_decrypt(const mv_smime_keyring *kr, const uint8_t *msg, size_
     }
     if (!r->decrypted)
         r->key_id = 0;
-    mv_buf_wipe(&cur);
-    mv_buf_wipe(&next);
+    mv_buf_wipe(&out);
+    free(j.rcpt_hash);
     ERR_clear_error();
     return MV_OK;
 }

@@ -35,6 +35,9 @@
 #define MV_SMIME_MAX_BOUNDARY 200u                  /* RFC 2046 says 70; some senders exceed it */
 #define MV_SMIME_MAX_RECIPIENTS 1000u               /* RecipientInfos (kari keys) examined */
 #define MV_SMIME_MAX_PEM_CERTS 64u                  /* certificates read from one PEM import */
+/* S/MIME entities unwrapped per message, nested ones included; past it
+ * nothing more is done and there is no decrypted form. */
+#define MV_SMIME_MAX_ENTITIES 100u
 
 /* ---- keyring ------------------------------------------------------------- */
 
@@ -129,11 +132,12 @@ void mv_x509_info_clear(mv_x509_info *i);
 #define MV_SMIME_DETECT_SIGNED 2    /* multipart/signed with a pkcs7-signature */
 
 /* mv_smime_detect - a cheap scan of the MIME structure (no base64, no
- * crypto): the first S/MIME entity at top level or inside multipart and
- * message/rfc822 parts (default depth).  Returns MV_SMIME_DETECT_ENCRYPTED
- * for application/(x-)pkcs7-mime (any smime-type: opaque signed-data is
- * only told apart by decoding) or an smime.p7m attachment,
- * MV_SMIME_DETECT_SIGNED for multipart/signed with a pkcs7 signature, 0
+ * crypto): is there any S/MIME entity at top level or inside multipart
+ * and message/rfc822 parts (default depth)?  The scan stops at the first
+ * one and names its kind: MV_SMIME_DETECT_ENCRYPTED for
+ * application/(x-)pkcs7-mime (any smime-type: opaque signed-data is only
+ * told apart by decoding) or an smime.p7m attachment,
+ * MV_SMIME_DETECT_SIGNED for multipart/signed with a pkcs7 signature; 0
  * when there is none.  Pure; thread-safe. */
 int mv_smime_detect(const uint8_t *msg, size_t n);
 
@@ -149,8 +153,12 @@ void mv_smime_thread_end(void);
  * and owned by the caller (mv_decrypt_result_free).  Every message gets a
  * result: not S/MIME (encrypted 0), decrypted (out = the decrypted form),
  * or not decrypted (failure = the reason, recipients = what it was
- * encrypted to).  Signatures met on the way are verified and reported,
- * never enforced.  r->out is plaintext: hand it on and wipe it.
+ * encrypted to).  Every S/MIME entity of the message is unwrapped, those
+ * inside unwrapped content too; the form exists only when every
+ * encrypted one was opened (docs/decryption.md, "Several entities", says
+ * how the result fields combine).  Signatures met on the way are verified
+ * and reported, never enforced.  r->out is plaintext: hand it on and
+ * wipe it.
  * Thread-safe on a shared, set-up keyring.
  * @retval MV_OK        for every input, even garbage (see r); an OpenSSL
  *                      allocation failure is a result too ("out of memory")

@@ -3,7 +3,8 @@
 # Escrow decryption with the real tools' output: S/MIME made by `openssl
 # cms` (RSA PKCS#1 v1.5 and OAEP, EC P-256/P-384, AES-CBC and AES-GCM,
 # several recipients, sign-then-encrypt, tampered and unknown signers, a
-# corrupted blob, nested in message/rfc822) and OpenPGP made by `gpg`
+# corrupted blob, nested in message/rfc822, several S/MIME entities in one
+# message) and OpenPGP made by `gpg`
 # (PGP/MIME and inline, RSA and Curve25519, hidden and several recipients,
 # signatures) is journaled through the daemon: each decrypts to exactly the
 # expected form with the expected signature status; mail to a key not yet
@@ -47,8 +48,8 @@ begin_subtest "encrypted mail journaled through the daemon"
 P=$(free_port)
 start_serve "$A" "$WORK/serve.log" --smtp 127.0.0.1:$P || { fail "serve"; finish; }
 python3 "$ROOT/scripts/smtpfeed.py" --sessions 2 "127.0.0.1:$P" "$SF/msg" "$PF/msg" >"$WORK/feed.out" 2>&1
-check "every message accepted" grep -q ' 31 of 31 messages accepted' "$WORK/feed.out"
-# (two of the generated files carry the same message: 30 messages, 31 copies)
+check "every message accepted" grep -q ' 34 of 34 messages accepted' "$WORK/feed.out"
+# (two of the generated files carry the same message: 33 messages, 34 copies)
 for _ in $(seq 1 100); do "$MV" --archive "$A" status | grep -qx 'spool: 0' && break; sleep 0.1; done
 
 # verify MANIFEST-KIND: compare every message with the generator's manifest
@@ -103,6 +104,14 @@ sys.exit(1 if bad else 0)
 PY
 }
 check "S/MIME: decrypted forms, keys, signatures, failures (key 3 held back)" verify smime "$SF" 3
+# several S/MIME entities in one message: both forwarded mails decrypted
+check "S/MIME: show --decrypted of two forwarded encrypted mails holds both plaintexts" bash -c "'$MV' --archive '$A' --key-file '$A.key' list --format json | python3 -c '
+import json, subprocess, sys
+for m in json.load(sys.stdin):
+    if (m[\"message_id\"] or \"\").strip(\"<>\") == \"two-sealed@fixtures.example\":
+        out = subprocess.run([\"$MV\", \"--archive\", \"$A\", \"--key-file\", \"$A.key\", \"show\", str(m[\"serial\"]), \"--decrypted\"], capture_output=True).stdout
+        sys.exit(0 if b\"alpha-7731\" in out and b\"bravo-9924\" in out else 1)
+sys.exit(1)'"
 check "OpenPGP: decrypted forms, keys, signatures, failures" verify pgp "$PF" ""
 check "stops cleanly" stop_serve
 
@@ -114,7 +123,7 @@ echo "# $out"
 check "two messages decrypted now" python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["decrypted_now"]==2, d' "$out"
 check "S/MIME: every expected message decrypted now" verify smime "$SF" ""
 n=$(mvk "$A" list --format json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
-check "reprocess created no message" [ "$n" -eq 30 ]
+check "reprocess created no message" [ "$n" -eq 33 ]
 check "the key's use is counted; removing it is refused" bash -c "'$MV' --archive '$A' --key-file '$A.key' keys escrow remove ${SMAP[3]} >/dev/null 2>&1; [ \$? -eq 77 ]"
 
 begin_subtest "no plaintext at rest"

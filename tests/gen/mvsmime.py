@@ -8,7 +8,9 @@ ingest/smime.c must make of each file:
 
   manifest.json  the full description (for people and other tools)
   manifest.txt   the same, tab-separated, read by tests/unit/smime_test.c
-                 (MV_SMIME_FIXTURES=DIR build/tests/smime_test)
+                 (MV_SMIME_FIXTURES=DIR build/tests/smime_test); a "rcpt"
+                 line after a "msg" line lists every recipient identifier
+                 expected, in order, where the manifest fixes them
 
 File names are fixed; keys, boundaries and ciphertexts are new every run,
 so the expected SHA-256 of each decrypted form is computed here from the
@@ -104,6 +106,11 @@ def first_part(signed_entity):
     sys.exit("no part 1 in a signed entity")
 
 
+def crlf(b):
+    """every bare LF made CRLF"""
+    return re.sub(rb"(?<!\r)\n", b"\r\n", b)
+
+
 def sha(b):
     return hashlib.sha256(b).hexdigest()
 
@@ -177,13 +184,14 @@ def main():
     msgs = []
 
     def encrypt(name, content, recips, cipher="-aes-256-cbc", oaep=False, keyid=False,
-                legacy=False):
+                legacy=False, headers=True):
         src = os.path.join(out, "keys", name + ".content")
         with open(src, "wb") as f:
             f.write(content)
-        args = ["cms", "-encrypt", "-binary", "-crlfeol", "-in", src, cipher,
-                "-from", "alice@example.com", "-to", "bob@example.com",
-                "-subject", "fixture " + name]
+        args = ["cms", "-encrypt", "-binary", "-crlfeol", "-in", src, cipher]
+        if headers:  # a whole message; without them an attachment entity
+            args += ["-from", "alice@example.com", "-to", "bob@example.com",
+                     "-subject", "fixture " + name]
         if keyid:
             args.append("-keyid")
         if legacy:  # OpenSSL 3 keeps RC2 in its legacy provider
@@ -196,13 +204,19 @@ def main():
         os.unlink(src)
         return data
 
-    def add(name, data, key, form, sig="none", failure=None, notes=""):
+    def add(name, data, key, form, sig="none", failure=None, notes="", recipients=None):
         path = "msg/%s.eml" % name
         with open(os.path.join(out, path), "wb") as f:
             f.write(data)
         msgs.append({"file": path, "decrypted": form is not None, "key_id": key,
                      "out_sha256": sha(form) if form is not None else None,
-                     "sig": sig, "failure": failure, "notes": notes})
+                     "sig": sig, "failure": failure, "notes": notes,
+                     "recipients": recipients})
+
+    def rid(serial):
+        """the recipient identifier ingest/smime.c reports for a fixture
+        certificate named by issuer and serial (docs/decryption.md)"""
+        return "issuer=CN=Fixture CA,O=Mailvault Fixtures;serial=%x" % serial
 
     m = encrypt("01-rsa-pkcs1-aes256cbc", inner, [rsa1])
     add("01-rsa-pkcs1-aes256cbc", m, 1, replace_entity(m, inner))
@@ -271,6 +285,67 @@ def main():
     m = encrypt("18-rc2-40", inner, [rsa1], cipher="-rc2-40", legacy=True)
     add("18-rc2-40", m, 1, replace_entity(m, inner), notes="RC2-40 (legacy provider)")
 
+    # Several S/MIME entities in one message (docs/decryption.md "Several
+    # entities"): each is replaced by its unwrapped form, bytes between
+    # them copied; the form exists only when every encrypted one opens.
+    inner_a = (b"Content-Type: text/plain; charset=us-ascii\r\n\r\n"
+               b"First forwarded plaintext: alpha-7731.\r\n")
+    inner_b = (b"Content-Type: text/plain; charset=us-ascii\r\n\r\n"
+               b"Second forwarded plaintext: bravo-9924.\r\n")
+
+    # (a) two encrypted mails forwarded as message/rfc822, RSA and EC
+    m1 = crlf(encrypt("19-a", inner_a, [rsa1]))
+    m2 = crlf(encrypt("19-b", inner_b, [ec256], cipher="-aes-128-gcm"))
+    pre = (b"From: carol@example.com\r\nTo: archive@example.com\r\n"
+           b"Subject: two sealed mails\r\nMessage-ID: <two-sealed@fixtures.example>\r\n"
+           b"MIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=\"=_two\"\r\n\r\n--=_two\r\n"
+           b"Content-Type: text/plain\r\n\r\nBoth attached.\r\n--=_two\r\n"
+           b"Content-Type: message/rfc822\r\n\r\n")
+    mid = b"\r\n--=_two\r\nContent-Type: message/rfc822\r\n\r\n"
+    post = b"\r\n--=_two--\r\n"
+    add("19-two-encrypted-rfc822", pre + m1 + mid + m2 + post, 1,
+        pre + replace_entity(m1, inner_a) + mid + replace_entity(m2, inner_b) + post,
+        notes="two encrypted entities: both decrypted, the first one's key reported",
+        recipients=[rid(0x1001), rid(0x1004)])
+
+    # (b) multipart/signed whose signed part is a multipart/mixed holding
+    # text and an encrypted .p7m attachment
+    # canonical CRLF (openssl ends its base64 with a bare LF): the signed
+    # part must be what the signature covers, and SMTP would change it
+    att = crlf(encrypt("20-att", inner_a, [ec256], headers=False))
+    part1_pre = (b"Content-Type: multipart/mixed; boundary=\"=_in\"\r\n\r\n--=_in\r\n"
+                 b"Content-Type: text/plain\r\n\r\nThe report is attached.\r\n--=_in\r\n")
+    part1_post = b"\r\n--=_in--\r\n"
+    part1 = part1_pre + att + part1_post
+    p1_path = os.path.join(out, "keys", "20-part1.txt")
+    with open(p1_path, "wb") as f:
+        f.write(part1)
+    signed_mixed = run("cms", "-sign", "-binary", "-crlfeol", "-in", p1_path, "-signer",
+                       signer[1], "-inkey", signer[0])
+    os.unlink(p1_path)
+    if first_part(signed_mixed) != part1:
+        sys.exit("openssl changed the signed part of fixture 20")
+    hdr20 = (b"From: alice@example.com\r\nTo: bob@example.com\r\n"
+             b"Subject: signed, with a sealed attachment\r\n")
+    form = hdr20 + replace_entity(signed_mixed,
+                                  part1_pre + replace_entity(att, inner_a) + part1_post)
+    add("20-signed-mixed-p7m", hdr20 + signed_mixed, 2, form, sig="valid",
+        notes="the signed part is walked again: the attachment inside is decrypted",
+        recipients=[rid(0x1004)])
+
+    # (c) two encrypted attachments, the second to a key not escrowed:
+    # all or nothing, so no form; recipients of both
+    att1 = crlf(encrypt("21-a", inner_a, [rsa1], headers=False))
+    att2 = crlf(encrypt("21-b", inner_b, [rsa2], headers=False))
+    msg21 = (b"From: alice@example.com\r\nTo: bob@example.com\r\nSubject: two attachments\r\n"
+             b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b21\r\n\r\n"
+             b"--b21\r\n" + att1 + b"\r\n--b21\r\n" + att2 + b"\r\n--b21--\r\n")
+    add("21-two-one-not-escrowed", msg21, 0, None,
+        failure="no escrowed key for any recipient",
+        notes="one of two encrypted entities cannot be opened: no form",
+        recipients=[rid(0x1001), rid(0x1002)])
+
     # PKCS#12 of each escrowed key; one legacy (RC2/3DES); one wrong password
     p12s = []
     for name in ("rsa1", "ec256", "ec384"):
@@ -307,6 +382,8 @@ def main():
             f.write("msg\t%s\t%d\t%s\t%s\t%s\t%s\n" % (
                 mm["file"], 1 if mm["decrypted"] else 0, "*" if kid is None else kid,
                 mm["out_sha256"] or "-", mm["sig"], mm["failure"] or "-"))
+            if mm["recipients"] is not None:
+                f.write("rcpt\t%s\t%s\n" % (mm["file"], "\t".join(mm["recipients"])))
         for p in p12s:
             f.write("p12\t%s\t%s\t%d\t%s\n" % (p["file"], p["password"] or "-", 1 if p["ok"] else 0,
                                                p["cert_sha256"] or "-"))

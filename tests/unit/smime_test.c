@@ -927,6 +927,402 @@ static void test_output_limit(void **state)
     mv_smime_keyring_free(kr);
 }
 
+/* ---- several entities in one message ----------------------------------- */
+
+/* p7m_part - an encrypted attachment entity (only Content-* fields) */
+static void p7m_part(const ident *to, const EVP_CIPHER *ciph, const char *content, mv_buf *out)
+{
+    mv_buf der = MV_BUF_INIT;
+    const ident *rc[] = {to};
+    env_der(rc, 1, ciph, 0, content, strlen(content), &der);
+    p7m_msg("", EVP_CIPHER_get_flags(ciph) & EVP_CIPH_FLAG_AEAD_CIPHER ? CT_AUTH : CT_ENV, "base64",
+            &der, out);
+    mv_buf_free(&der);
+}
+
+static const char INNER2[] = "Content-Type: text/plain; charset=us-ascii\r\n"
+                             "\r\n"
+                             "The second sealed note.\r\n";
+static const char MIX_HDR[] = "From: gw@example.com\r\n"
+                              "MIME-Version: 1.0\r\n"
+                              "Content-Type: multipart/mixed; boundary=b1\r\n"
+                              "\r\n"
+                              "--b1\r\n";
+
+/* mixed2 - MIX_HDR, part a, part b */
+static void mixed2(const mv_buf *a, const mv_buf *b, mv_buf *out)
+{
+    mv_buf_append_str(out, MIX_HDR);
+    mv_buf_append(out, a->data, a->len);
+    mv_buf_append_str(out, "\r\n--b1\r\n");
+    mv_buf_append(out, b->data, b->len);
+    mv_buf_append_str(out, "\r\n--b1--\r\n");
+}
+
+static void expect_rcpt(const mv_decrypt_result *r, const ident *const *who, size_t n)
+{
+    assert_int_equal(r->n_recipients, n);
+    for (size_t i = 0; i < n; i++) {
+        char *want = rid_of(who[i]);
+        assert_string_equal(r->recipients[i], want);
+        free(want);
+    }
+}
+
+static void test_several_entities(void **state)
+{
+    (void)state;
+    mv_smime_keyring *kr = mv_smime_keyring_new();
+    kr_add(kr, 1, &W.rsa1);
+    kr_add(kr, 2, &W.p256);
+    mv_smime_keyring *kr1 = mv_smime_keyring_new(); /* rsa1 only */
+    kr_add(kr1, 1, &W.rsa1);
+    mv_buf a = MV_BUF_INIT, b = MV_BUF_INIT, m = MV_BUF_INIT;
+    p7m_part(&W.rsa1, EVP_aes_256_cbc(), INNER, &a);
+    p7m_part(&W.p256, EVP_aes_128_gcm(), INNER2, &b);
+    mixed2(&a, &b, &m);
+    assert_int_equal(mv_smime_detect(m.data, m.len), MV_SMIME_DETECT_ENCRYPTED);
+
+    /* both decrypted, each replaced, the bytes around them kept */
+    mv_decrypt_result r;
+    decrypt_ok(kr, &m, NULL, &r);
+    char *want = mv_xasprintf("%s%s\r\n--b1\r\n%s\r\n--b1--\r\n", MIX_HDR, INNER, INNER2);
+    expect_form(&r, "", want);
+    free(want);
+    /* algorithms and key: the first entity's; recipients: both, in order */
+    assert_int_equal(r.key_id, 1);
+    assert_string_equal(r.key_alg, "rsa-pkcs1");
+    assert_string_equal(r.content_alg, "aes-256-cbc");
+    assert_string_equal(r.scheme, "smime-enveloped");
+    const ident *ab[] = {&W.rsa1, &W.p256}, *ba[] = {&W.p256, &W.rsa1};
+    expect_rcpt(&r, ab, 2);
+    assert_null(r.failure);
+    assert_int_equal(r.defects, 0);
+    assert_int_equal(r.sig, MV_SIG_NONE);
+    size_t form_len = r.out_len;
+    mv_decrypt_result_free(&r);
+
+    /* max_output bounds the whole form, not each entity */
+    mv_decrypt_limits lim;
+    mv_decrypt_limits_default(&lim);
+    lim.max_output = form_len - 1;
+    decrypt_ok(kr, &m, &lim, &r);
+    assert_false(r.decrypted);
+    assert_true(r.defects & MV_DDEF_LIMIT);
+    assert_non_null(r.failure);
+    assert_non_null(strstr(r.failure, "decrypted form larger than max_output"));
+    mv_decrypt_result_free(&r);
+    lim.max_output = form_len;
+    decrypt_ok(kr, &m, &lim, &r);
+    assert_true(r.decrypted);
+    assert_int_equal(r.out_len, form_len);
+    mv_decrypt_result_free(&r);
+
+    /* the second one's key is not escrowed: all or nothing */
+    decrypt_ok(kr1, &m, NULL, &r);
+    assert_true(r.encrypted);
+    assert_false(r.decrypted);
+    assert_null(r.out);
+    assert_int_equal(r.key_id, 0);
+    assert_string_equal(r.failure, "no escrowed key for any recipient");
+    assert_string_equal(r.scheme, "smime-enveloped");
+    expect_rcpt(&r, ab, 2);
+    mv_decrypt_result_free(&r);
+
+    /* the same, shut one first: its failure and scheme are the message's */
+    mv_buf_reset(&m);
+    mixed2(&b, &a, &m);
+    decrypt_ok(kr1, &m, NULL, &r);
+    assert_false(r.decrypted);
+    assert_string_equal(r.failure, "no escrowed key for any recipient");
+    assert_string_equal(r.scheme, "smime-authenveloped");
+    assert_string_equal(r.content_alg, "aes-128-gcm");
+    assert_null(r.key_alg);
+    expect_rcpt(&r, ba, 2);
+    mv_decrypt_result_free(&r);
+    decrypt_ok(kr, &m, NULL, &r);
+    want = mv_xasprintf("%s%s\r\n--b1\r\n%s\r\n--b1--\r\n", MIX_HDR, INNER2, INNER);
+    expect_form(&r, "", want);
+    free(want);
+    assert_int_equal(r.key_id, 2);
+    assert_string_equal(r.key_alg, "ecdh-p256");
+    mv_decrypt_result_free(&r);
+
+    /* two entities to one recipient: listed once */
+    mv_buf c = MV_BUF_INIT;
+    p7m_part(&W.rsa1, EVP_aes_128_cbc(), INNER2, &c);
+    mv_buf_reset(&m);
+    mixed2(&a, &c, &m);
+    decrypt_ok(kr1, &m, NULL, &r);
+    want = mv_xasprintf("%s%s\r\n--b1\r\n%s\r\n--b1--\r\n", MIX_HDR, INNER, INNER2);
+    expect_form(&r, "", want);
+    free(want);
+    expect_rcpt(&r, ab, 1);
+    mv_decrypt_result_free(&r);
+
+    /* the second one damaged (GCM tag): no form, its reason */
+    mv_buf der = MV_BUF_INIT, bad = MV_BUF_INIT;
+    const ident *rc[] = {&W.p256};
+    env_der(rc, 1, EVP_aes_256_gcm(), 0, INNER2, strlen(INNER2), &der);
+    der.data[der.len - 16 - 2 - 5] ^= 0x40;
+    p7m_msg("", CT_AUTH, "base64", &der, &bad);
+    mv_buf_reset(&m);
+    mixed2(&a, &bad, &m);
+    expect_failure(kr, &m, "content decryption with escrowed key 2 failed", MV_DDEF_MALFORMED);
+
+    /* an encrypted message and a forwarded one inside it: the forwarded
+     * one (message/rfc822 in the decrypted content) is opened too */
+    mv_buf fwd = MV_BUF_INIT, outer = MV_BUF_INIT;
+    const ident *rp[] = {&W.p256};
+    enc_msg(rp, 1, EVP_aes_256_cbc(), 0, &fwd);
+    mv_buf content = MV_BUF_INIT;
+    mv_buf_append_str(&content, "Content-Type: multipart/mixed; boundary=in\r\n\r\n--in\r\n"
+                                "Content-Type: text/plain\r\n\r\nforwarding\r\n--in\r\n"
+                                "Content-Type: message/rfc822\r\n\r\n");
+    mv_buf_append(&content, fwd.data, fwd.len);
+    mv_buf_append_str(&content, "\r\n--in--\r\n");
+    const ident *r1[] = {&W.rsa1};
+    env_der(r1, 1, EVP_aes_256_cbc(), 0, content.data, content.len, &outer);
+    mv_buf_reset(&m);
+    p7m_msg(HDRS, CT_ENV, "base64", &outer, &m);
+    decrypt_ok(kr, &m, NULL, &r);
+    want = mv_xasprintf("Content-Type: multipart/mixed; boundary=in\r\n\r\n--in\r\n"
+                        "Content-Type: text/plain\r\n\r\nforwarding\r\n--in\r\n"
+                        "Content-Type: message/rfc822\r\n\r\n%s%s\r\n--in--\r\n",
+                        HDRS, INNER);
+    expect_form(&r, HDRS, want);
+    free(want);
+    assert_int_equal(r.key_id, 1);
+    expect_rcpt(&r, ab, 2);
+    mv_decrypt_result_free(&r);
+    /* ... and with its key missing, the outer one alone is no form either */
+    decrypt_ok(kr1, &m, NULL, &r);
+    assert_false(r.decrypted);
+    assert_string_equal(r.failure, "no escrowed key for any recipient");
+    assert_string_equal(r.key_alg, "rsa-pkcs1");
+    mv_decrypt_result_free(&r);
+
+    mv_buf_free(&fwd);
+    mv_buf_free(&outer);
+    mv_buf_free(&content);
+    mv_buf_free(&der);
+    mv_buf_free(&bad);
+    mv_buf_free(&a);
+    mv_buf_free(&b);
+    mv_buf_free(&c);
+    mv_buf_free(&m);
+    mv_smime_keyring_free(kr);
+    mv_smime_keyring_free(kr1);
+}
+
+/* multipart/signed whose signed part is a multipart/mixed holding an
+ * encrypted attachment: the signed part is walked again */
+static void test_signed_holding_encrypted(void **state)
+{
+    (void)state;
+    mv_smime_keyring *kr = mv_smime_keyring_new();
+    kr_add(kr, 1, &W.rsa1);
+    mv_err err;
+    assert_int_equal(mv_smime_keyring_set_anchors(kr, W.anchors, &err), MV_OK);
+    const char *pre = "Content-Type: multipart/mixed; boundary=in\r\n\r\n--in\r\n"
+                      "Content-Type: text/plain\r\n\r\nsee attached\r\n--in\r\n";
+    const char *post = "\r\n--in--\r\n";
+    mv_buf part1 = MV_BUF_INIT, se = MV_BUF_INIT, m = MV_BUF_INIT;
+    mv_buf_append_str(&part1, pre);
+    p7m_part(&W.rsa1, EVP_aes_256_cbc(), INNER, &part1);
+    mv_buf_append_str(&part1, post);
+    signed_entity(&W.signer, (const char *)part1.data, S_DETACHED, &se);
+    const char *hd = "From: a@example.com\r\n";
+    mv_buf_append_str(&m, hd);
+    mv_buf_append(&m, se.data, se.len);
+    assert_int_equal(mv_smime_detect(m.data, m.len), MV_SMIME_DETECT_SIGNED);
+    /* the signed entity keeps its MIME-Version (general rule) */
+    assert_true(se.len > 19 && !memcmp(se.data, "MIME-Version: 1.0\r\nContent-Type", 31));
+    char *want = mv_xasprintf("MIME-Version: 1.0\r\n%s%s%s", pre, INNER, post);
+
+    mv_decrypt_result r;
+    decrypt_ok(kr, &m, NULL, &r);
+    expect_form(&r, hd, want);
+    check_sig(&r, MV_SIG_VALID, "Signer");
+    assert_int_equal(r.key_id, 1);
+    assert_string_equal(r.scheme, "smime-enveloped");
+    assert_null(r.failure);
+    assert_int_equal(r.defects, 0);
+    mv_decrypt_result_free(&r);
+
+    /* max_layers counts across the nesting: the signed layer uses the
+     * only one, the attachment is left (limit), nothing was decrypted */
+    mv_decrypt_limits lim;
+    mv_decrypt_limits_default(&lim);
+    lim.max_layers = 1;
+    decrypt_ok(kr, &m, &lim, &r);
+    assert_false(r.encrypted);
+    assert_null(r.out);
+    assert_null(r.failure);
+    assert_true(r.defects & MV_DDEF_LIMIT);
+    check_sig(&r, MV_SIG_VALID, "Signer");
+    mv_decrypt_result_free(&r);
+    /* max_depth too: the signed part's parts lie one level down */
+    mv_decrypt_limits_default(&lim);
+    lim.max_depth = 0;
+    decrypt_ok(kr, &m, &lim, &r);
+    assert_false(r.encrypted);
+    assert_true(r.defects & MV_DDEF_LIMIT);
+    mv_decrypt_result_free(&r);
+    lim.max_depth = 1;
+    decrypt_ok(kr, &m, &lim, &r);
+    expect_form(&r, hd, want);
+    mv_decrypt_result_free(&r);
+
+    /* the signed text changed: invalid, the form is still the plaintext */
+    uint8_t *t = memmem(m.data, m.len, "see attached", 12);
+    assert_non_null(t);
+    t[0] = 'S';
+    decrypt_ok(kr, &m, NULL, &r);
+    assert_true(r.decrypted);
+    assert_int_equal(r.sig, MV_SIG_INVALID);
+    mv_decrypt_result_free(&r);
+    free(want);
+    mv_buf_free(&part1);
+    mv_buf_free(&se);
+    mv_buf_free(&m);
+    mv_smime_keyring_free(kr);
+}
+
+/* signatures across entities: an invalid one wins, else the first */
+static void test_signatures_across_entities(void **state)
+{
+    (void)state;
+    mv_smime_keyring *kr = mv_smime_keyring_new();
+    kr_add(kr, 1, &W.rsa1);
+    mv_err err;
+    assert_int_equal(mv_smime_keyring_set_anchors(kr, W.anchors, &err), MV_OK);
+    mv_buf good = MV_BUF_INIT, rogue = MV_BUF_INIT, bad = MV_BUF_INIT, enc = MV_BUF_INIT;
+    mv_buf m = MV_BUF_INIT;
+    signed_entity(&W.signer, INNER, S_DETACHED, &good);
+    signed_entity(&W.rogue, INNER2, S_DETACHED, &rogue);
+    signed_entity(&W.signer, INNER2, S_DETACHED, &bad);
+    uint8_t *t = memmem(bad.data, bad.len, "sealed", 6);
+    assert_non_null(t);
+    t[0] = 'S';
+    p7m_part(&W.rsa1, EVP_aes_256_cbc(), INNER, &enc);
+
+    /* rogue (valid-untrusted) first, then a valid one: the first counts */
+    mixed2(&rogue, &good, &m);
+    mv_decrypt_result r;
+    decrypt_ok(kr, &m, NULL, &r);
+    check_sig(&r, MV_SIG_VALID_UNTRUSTED, "Rogue");
+    assert_false(r.encrypted); /* signed only: no form */
+    assert_null(r.out);
+    mv_decrypt_result_free(&r);
+
+    /* a valid one, then a tampered one: invalid wins */
+    mv_buf_reset(&m);
+    mixed2(&good, &bad, &m);
+    decrypt_ok(kr, &m, NULL, &r);
+    check_sig(&r, MV_SIG_INVALID, "Signer");
+    mv_decrypt_result_free(&r);
+
+    /* signed and encrypted siblings: both unwrapped in the form */
+    mv_buf_reset(&m);
+    mixed2(&good, &enc, &m);
+    decrypt_ok(kr, &m, NULL, &r);
+    char *want = mv_xasprintf("%sMIME-Version: 1.0\r\n%s\r\n--b1\r\n%s\r\n--b1--\r\n", MIX_HDR,
+                              INNER, INNER);
+    expect_form(&r, "", want);
+    free(want);
+    check_sig(&r, MV_SIG_VALID, "Signer");
+    mv_decrypt_result_free(&r);
+    mv_buf_free(&good);
+    mv_buf_free(&rogue);
+    mv_buf_free(&bad);
+    mv_buf_free(&enc);
+    mv_buf_free(&m);
+    mv_smime_keyring_free(kr);
+}
+
+/* MV_SMIME_MAX_ENTITIES; nesting bounded by max_layers and max_depth */
+static void test_entity_limits(void **state)
+{
+    (void)state;
+    mv_smime_keyring *kr = mv_smime_keyring_new();
+    kr_add(kr, 2, &W.p256);
+    mv_buf part = MV_BUF_INIT, m = MV_BUF_INIT;
+    p7m_part(&W.p256, EVP_aes_128_cbc(), INNER, &part);
+    for (unsigned n = MV_SMIME_MAX_ENTITIES; n <= MV_SMIME_MAX_ENTITIES + 1; n++) {
+        mv_buf_reset(&m);
+        mv_buf_append_str(&m, "Content-Type: multipart/mixed; boundary=b\r\n\r\n");
+        for (unsigned i = 0; i < n; i++) {
+            mv_buf_append_str(&m, "--b\r\n");
+            mv_buf_append(&m, part.data, part.len);
+            mv_buf_append_str(&m, "\r\n");
+        }
+        mv_buf_append_str(&m, "--b--\r\n");
+        mv_decrypt_result r;
+        decrypt_ok(kr, &m, NULL, &r);
+        assert_true(r.encrypted);
+        if (n == MV_SMIME_MAX_ENTITIES) {
+            assert_true(r.decrypted);
+            assert_int_equal(r.defects, 0);
+            assert_int_equal(r.n_recipients, 1);
+            size_t want = strlen("Content-Type: multipart/mixed; boundary=b\r\n\r\n") +
+                          n * (strlen("--b\r\n") + strlen(INNER) + 2) + strlen("--b--\r\n");
+            assert_int_equal(r.out_len, want);
+        } else {
+            assert_false(r.decrypted);
+            assert_true(r.defects & MV_DDEF_LIMIT);
+            char *w = mv_xasprintf("more than %u S/MIME entities", MV_SMIME_MAX_ENTITIES);
+            assert_string_equal(r.failure, w);
+            free(w);
+        }
+        mv_decrypt_result_free(&r);
+    }
+
+    /* encrypted content holding a multipart holding encrypted content ...
+     * six deep: each level one more layer and one more MIME level */
+    mv_buf cur = MV_BUF_INIT, next = MV_BUF_INIT;
+    mv_buf_append_str(&cur, INNER);
+    for (int lvl = 0; lvl < 6; lvl++) {
+        mv_buf_reset(&next);
+        mv_buf_printf(&next, "Content-Type: multipart/mixed; boundary=l%d\r\n\r\n--l%d\r\n", lvl,
+                      lvl);
+        p7m_part(&W.p256, EVP_aes_128_cbc(), (const char *)cur.data, &next);
+        mv_buf_printf(&next, "\r\n--l%d--\r\n", lvl);
+        mv_buf tmp = cur;
+        cur = next;
+        next = tmp;
+    }
+    mv_decrypt_limits lim;
+    mv_decrypt_limits_default(&lim);
+    mv_decrypt_result r;
+    /* default max_layers 4: four opened, the fifth left, a limit */
+    decrypt_ok(kr, &cur, &lim, &r);
+    assert_true(r.decrypted);
+    assert_true(r.defects & MV_DDEF_LIMIT);
+    assert_null(r.failure);
+    assert_null(memmem(r.out, r.out_len, "The figures", 11));
+    mv_decrypt_result_free(&r);
+    /* enough layers: all six opened, down to INNER */
+    lim.max_layers = 6;
+    decrypt_ok(kr, &cur, &lim, &r);
+    assert_true(r.decrypted);
+    assert_int_equal(r.defects, 0);
+    assert_non_null(memmem(r.out, r.out_len, INNER, strlen(INNER)));
+    mv_decrypt_result_free(&r);
+    /* ... but not deeper than max_depth */
+    lim.max_depth = 3;
+    decrypt_ok(kr, &cur, &lim, &r);
+    assert_true(r.decrypted);
+    assert_true(r.defects & MV_DDEF_LIMIT);
+    assert_null(memmem(r.out, r.out_len, "The figures", 11));
+    mv_decrypt_result_free(&r);
+    mv_buf_free(&cur);
+    mv_buf_free(&next);
+    mv_buf_free(&part);
+    mv_buf_free(&m);
+    mv_smime_keyring_free(kr);
+}
+
 /* ---- keyring and import ------------------------------------------------ */
 
 static void test_keyring_add(void **state)
@@ -1170,6 +1566,7 @@ static char *read_all(const char *dir, const char *name, mv_buf *b)
  *   anchors FILE
  *   key ID KEYFILE CERTFILE
  *   msg FILE DECRYPTED(0|1) KEY_ID|* OUT_SHA256|- SIG FAILURE_SUBSTRING|-
+ *   rcpt FILE ID...   (after its msg line: every recipient, in order)
  *   p12 FILE PASSWORD|- OK(0|1) CERT_SHA256|- */
 static void test_fixtures(void **state)
 {
@@ -1183,7 +1580,10 @@ static void test_fixtures(void **state)
     free(read_all(dir, "manifest.txt", &man));
     mv_buf_append(&man, "", 0);
     mv_smime_keyring *kr = mv_smime_keyring_new();
-    unsigned n_msg = 0, n_p12 = 0;
+    unsigned n_msg = 0, n_p12 = 0, n_rcpt = 0;
+    mv_decrypt_result last; /* of the last msg line, for its rcpt line */
+    char *last_file = NULL;
+    memset(&last, 0, sizeof last);
     char *save = NULL;
     for (char *line = strtok_r((char *)man.data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char *f[8] = {0};
@@ -1230,9 +1630,22 @@ static void test_fixtures(void **state)
                          r.sig_detail ? r.sig_detail : "");
             if (strcmp(f[6], "-") && (!r.failure || !strstr(r.failure, f[6])))
                 fail_msg("%s: failure \"%s\", want \"%s\"", f[1], r.failure ? r.failure : "", f[6]);
-            mv_decrypt_result_free(&r);
+            mv_decrypt_result_free(&last);
+            last = r;
+            free(last_file);
+            last_file = mv_xstrdup(f[1]);
             mv_buf_free(&m);
             n_msg++;
+        } else if (nf >= 2 && !strcmp(f[0], "rcpt")) {
+            if (!last_file || strcmp(last_file, f[1]))
+                fail_msg("manifest.txt: rcpt %s does not follow its msg line", f[1]);
+            if (last.n_recipients != (size_t)(nf - 2))
+                fail_msg("%s: %zu recipients, want %d", f[1], last.n_recipients, nf - 2);
+            for (int i = 2; i < nf; i++)
+                if (strcmp(last.recipients[i - 2], f[i]))
+                    fail_msg("%s: recipient %d is %s, want %s", f[1], i - 1,
+                             last.recipients[i - 2], f[i]);
+            n_rcpt++;
         } else if (nf == 5 && !strcmp(f[0], "p12")) {
             mv_buf p = MV_BUF_INIT, k = MV_BUF_INIT, c = MV_BUF_INIT;
             free(read_all(dir, f[1], &p));
@@ -1255,7 +1668,10 @@ static void test_fixtures(void **state)
             fail_msg("manifest.txt: bad line starting %s", f[0]);
     }
     assert_true(n_msg > 0);
-    print_message("%u generator messages and %u PKCS#12 files checked\n", n_msg, n_p12);
+    print_message("%u generator messages (%u recipient lists) and %u PKCS#12 files checked\n",
+                  n_msg, n_rcpt, n_p12);
+    mv_decrypt_result_free(&last);
+    free(last_file);
     mv_smime_keyring_free(kr);
     mv_buf_free(&man);
 }
@@ -1287,6 +1703,10 @@ int main(void)
         cmocka_unit_test(test_encrypt_then_sign),
         cmocka_unit_test(test_signed_only),
         cmocka_unit_test(test_output_limit),
+        cmocka_unit_test(test_several_entities),
+        cmocka_unit_test(test_signed_holding_encrypted),
+        cmocka_unit_test(test_signatures_across_entities),
+        cmocka_unit_test(test_entity_limits),
         cmocka_unit_test(test_keyring_add),
         cmocka_unit_test(test_import_p12),
         cmocka_unit_test(test_import_pem),
