@@ -127,6 +127,7 @@ int cmd_import(int argc, char **argv)
         json_kv_u64(cli_out, "duplicates", r.duplicates, 1);
         json_kv_u64(cli_out, "already_imported", r.already, 1);
         json_kv_u64(cli_out, "replayed_from_spool", r.replayed, 1);
+        json_kv_u64(cli_out, "spooled_unresolved", r.unresolved, 1);
         json_kv_u64(cli_out, "defective", r.defective, 1);
         json_kv_u64(cli_out, "failed", r.failed, 1);
         json_kv_u64(cli_out, "skipped_files", r.skipped_files, 1);

@@ -22,7 +22,19 @@ typedef struct pending {
     mv_spool_item it;
     uint8_t *data, *raw;
     char *origin, *facts, *mail_from;
+    uint8_t sha[32]; /* of the copy's bytes: the spool keeps only this */
 } pending;
+
+/* An arrival an interrupted import spooled by reference: read back from
+ * its file before anything new is imported. */
+typedef struct spool_ref {
+    uint64_t seq;
+    uint8_t sha[32];
+    size_t len;
+    mv_arrival arr; /* strings owned */
+    char *path;     /* the file or Maildir its origin names */
+    int done;
+} spool_ref;
 
 typedef struct imp {
     mv_store *s;
@@ -31,6 +43,8 @@ typedef struct imp {
     mv_import_result *r;
     pending batch[SPOOL_BATCH];
     size_t n, bytes;
+    spool_ref *refs;
+    size_t n_refs;
 } imp;
 
 static void warn_fn(void *ctx, const char *path, const char *reason)
@@ -75,9 +89,64 @@ static mv_status flush(imp *im, mv_err *err)
     return st;
 }
 
+static char *dup_or_null(const char *s)
+{
+    return s ? mv_xstrdup(s) : NULL;
+}
+
+static void spool_ref_free(spool_ref *f)
+{
+    mv_arrival *a = &f->arr;
+    free((char *)a->source);
+    free((char *)a->origin);
+    free((char *)a->mail_from);
+    free((char *)a->facts);
+    free((char *)a->note);
+    for (size_t i = 0; i < a->n_rcpt; i++)
+        free(a->rcpt[i]);
+    free((void *)a->rcpt);
+    free(f->path);
+}
+
+/* ref_path - the file or Maildir directory an import origin names
+ * ("file:P", "mbox:P#N", "maildir:D#unique"; see source.h), or NULL. */
+static char *ref_path(const char *origin)
+{
+    const char *c = origin ? strchr(origin, ':') : NULL;
+    if (!c || c[1] != '/')
+        return NULL;
+    size_t kl = (size_t)(c - origin);
+    const char *p = c + 1, *h = NULL;
+    if ((kl == 4 && !memcmp(origin, "mbox", 4)) || (kl == 7 && !memcmp(origin, "maildir", 7)))
+        h = strrchr(p, '#');
+    else if (!(kl == 4 && !memcmp(origin, "file", 4)))
+        return NULL;
+    return h ? mv_xstrndup(p, (size_t)(h - p)) : mv_xstrdup(p);
+}
+
 static mv_status replay_one(void *ctx, const mv_spool_item *it, mv_err *err)
 {
     imp *im = ctx;
+    if (it->ref_sha256) {
+        im->refs = mv_xrealloc(im->refs, (im->n_refs + 1) * sizeof *im->refs);
+        spool_ref *f = &im->refs[im->n_refs++];
+        memset(f, 0, sizeof *f);
+        f->seq = it->seq;
+        memcpy(f->sha, it->ref_sha256, 32);
+        f->len = it->len;
+        f->arr = it->arr;
+        f->arr.source = dup_or_null(it->arr.source);
+        f->arr.origin = dup_or_null(it->arr.origin);
+        f->arr.mail_from = dup_or_null(it->arr.mail_from);
+        f->arr.facts = dup_or_null(it->arr.facts);
+        f->arr.note = dup_or_null(it->arr.note);
+        char **rc = mv_xcalloc(it->arr.n_rcpt ? it->arr.n_rcpt : 1, sizeof *rc);
+        for (size_t i = 0; i < it->arr.n_rcpt; i++)
+            rc[i] = mv_xstrdup(it->arr.rcpt[i]);
+        f->arr.rcpt = rc;
+        f->path = ref_path(it->arr.origin);
+        return MV_OK;
+    }
     im->r->replayed++;
     return mv_pipeline_submit(im->pl, it, err);
 }
@@ -94,14 +163,47 @@ static char *envelope_sender(const char *from_line)
     return mv_xstrndup(from_line, n);
 }
 
-static mv_status add(imp *im, mv_source *src, const mv_source_msg *m, mv_err *err)
+/* copy_sha - SHA-256 of the copy's own bytes (raw when the source has
+ * them, else data): part of the copy's identity, and what a spool entry
+ * by reference is checked against. */
+static void copy_sha(const mv_source_msg *m, uint8_t sha[32])
 {
-    uint8_t sha[32];
-    char hex[65];
     unsigned int l = 32;
     const uint8_t *raw = m->raw ? m->raw : m->data;
     size_t raw_len = m->raw ? m->raw_len : m->len;
     mv_assert(EVP_Digest(raw, raw_len, sha, &l, mv_md_sha256(), NULL));
+}
+
+/* take_bytes - fill p's bytes from the source's message m (the source's
+ * buffer itself when it can be taken). */
+static void take_bytes(pending *p, mv_source *src, const mv_source_msg *m)
+{
+    size_t own_raw_len = 0;
+    if (m->raw && m->raw != m->data &&
+        (m->raw_len != m->len || memcmp(m->raw, m->data, m->len) != 0)) {
+        own_raw_len = m->raw_len;
+        p->raw = mv_xmalloc(m->raw_len ? m->raw_len : 1);
+        memcpy(p->raw, m->raw, m->raw_len);
+    }
+    /* The source's buffer itself, not a copy: a large message is held once. */
+    size_t len = m->len;
+    p->data = mv_source_take(src, &len);
+    if (!p->data || len != m->len) {
+        free(p->data);
+        p->data = mv_xmalloc(m->len ? m->len : 1);
+        memcpy(p->data, m->data, m->len);
+    }
+    p->it.data = p->data;
+    p->it.len = m->len;
+    p->it.raw = p->raw;
+    p->it.raw_len = own_raw_len;
+}
+
+static mv_status add(imp *im, mv_source *src, const mv_source_msg *m, mv_err *err)
+{
+    uint8_t sha[32];
+    char hex[65];
+    copy_sha(m, sha);
     mv_hex(sha, 32, hex);
     char *ident = mv_xasprintf("import\n%s\n%s", m->origin, hex);
     uint8_t cid[32];
@@ -120,21 +222,11 @@ static mv_status add(imp *im, mv_source *src, const mv_source_msg *m, mv_err *er
     }
     pending *p = &im->batch[im->n++];
     memset(p, 0, sizeof *p);
-    size_t own_raw_len = 0;
-    if (m->raw && m->raw != m->data &&
-        (m->raw_len != m->len || memcmp(m->raw, m->data, m->len) != 0)) {
-        own_raw_len = m->raw_len;
-        p->raw = mv_xmalloc(m->raw_len ? m->raw_len : 1);
-        memcpy(p->raw, m->raw, m->raw_len);
-    }
-    /* The source's buffer itself, not a copy: a large message is held once. */
-    size_t len = m->len;
-    p->data = mv_source_take(src, &len);
-    if (!p->data || len != m->len) {
-        free(p->data);
-        p->data = mv_xmalloc(m->len ? m->len : 1);
-        memcpy(p->data, m->data, m->len);
-    }
+    take_bytes(p, src, m);
+    /* The file is durable already: the spool keeps a reference to it and
+     * the digest, not a second copy of the bytes (docs/import.md). */
+    memcpy(p->sha, sha, 32);
+    p->it.ref_sha256 = p->sha;
     p->origin = mv_xstrdup(m->origin);
     p->mail_from = envelope_sender(m->mbox_from);
     if (m->mbox_from)
@@ -151,14 +243,99 @@ static mv_status add(imp *im, mv_source *src, const mv_source_msg *m, mv_err *er
     a->note = "receipt time is the time of import";
     memcpy(a->copy_id, cid, 32);
     a->has_copy_id = 1;
-    p->it.data = p->data;
-    p->it.len = m->len;
-    p->it.raw = p->raw;
-    p->it.raw_len = own_raw_len;
     im->bytes += m->len + p->it.raw_len;
     if (im->n == SPOOL_BATCH || im->bytes >= SPOOL_BATCH_BYTES)
         return flush(im, err);
     return MV_OK;
+}
+
+static int ref_cmp(const void *a, const void *b)
+{
+    return memcmp(((const spool_ref *)a)->sha, ((const spool_ref *)b)->sha, 32);
+}
+
+/* resolve_path - one pass over the file or Maildir at path: every message
+ * that is an unresolved reference (same origin, same digest) goes to the
+ * pipeline under its spool number, so its commit removes it from the
+ * spool.  Stops once the references naming path are all found. */
+static mv_status resolve_path(imp *im, const char *path, size_t want, const mv_source_limits *lim,
+                              mv_err *err)
+{
+    mv_source *src = NULL;
+    char *const one[1] = {(char *)path};
+    mv_err serr = {0};
+    if (mv_source_open(one, 1, lim, warn_fn, im, &src, &serr))
+        return MV_OK; /* gone or unreadable: the references stay */
+    mv_status st = MV_OK;
+    while (want && !st) {
+        mv_source_msg m;
+        if (mv_source_next(src, &m, &serr))
+            break;
+        spool_ref key;
+        memset(&key, 0, sizeof key);
+        copy_sha(&m, key.sha);
+        spool_ref *hit = bsearch(&key, im->refs, im->n_refs, sizeof *im->refs, ref_cmp);
+        if (!hit)
+            continue;
+        while (hit > im->refs && !memcmp(hit[-1].sha, key.sha, 32))
+            hit--;
+        for (; hit < im->refs + im->n_refs && !memcmp(hit->sha, key.sha, 32); hit++)
+            if (!hit->done && hit->len == m.len && hit->arr.origin &&
+                !strcmp(hit->arr.origin, m.origin))
+                break;
+        if (hit == im->refs + im->n_refs || hit->done || memcmp(hit->sha, key.sha, 32))
+            continue;
+        pending p;
+        memset(&p, 0, sizeof p);
+        take_bytes(&p, src, &m);
+        p.it.arr = hit->arr;
+        p.it.seq = hit->seq;
+        p.it.ref_sha256 = hit->sha;
+        hit->done = 1;
+        want--;
+        im->r->replayed++;
+        st = mv_pipeline_submit_take(im->pl, &p.it, err); /* takes the bytes */
+    }
+    mv_source_free(src);
+    return st;
+}
+
+/* resolve_refs - read back the arrivals an interrupted import spooled by
+ * reference (one pass per file named).  A file that is gone, or no longer
+ * holds the same bytes under the same origin, leaves its arrivals in the
+ * spool, counted in r->unresolved: they were never reported imported, and
+ * a later import that finds the bytes again resolves them. */
+static mv_status resolve_refs(imp *im, const mv_source_limits *lim, mv_err *err)
+{
+    mv_status st = MV_OK;
+    if (!im->n_refs)
+        return MV_OK;
+    qsort(im->refs, im->n_refs, sizeof *im->refs, ref_cmp);
+    char **seen = mv_xcalloc(im->n_refs, sizeof *seen);
+    size_t n_seen = 0;
+    for (size_t i = 0; i < im->n_refs && !st; i++) {
+        const char *path = im->refs[i].path;
+        size_t j = 0, want = 0;
+        if (!path)
+            continue;
+        while (j < n_seen && strcmp(seen[j], path) != 0)
+            j++;
+        if (j < n_seen)
+            continue;
+        seen[n_seen++] = (char *)path;
+        for (size_t k = i; k < im->n_refs; k++)
+            want += im->refs[k].path && !strcmp(im->refs[k].path, path);
+        st = resolve_path(im, path, want, lim, err);
+    }
+    free(seen);
+    for (size_t i = 0; i < im->n_refs; i++)
+        im->r->unresolved += !im->refs[i].done;
+    if (im->r->unresolved) /* even with --quiet: mail is waiting */
+        mv_log_warn("import: %llu arrival%s spooled by an interrupted import could not be read "
+                    "back from %s file%s (moved or changed since): kept in the spool",
+                    (unsigned long long)im->r->unresolved, im->r->unresolved == 1 ? "" : "s",
+                    im->r->unresolved == 1 ? "its" : "their", im->r->unresolved == 1 ? "" : "s");
+    return st;
 }
 
 mv_status mv_import(mv_store *s, char *const *paths, size_t npaths, const mv_import_opts *o,
@@ -188,7 +365,7 @@ mv_status mv_import(mv_store *s, char *const *paths, size_t npaths, const mv_imp
     if ((st = mv_pipeline_start(s, &po, &im->pl, err)))
         goto out_nopipe;
     /* An earlier run's accepted arrivals go first: they were promised. */
-    if ((st = mv_spool_replay(s, replay_one, im, err)))
+    if ((st = mv_spool_replay(s, replay_one, im, err)) || (st = resolve_refs(im, &lim, err)))
         goto out;
     if (im->o->progress)
         prog = mv_progress_new("importing", mv_source_total_bytes(src));
@@ -234,6 +411,9 @@ out_nopipe:
     }
     for (size_t i = 0; i < im->n; i++)
         pending_free(&im->batch[i]);
+    for (size_t i = 0; i < im->n_refs; i++)
+        spool_ref_free(&im->refs[i]);
+    free(im->refs);
     mv_progress_free(prog);
     mv_source_free(src);
     mv_escrow_free(esc);

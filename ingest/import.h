@@ -28,6 +28,7 @@ typedef struct mv_import_result {
     uint64_t duplicates;   /* arrivals merged into an existing message as a copy */
     uint64_t already;      /* arrivals imported before (nothing added) */
     uint64_t replayed;     /* arrivals left in the spool by an earlier run */
+    uint64_t unresolved;   /* ... spooled by reference, whose file no longer holds them (kept) */
     uint64_t defective;    /* new messages archived with recorded defects */
     uint64_t failed;       /* messages that could not be read or processed (kept in the spool when read) */
     uint64_t skipped_files;/* files that are not mail */

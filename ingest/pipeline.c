@@ -27,6 +27,7 @@ typedef struct item {
     char **strs; /* owned copies behind it.arr */
     size_t nstrs;
     uint8_t *data, *raw;
+    uint8_t ref[32]; /* behind it.ref_sha256 */
     struct item *next;
 } item;
 
@@ -78,6 +79,10 @@ static item *item_new(const mv_spool_item *src, int take)
 {
     item *w = mv_xcalloc(1, sizeof *w);
     w->it = *src;
+    if (src->ref_sha256) {
+        memcpy(w->ref, src->ref_sha256, 32);
+        w->it.ref_sha256 = w->ref;
+    }
     w->data = take ? (uint8_t *)src->data : copy_bytes(src->data, src->len);
     w->it.data = w->data;
     if (src->raw) {

@@ -106,6 +106,7 @@ struct mv_server {
     size_t n_ls;
     int wake[2];
     int stopping;          /* no new sessions; sessions finish */
+    uint64_t spool_refs;   /* spooled by reference by an import: left for the next import */
     int64_t drain_deadline_us;
     pthread_t acceptor, spooler, feeder;
     session *sessions;
@@ -1170,6 +1171,12 @@ static void *acceptor_main(void *arg)
 static mv_status replay_one(void *ctx, const mv_spool_item *it, mv_err *err)
 {
     mv_server *srv = ctx;
+    if (it->ref_sha256) {
+        /* spooled by an interrupted import, by reference to its source
+         * file: the next `mailvault import` reads it back */
+        srv->spool_refs++;
+        return MV_OK;
+    }
     return mv_pipeline_submit(srv->pl, it, err);
 }
 
@@ -1211,6 +1218,10 @@ mv_status mv_server_start(mv_store *s, const mv_server_conf *conf, mv_server **o
     if (!st && pending) {
         mv_log_notice("resuming %llu accepted arrivals from the spool", (unsigned long long)pending);
         st = mv_spool_replay(s, replay_one, srv, err);
+        if (!st && srv->spool_refs)
+            mv_log_notice("%llu of them were spooled by an interrupted import and are read back "
+                          "from their files by the next `mailvault import`",
+                          (unsigned long long)srv->spool_refs);
     }
     for (size_t i = 0; !st && i < srv->n_ls; i++)
         st = bind_listener(&srv->ls[i], err);

@@ -692,10 +692,16 @@ mv_status mv_spool_add(mv_store *s, mv_spool_item *items, size_t n, mv_err *err)
         it->seq = ++seq;
         u64key(key, it->seq);
         mv_buf_reset(&rec);
-        mv_buf_put_u8(&rec, 1);
+        /* version 1: the bytes follow as spool blobs; version 2: by
+         * reference (the source is durable: only its digest is kept) */
+        mv_buf_put_u8(&rec, it->ref_sha256 ? 2 : 1);
         put_arrival(&rec, &it->arr);
         mv_buf_put_u64(&rec, it->len);
         mv_buf_put_u8(&rec, it->raw != NULL);
+        if (it->ref_sha256) {
+            mv_buf_put_u64(&rec, it->raw ? it->raw_len : 0);
+            mv_buf_append(&rec, it->ref_sha256, 32);
+        }
         mv_buf_reset(&sealed);
         if ((st = mv_seal_record(s->keys, kek, MV_FAM_SPOOL, key, 8, rec.data, rec.len, &sealed, err)))
             break;
@@ -704,9 +710,10 @@ mv_status mv_spool_add(mv_store *s, mv_spool_item *items, size_t n, mv_err *err)
         /* Spooled bytes are sealed without compression: they live briefly. */
         be.ahead = it->len + it->raw_len > BIG_BLOB;
         spool_blob_id(it->seq, 0, id);
-        if ((st = mv_seal_blob(s->keys, kek, id, it->data, it->len, 0, NULL, emit_to_batch, &be, err)))
+        if (!it->ref_sha256 &&
+            (st = mv_seal_blob(s->keys, kek, id, it->data, it->len, 0, NULL, emit_to_batch, &be, err)))
             break;
-        if (it->raw) {
+        if (it->raw && !it->ref_sha256) {
             spool_blob_id(it->seq, 1, id);
             if ((st = mv_seal_blob(s->keys, kek, id, it->raw, it->raw_len, 0, NULL, emit_to_batch, &be,
                                    err)))
@@ -789,7 +796,8 @@ mv_status mv_spool_replay(mv_store *s, mv_spool_fn fn, void *ctx, mv_err *err)
         }
         mv_rd r;
         mv_rd_init(&r, rec.data, rec.len);
-        if (mv_rd_u8(&r) != 1 || get_arrival(&r, &ao) < 0) {
+        int version = mv_rd_u8(&r);
+        if ((version != 1 && version != 2) || get_arrival(&r, &ao) < 0) {
             arrival_owned_free(&ao);
             st = mv_err_set(err, MV_EMALFORMED, "spool entry %llu is damaged",
                             (unsigned long long)item.seq);
@@ -797,6 +805,22 @@ mv_status mv_spool_replay(mv_store *s, mv_spool_fn fn, void *ctx, mv_err *err)
         }
         uint64_t len = mv_rd_u64(&r);
         int has_raw = mv_rd_u8(&r);
+        if (version == 2) {
+            uint64_t raw_len = mv_rd_u64(&r);
+            const uint8_t *sha = mv_rd_bytes(&r, 32);
+            if (r.bad || r.left || len > SIZE_MAX || raw_len > SIZE_MAX) {
+                arrival_owned_free(&ao);
+                st = mv_err_set(err, MV_EMALFORMED, "spool entry %llu is damaged",
+                                (unsigned long long)item.seq);
+                break;
+            }
+            item.arr = ao.a;
+            item.len = (size_t)len;
+            item.ref_sha256 = sha; /* the source gives data and raw again */
+            st = fn(ctx, &item, err);
+            arrival_owned_free(&ao);
+            continue;
+        }
         mv_buf_reset(&data);
         mv_buf_reset(&raw);
         spool_blob_id(item.seq, 0, id);
@@ -1124,6 +1148,7 @@ struct mv_prepared {
     sealed_blob msg, copy;
     int raw_differs;
     int spool_raw;           /* the spool holds a raw blob for this arrival */
+    int spool_ref;           /* spooled by reference: no blob to delete */
     uint64_t spool_raw_size;
     int has_dec;             /* a decryption to record with a new message */
     mv_buf dec_rec;          /* its record (plaintext, sealed at commit) */
@@ -1293,6 +1318,7 @@ mv_status mv_store_prepare(mv_store *s, const mv_spool_item *it, const mv_msgmet
     uint8_t *raw = it->raw ? own_bytes(it->raw, it->raw_len, take) : NULL;
     p->spool_raw = it->raw != NULL;
     p->spool_raw_size = it->raw_len;
+    p->spool_ref = it->ref_sha256 != NULL;
     p->raw_differs = it->raw && (it->raw_len != it->len || memcmp(it->raw, it->data, it->len) != 0);
     if (p->raw_differs) {
         p->raw_size = it->raw_len;
@@ -1530,7 +1556,7 @@ static void delete_spool(mv_store *s, rocksdb_writebatch_t *b, const mv_prepared
     uint8_t k[8], key[MV_BLOBKEY_LEN], id[32];
     u64key(k, p->seq);
     rocksdb_writebatch_delete_cf(b, s->cf[CF_SPOOL], (const char *)k, 8);
-    for (int raw = 0; raw < 2; raw++) {
+    for (int raw = 0; raw < 2 && !p->spool_ref; raw++) {
         if (raw && !p->spool_raw)
             break;
         spool_blob_id(p->seq, raw, id);

@@ -100,6 +100,13 @@ typedef struct mv_spool_item {
     const uint8_t *raw;  /* the copy's own bytes when they differ (mbox quoting, journal report), else NULL */
     size_t raw_len;
     uint64_t seq;        /* out: the spool sequence number */
+    /* Non-NULL: the bytes are not copied into the spool.  The arrival's
+     * origin names a durable source (a file being imported) from which the
+     * importer reads them back after a crash; these 32 bytes are the
+     * SHA-256 of the copy's bytes (raw when given, else data), which must
+     * match then.  mv_spool_add still needs data and len; mv_spool_replay
+     * hands such an entry over with data and raw NULL and len as spooled. */
+    const uint8_t *ref_sha256;
 } mv_spool_item;
 
 /* mv_spool_add - make n arrivals durable: one synced write.  This is the
@@ -110,7 +117,9 @@ MV_NODISCARD mv_status mv_spool_add(mv_store *s, mv_spool_item *items, size_t n,
 uint64_t mv_spool_count(mv_store *s);
 
 /* Visit every pending arrival in spool order (crash recovery).  The
- * pointers in *it are valid during the call only. */
+ * pointers in *it are valid during the call only.  An entry spooled by
+ * reference (ref_sha256 set) comes with data NULL: the caller reads the
+ * bytes back from the origin, or leaves the entry in the spool. */
 typedef mv_status (*mv_spool_fn)(void *ctx, const mv_spool_item *it, mv_err *err);
 MV_NODISCARD mv_status mv_spool_replay(mv_store *s, mv_spool_fn fn, void *ctx, mv_err *err);
 

@@ -365,6 +365,100 @@ static void test_store_dedup_and_reimport(void **state)
     free(kf);
 }
 
+typedef struct seen_spool {
+    size_t n, n_ref;
+    uint64_t seq[4];
+    uint8_t sha[4][32];
+    size_t len[4];
+    int has_data[4];
+    char origin[4][16];
+} seen_spool;
+
+static mv_status see_spool(void *ctx, const mv_spool_item *it, mv_err *err)
+{
+    (void)err;
+    seen_spool *v = ctx;
+    if (v->n < 4) {
+        v->seq[v->n] = it->seq;
+        v->len[v->n] = it->len;
+        v->has_data[v->n] = it->data != NULL;
+        snprintf(v->origin[v->n], sizeof v->origin[v->n], "%s", it->arr.origin);
+        if (it->ref_sha256) {
+            memcpy(v->sha[v->n], it->ref_sha256, 32);
+            v->n_ref++;
+        }
+    }
+    v->n++;
+    return MV_OK;
+}
+
+/* An arrival spooled by reference (imports: the file is the durable copy)
+ * keeps its digest and no bytes; it survives a reopen; its commit removes
+ * it; an arrival spooled with its bytes beside it is unchanged. */
+static void test_spool_by_reference(void **state)
+{
+    (void)state;
+    char *dir = path("archive-ref"), *kf = path("key-ref");
+    write_key(kf, 9, 0600);
+    mv_keysrc src = {kf, NULL};
+    mv_err err;
+    mv_store *s = NULL;
+    assert_int_equal(mv_store_create(dir, &src, NULL, &err), MV_OK);
+    assert_int_equal(mv_store_open(dir, &src, &s, &err), MV_OK);
+    const char *m1 = "Subject: by reference\n\nbody one", *m2 = "Subject: with bytes\n\nbody two";
+    uint8_t sha[32];
+    unsigned int l = 32;
+    assert_true(EVP_Digest(m1, strlen(m1), sha, &l, EVP_sha256(), NULL));
+    mv_spool_item it[2];
+    memset(it, 0, sizeof it);
+    for (int i = 0; i < 2; i++) {
+        it[i].arr.received_us = 1000 + i;
+        it[i].arr.source = "import";
+        it[i].arr.origin = i ? "file:/b" : "file:/a";
+        it[i].data = (const uint8_t *)(i ? m2 : m1);
+        it[i].len = strlen(i ? m2 : m1);
+    }
+    it[0].ref_sha256 = sha;
+    assert_int_equal(mv_spool_add(s, it, 2, &err), MV_OK);
+    mv_store_close(s);
+    assert_int_equal(mv_store_open(dir, &src, &s, &err), MV_OK);
+    assert_int_equal(mv_spool_count(s), 2);
+    seen_spool v;
+    memset(&v, 0, sizeof v);
+    assert_int_equal(mv_spool_replay(s, see_spool, &v, &err), MV_OK);
+    assert_int_equal(v.n, 2);
+    assert_int_equal(v.n_ref, 1);
+    assert_string_equal(v.origin[0], "file:/a");
+    assert_false(v.has_data[0]); /* no bytes in the spool */
+    assert_int_equal(v.len[0], strlen(m1));
+    assert_memory_equal(v.sha[0], sha, 32);
+    assert_true(v.has_data[1]);
+    /* The importer reads the bytes back and commits under the spool number. */
+    mv_msgmeta m;
+    memset(&m, 0, sizeof m);
+    m.date_t = INT64_MIN;
+    memcpy(m.sha256, sha, 32);
+    m.dedup[0] = 7;
+    it[0].seq = v.seq[0];
+    mv_prepared *p = NULL;
+    mv_commit_result r;
+    assert_int_equal(mv_store_prepare(s, &it[0], &m, NULL, 0, &p, &err), MV_OK);
+    assert_int_equal(mv_store_commit(s, &p, 1, &r, &err), MV_OK);
+    assert_int_equal(r.kind, MV_COMMIT_NEW);
+    mv_buf b = MV_BUF_INIT;
+    assert_int_equal(mv_store_read(s, r.serial, 0, collect_bytes, &b, &err), MV_OK);
+    assert_int_equal(b.len, strlen(m1));
+    assert_memory_equal(b.data, m1, b.len);
+    memset(&v, 0, sizeof v);
+    assert_int_equal(mv_spool_replay(s, see_spool, &v, &err), MV_OK);
+    assert_int_equal(v.n, 1); /* only the arrival with bytes is left */
+    assert_int_equal(v.n_ref, 0);
+    mv_buf_free(&b);
+    mv_store_close(s);
+    free(dir);
+    free(kf);
+}
+
 /* The bucket's compression dictionary: trained after the samples, stored,
  * used for later blobs, found again by a new process. */
 static void test_store_dictionary(void **state)
@@ -585,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_record_seal),
         cmocka_unit_test(test_blob_chunks),
         cmocka_unit_test(test_store_dedup_and_reimport),
+        cmocka_unit_test(test_spool_by_reference),
         cmocka_unit_test(test_store_dictionary),
         cmocka_unit_test(test_store_escrow),
         cmocka_unit_test(test_store_search_support),
