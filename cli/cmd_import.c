@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "../ingest/import.h"
+#include "../lib/log.h"
 #include "../lib/util.h"
 #include "cli.h"
 
@@ -69,7 +70,7 @@ int cmd_import(int argc, char **argv)
     o = a.o;
     if (c.argi >= argc)
         return cli_usage_error("import", "give at least one PATH");
-    o.progress = !cli_in_daemon && cli_err == stderr && isatty(STDERR_FILENO);
+    o.progress = !cli_in_daemon && cli_err == mv_stderr() && isatty(STDERR_FILENO);
     mv_err err = {0};
     mv_store *s = NULL;
     mv_status st = cli_open(&c, &s, &err);

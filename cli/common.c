@@ -29,7 +29,7 @@ void cli_init(mv_cli *c, const char *cmd)
     if (!cli_out)
         cli_out = stdout;
     if (!cli_err)
-        cli_err = stderr;
+        cli_err = mv_stderr();
     memset(c, 0, sizeof *c);
     c->cmd = cmd;
     c->uid = cli_in_daemon ? cli_peer_uid : getuid();
@@ -362,7 +362,7 @@ struct mv_progress *cli_progress_new(const char *what, uint64_t total)
 {
     /* mv_progress draws on fd 2: only when that is this command's own
      * terminal, never from inside the daemon. */
-    if (cli_in_daemon || cli_err != stderr || !isatty(STDERR_FILENO))
+    if (cli_in_daemon || cli_err != mv_stderr() || !isatty(STDERR_FILENO))
         return NULL;
     return mv_progress_new(what, total);
 }

@@ -101,8 +101,9 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    mv_stderr_isolate();
     cli_out = stdout;
-    cli_err = stderr;
+    cli_err = mv_stderr();
     mv_secure_process();
     /* Fixed malloc thresholds.  glibc's dynamic ones grow (mmap up to
      * 32 MiB, trim up to 64 MiB per arena) once a large buffer is freed;

@@ -10,6 +10,8 @@
 
 #include <openssl/err.h>
 
+#include "log.h"
+
 static const char *const status_names[MV_STATUS_COUNT] = {
     [MV_OK] = "ok",
     [MV_ENOMEM] = "out of memory",
@@ -102,7 +104,7 @@ void mv_err_clear(mv_err *err)
 static void oom(size_t n) __attribute__((noreturn));
 static void oom(size_t n)
 {
-    fprintf(stderr, "mailvault: out of memory (allocating %zu bytes)\n", n);
+    fprintf(mv_stderr(), "mailvault: out of memory (allocating %zu bytes)\n", n);
     abort();
 }
 
@@ -160,6 +162,6 @@ char *mv_xasprintf(const char *fmt, ...)
 
 void mv_assert_fail(const char *what, const char *file, int line)
 {
-    fprintf(stderr, "mailvault: assertion failed: %s (%s:%d)\n", what, file, line);
+    fprintf(mv_stderr(), "mailvault: assertion failed: %s (%s:%d)\n", what, file, line);
     abort();
 }

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
+
 mv_status mv_read_file(const char *path, size_t max, mv_buf *out, mv_err *err)
 {
     mv_status st = MV_OK;
@@ -208,12 +210,12 @@ void mv_progress_update(mv_progress *p, uint64_t done, uint64_t bytes)
         for (int i = 0; i < w; i++)
             bar[i] = i < fill ? '#' : '.';
         bar[w] = '\0';
-        fprintf(stderr, "\r%s [%s] %3d%% %llu (%.0f/s) ", p->what, bar, (int)(f * 100),
+        fprintf(mv_stderr(), "\r%s [%s] %3d%% %llu (%.0f/s) ", p->what, bar, (int)(f * 100),
                 (unsigned long long)done, rate);
     } else {
-        fprintf(stderr, "\r%s %llu (%.0f/s) ", p->what, (unsigned long long)done, rate);
+        fprintf(mv_stderr(), "\r%s %llu (%.0f/s) ", p->what, (unsigned long long)done, rate);
     }
-    fflush(stderr);
+    fflush(mv_stderr());
 }
 
 void mv_progress_free(mv_progress *p)
@@ -221,6 +223,6 @@ void mv_progress_free(mv_progress *p)
     if (!p)
         return;
     if (p->tty && p->last > 0)
-        fprintf(stderr, "\r\033[K");
+        fprintf(mv_stderr(), "\r\033[K");
     free(p);
 }

@@ -103,4 +103,15 @@ check "the outer scheme is named" has m4 "scheme=smime-enveloped"
 begin_subtest "an OpenPGP block to a stranger inside an S/MIME envelope stays content"
 check "the S/MIME layer is opened all the same" has m5 "dec=1 words=stoat .*armor=1"
 check "the stranger's key is not listed as the message's recipient" has m5 "rcpt=issuer "
+begin_subtest "a hostile armor header reaches neither the disk nor stderr"
+# librnp prints an armor header line it does not know, whole, on stderr;
+# in the daemon stderr is a log on disk
+CAN=Zqxarmorcanary
+mkdir -p "$WORK/hostile"
+printf 'From: a@corp.test\r\nSubject: armor\r\nContent-Type: text/plain\r\n\r\n-----BEGIN PGP MESSAGE-----\r\n%s: kept out\r\n\r\nhQEMA1234567890ABAQf/abc=\r\n=abcd\r\n-----END PGP MESSAGE-----\r\n' \
+    "$CAN" >"$WORK/hostile/1.eml"
+mvk "$A" import "$WORK/hostile" >"$WORK/hostile.out" 2>"$WORK/hostile.err"
+check "archived" grep -q "imported 1 new message" "$WORK/hostile.out"
+check "the importer's stderr does not quote it" bash -c "! grep -qi '$CAN' '$WORK/hostile.err'"
+check "nor does the archive, in any form" python3 "$ROOT/tests/e2e/canary_scan.py" --canary "$CAN" "$A"
 finish
