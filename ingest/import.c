@@ -310,24 +310,28 @@ static mv_status resolve_refs(imp *im, const mv_source_limits *lim, mv_err *err)
     mv_status st = MV_OK;
     if (!im->n_refs)
         return MV_OK;
-    qsort(im->refs, im->n_refs, sizeof *im->refs, ref_cmp);
-    char **seen = mv_xcalloc(im->n_refs, sizeof *seen);
-    size_t n_seen = 0;
-    for (size_t i = 0; i < im->n_refs && !st; i++) {
+    /* The files in the order their first arrival was spooled (the refs
+     * come in spool order), so that serials keep following acceptance. */
+    char **paths = mv_xcalloc(im->n_refs, sizeof *paths);
+    size_t *want = mv_xcalloc(im->n_refs, sizeof *want), n_paths = 0;
+    for (size_t i = 0; i < im->n_refs; i++) {
         const char *path = im->refs[i].path;
-        size_t j = 0, want = 0;
+        size_t j = 0;
         if (!path)
             continue;
-        while (j < n_seen && strcmp(seen[j], path) != 0)
+        while (j < n_paths && strcmp(paths[j], path) != 0)
             j++;
-        if (j < n_seen)
-            continue;
-        seen[n_seen++] = (char *)path;
-        for (size_t k = i; k < im->n_refs; k++)
-            want += im->refs[k].path && !strcmp(im->refs[k].path, path);
-        st = resolve_path(im, path, want, lim, err);
+        if (j == n_paths)
+            paths[n_paths++] = mv_xstrdup(path);
+        want[j]++;
     }
-    free(seen);
+    qsort(im->refs, im->n_refs, sizeof *im->refs, ref_cmp);
+    for (size_t j = 0; j < n_paths && !st; j++)
+        st = resolve_path(im, paths[j], want[j], lim, err);
+    for (size_t j = 0; j < n_paths; j++)
+        free(paths[j]);
+    free(paths);
+    free(want);
     for (size_t i = 0; i < im->n_refs; i++)
         im->r->unresolved += !im->refs[i].done;
     if (im->r->unresolved) /* even with --quiet: mail is waiting */
