@@ -40,6 +40,8 @@
  * so a batch never holds a huge message; an orphan left by a crash between
  * the two is harmless (content-addressed, rewritten by the retry). */
 #define BIG_BLOB (4u << 20)
+/* RocksDB's block cache: data, index and filter blocks of every family. */
+#define MV_STORE_BLOCK_CACHE ((size_t)32 << 20)
 
 static const char *const cf_names[CF_COUNT] = {"default", "msg",   "copy",   "attr",  "blob",
                                                 "spool",   "dedup", "copyid", "changes",
@@ -185,6 +187,23 @@ static void set_options(mv_store *s)
     /* Memory is bounded by this, not by the corpus: all memtables together
      * stay under 64 MiB (RocksDB flushes the largest when it is reached). */
     rocksdb_options_set_db_write_buffer_size(s->opts, 64u << 20);
+    /* Table files: index, filter and data blocks all live in one bounded
+     * cache (else every family gets its own 8 MiB cache and the index and
+     * filter blocks of every file stay in memory, growing with the
+     * archive).  Families looked up by keys that are mostly absent (a
+     * blob's content address, a dedup digest, a copy id: new mail) get a
+     * bloom filter, so such a lookup costs no index search per file. */
+    s->cache = rocksdb_cache_create_lru(MV_STORE_BLOCK_CACHE);
+    rocksdb_block_based_table_options_t *plain = rocksdb_block_based_options_create(),
+                                        *filtered = rocksdb_block_based_options_create();
+    rocksdb_block_based_table_options_t *both[2] = {plain, filtered};
+    for (int k = 0; k < 2; k++) {
+        rocksdb_block_based_options_set_block_cache(both[k], s->cache);
+        rocksdb_block_based_options_set_cache_index_and_filter_blocks(both[k], 1);
+        rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(both[k], 1);
+    }
+    rocksdb_block_based_options_set_filter_policy(filtered,
+                                                  rocksdb_filterpolicy_create_bloom_full(10));
     for (int i = 0; i < CF_COUNT; i++) {
         rocksdb_options_t *o = rocksdb_options_create();
         /* Values are encrypted: compression would only burn CPU. */
@@ -196,8 +215,12 @@ static void set_options(mv_store *s)
             rocksdb_options_set_min_blob_size(o, 2048);
             rocksdb_options_set_blob_file_size(o, 256u << 20);
         }
+        int lookup = i == CF_BLOB || i == CF_DEDUP || i == CF_COPYID;
+        rocksdb_options_set_block_based_table_factory(o, lookup ? filtered : plain);
         s->cf_opts[i] = o;
     }
+    rocksdb_block_based_options_destroy(plain); /* the factories hold copies */
+    rocksdb_block_based_options_destroy(filtered);
     s->wo_sync = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(s->wo_sync, 1);
     s->wo = rocksdb_writeoptions_create();
@@ -280,6 +303,8 @@ void mv_store_close(mv_store *s)
             rocksdb_options_destroy(s->cf_opts[i]);
     if (s->opts)
         rocksdb_options_destroy(s->opts);
+    if (s->cache)
+        rocksdb_cache_destroy(s->cache);
     if (s->spool_batch)
         rocksdb_writebatch_destroy(s->spool_batch);
     if (s->commit_batch)

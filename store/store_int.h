@@ -46,6 +46,7 @@ struct mv_store {
     rocksdb_t *db;
     rocksdb_options_t *opts;
     rocksdb_options_t *cf_opts[CF_COUNT];
+    rocksdb_cache_t *cache; /* one block cache for every family: memory bound */
     rocksdb_column_family_handle_t *cf[CF_COUNT];
     rocksdb_writeoptions_t *wo_sync, *wo;
     rocksdb_readoptions_t *ro;
