@@ -83,7 +83,7 @@ if [ "${spooled:-0}" -gt 0 ]; then
         python3 -c "import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d['spooled_unresolved'] == 0 and d['replayed_from_spool'] == $spooled else 1)" "$out"
     check "the spool is empty" bash -c "\"$MV\" --archive '$C' --key-file '$C.key' stats | grep -qx 'spool: 0'"
     mvk "$C" import --quiet "$WORK/mail" >/dev/null
-    check "the rest imported: every message once, byte-exact" python3 "$ROOT/tests/e2e/roundtrip.py" --sample 200 "$C" "$C.key" "$WORK/manifest"
+    check "the rest imported: every message once, byte-exact" python3 "$ROOT/tests/e2e/roundtrip.py" --sample 60 "$C" "$C.key" "$WORK/manifest"
     n=$(mvk "$C" list --format json | python3 -c 'import json,sys; s=[m["serial"] for m in json.load(sys.stdin)]; print(len(s), s==list(range(1,len(s)+1)))')
     n0=$(mvk "$A" list --format json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
     check "as many messages as an uninterrupted import; gapless" [ "$n" = "$n0 True" ]
