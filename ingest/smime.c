@@ -801,20 +801,28 @@ static char *rid_text(const ASN1_OCTET_STRING *keyid, X509_NAME *issuer, ASN1_IN
     return mv_xstrdup("unknown");
 }
 
+/* keep_first - format into *slot unless a reason is there already (the
+ * first reason stays). */
+static void keep_first(char **slot, const char *fmt, va_list ap) MV_PRINTF(2, 0);
+static void keep_first(char **slot, const char *fmt, va_list ap)
+{
+    if (*slot)
+        return;
+    char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    *slot = mv_xstrdup(buf);
+}
+
 /* fail - why the current entity's work stopped (its first reason: the
  * one that stopped it); settle() decides whether it is the message's. */
 static void fail(job *j, uint32_t defect, const char *fmt, ...) MV_PRINTF(3, 4);
 static void fail(job *j, uint32_t defect, const char *fmt, ...)
 {
     j->r->defects |= defect;
-    if (j->efail)
-        return;
-    char buf[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    keep_first(&j->efail, fmt, ap);
     va_end(ap);
-    j->efail = mv_xstrdup(buf);
 }
 
 /* fail_msg - a reason of the whole message (a limit of the form, not of
@@ -823,14 +831,10 @@ static void fail_msg(job *j, uint32_t defect, const char *fmt, ...) MV_PRINTF(3,
 static void fail_msg(job *j, uint32_t defect, const char *fmt, ...)
 {
     j->r->defects |= defect;
-    if (j->r->failure)
-        return;
-    char buf[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    keep_first(&j->r->failure, fmt, ap);
     va_end(ap);
-    j->r->failure = mv_xstrdup(buf);
 }
 
 /* DER walk, only to name the content-encryption algorithm (OpenSSL 3.0
@@ -920,34 +924,28 @@ static int content_cipher_nid(const uint8_t *p, size_t n)
 
 static char *cipher_name(int nid)
 {
-    switch (nid) {
-    case NID_aes_128_cbc:
-        return mv_xstrdup("aes-128-cbc");
-    case NID_aes_192_cbc:
-        return mv_xstrdup("aes-192-cbc");
-    case NID_aes_256_cbc:
-        return mv_xstrdup("aes-256-cbc");
-    case NID_aes_128_gcm:
-        return mv_xstrdup("aes-128-gcm");
-    case NID_aes_192_gcm:
-        return mv_xstrdup("aes-192-gcm");
-    case NID_aes_256_gcm:
-        return mv_xstrdup("aes-256-gcm");
-    case NID_des_ede3_cbc:
-        return mv_xstrdup("des-ede3-cbc");
-    case NID_rc2_cbc:
-        return mv_xstrdup("rc2-cbc");
-    case NID_chacha20_poly1305:
-        return mv_xstrdup("chacha20-poly1305");
-    case NID_undef:
-        return mv_xstrdup("unknown");
-    default: {
-        const char *sn = OBJ_nid2sn(nid);
-        char *s = mv_xstrdup(sn ? sn : "unknown");
-        lower(s);
-        return s;
-    }
-    }
+    static const struct {
+        int nid;
+        const char *name;
+    } names[] = {
+        {NID_aes_128_cbc, "aes-128-cbc"},
+        {NID_aes_192_cbc, "aes-192-cbc"},
+        {NID_aes_256_cbc, "aes-256-cbc"},
+        {NID_aes_128_gcm, "aes-128-gcm"},
+        {NID_aes_192_gcm, "aes-192-gcm"},
+        {NID_aes_256_gcm, "aes-256-gcm"},
+        {NID_des_ede3_cbc, "des-ede3-cbc"},
+        {NID_rc2_cbc, "rc2-cbc"},
+        {NID_chacha20_poly1305, "chacha20-poly1305"},
+        {NID_undef, "unknown"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].nid == nid)
+            return mv_xstrdup(names[i].name);
+    const char *sn = OBJ_nid2sn(nid);
+    char *s = mv_xstrdup(sn ? sn : "unknown");
+    lower(s);
+    return s;
 }
 
 static char *ktri_alg_name(CMS_RecipientInfo *ri)

@@ -365,6 +365,18 @@ static void test_store_dedup_and_reimport(void **state)
     free(kf);
 }
 
+/* fresh_store - a new archive at dir with a key file of byte fill, open. */
+static mv_store *fresh_store(const char *dir, const char *kf, int fill)
+{
+    write_key(kf, fill, 0600);
+    mv_keysrc src = {kf, NULL};
+    mv_err err;
+    mv_store *s = NULL;
+    assert_int_equal(mv_store_create(dir, &src, NULL, &err), MV_OK);
+    assert_int_equal(mv_store_open(dir, &src, &s, &err), MV_OK);
+    return s;
+}
+
 typedef struct seen_spool {
     size_t n, n_ref;
     uint64_t seq[4];
@@ -399,12 +411,9 @@ static void test_spool_by_reference(void **state)
 {
     (void)state;
     char *dir = path("archive-ref"), *kf = path("key-ref");
-    write_key(kf, 9, 0600);
     mv_keysrc src = {kf, NULL};
     mv_err err;
-    mv_store *s = NULL;
-    assert_int_equal(mv_store_create(dir, &src, NULL, &err), MV_OK);
-    assert_int_equal(mv_store_open(dir, &src, &s, &err), MV_OK);
+    mv_store *s = fresh_store(dir, kf, 9);
     const char *m1 = "Subject: by reference\n\nbody one", *m2 = "Subject: with bytes\n\nbody two";
     uint8_t sha[32];
     unsigned int l = 32;
@@ -525,12 +534,9 @@ static void test_store_escrow(void **state)
 {
     (void)state;
     char *dir = path("escrow"), *kf = path("ekey");
-    write_key(kf, 9, 0600);
     mv_keysrc src = {kf, NULL};
     mv_err err;
-    mv_store *s = NULL;
-    assert_int_equal(mv_store_create(dir, &src, NULL, &err), MV_OK);
-    assert_int_equal(mv_store_open(dir, &src, &s, &err), MV_OK);
+    mv_store *s = fresh_store(dir, kf, 9);
     static const char secret[] = "-----ESCROWCANARYPRIVATEKEYMATERIAL-----";
     uint32_t a = 0, b = 0;
     assert_int_equal(mv_store_escrow_add(s, "x509", "CN=Alice", (const uint8_t *)secret,
