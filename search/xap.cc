@@ -69,6 +69,8 @@
 #include <utility>
 #include <vector>
 
+#include <unistd.h>
+
 #include <xapian.h>
 
 /* The C headers carry no linkage block of their own. */
@@ -122,7 +124,10 @@ struct fail {
 
 [[noreturn]] void out_of_memory()
 {
-    fputs("mailvault: out of memory (search index)\n", stderr);
+    /* fd 2 itself: stdio's stderr is /dev/null in mailvault (lib/log.h) */
+    static const char msg[] = "mailvault: out of memory (search index)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
     abort();
 }
 
