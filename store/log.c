@@ -8,7 +8,10 @@
  *
  * Layout, in the "log" column family:
  *   'l' | be64 index            → the leaf (below)
- *   'n' | u8 level | be64 index → hash of the perfect subtree (level 0: leaf hash)
+ *   'n' | u8 level | be64 index → hash of the perfect subtree, for levels of
+ *                                  NODE_MIN_LEVEL and up (below, recomputed
+ *                                  from at most 8 leaves; archives written
+ *                                  before kept every level, now unread)
  *   'r' | u8 type | record key  → be64 leaf index (which leaf stands for a record)
  *   'h' | be64 number           → a signed tree head, as its note text
  * and in the default family "log_frontier" (the tree's right edge),
@@ -47,6 +50,11 @@
 #define LEAF_MAX 80        /* 2 + 8 + 1 + 16 + 32, rounded */
 #define UPGRADE_BATCH 256u /* messages per batch while old records get leaves */
 #define LOG_STATE_DONE 1u
+/* Subtrees of 1 to 8 leaves are not stored: they were 15 of every 16 node
+ * keys, almost two per leaf, in the committer's one write batch (a
+ * quarter of an imported message's keys).  A proof recomputes each from
+ * its leaves, at most 8 reads. */
+#define NODE_MIN_LEVEL 4u
 
 static const char leaf_label[] = "mailvault/v1/leaf";
 
@@ -272,6 +280,8 @@ static void put_node(void *ctx, unsigned level, uint64_t index, const uint8_t h[
 {
     node_sink *ns = ctx;
     uint8_t k[10];
+    if (level < NODE_MIN_LEVEL)
+        return;
     node_key(k, level, index);
     rocksdb_writebatch_put_cf(ns->b, ns->s->cf[CF_LOG], (const char *)k, sizeof k, (const char *)h,
                               32);
@@ -692,11 +702,48 @@ mv_status mv_store_checkpoint_due(mv_store *s, int64_t interval_s, int *signed_o
 
 /* ---- proofs ------------------------------------------------------------------ */
 
+/* low_node - the hash of a subtree below NODE_MIN_LEVEL, from its leaves. */
+static mv_status low_node(mv_store *s, unsigned level, uint64_t index, uint8_t out[32],
+                          mv_err *err)
+{
+    uint8_t h[1u << (NODE_MIN_LEVEL - 1)][32], k[9];
+    size_t n = (size_t)1 << level, got = 0;
+    uint64_t first = index << level;
+    mv_status st = MV_OK;
+    leaf_key(k, first);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_LOG]);
+    for (rocksdb_iter_seek(it, (const char *)k, sizeof k); got < n && rocksdb_iter_valid(it);
+         rocksdb_iter_next(it), got++) {
+        size_t kl, vl;
+        const uint8_t *ik = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        if (kl != sizeof k || ik[0] != 'l' || mv_be64_get(ik + 1) != first + got)
+            break;
+        const char *v = rocksdb_iter_value(it, &vl);
+        mv_merkle_leaf_hash(v, vl, h[got]);
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    if (e)
+        return mv_st_rocks_err(err, e, "reading the integrity log");
+    if (got < n)
+        return mv_err_set(err, MV_EMALFORMED,
+                          "the integrity log lacks its leaf %llu: run mailvault verify",
+                          (unsigned long long)(first + got));
+    for (; n > 1; n /= 2)
+        for (size_t i = 0; i < n / 2; i++)
+            mv_merkle_node_hash(h[2 * i], h[2 * i + 1], h[i]);
+    memcpy(out, h[0], 32);
+    return st;
+}
+
 static mv_status get_node(void *ctx, unsigned level, uint64_t index, uint8_t out[32], mv_err *err)
 {
     mv_store *s = ctx;
     uint8_t k[10];
     mv_buf v = MV_BUF_INIT;
+    if (level < NODE_MIN_LEVEL)
+        return low_node(s, level, index, out, err);
     if (level < 64) {
         pthread_mutex_lock(&s->log_mu);
         int hit = s->node_cache[level].ok && s->node_cache[level].index == index;
@@ -1121,6 +1168,8 @@ static void check_node(void *ctx, unsigned level, uint64_t index, const uint8_t 
 {
     vctx *c = ctx;
     uint8_t k[10];
+    if (level < NODE_MIN_LEVEL) /* not stored (get_node) */
+        return;
     node_key(k, level, index);
     /* The nodes of a level are emitted in index order: walk them with one
      * iterator per level rather than a lookup each. */
