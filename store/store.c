@@ -192,6 +192,8 @@ static void set_options(mv_store *s)
     rocksdb_options_set_create_if_missing(s->opts, 1);
     rocksdb_options_set_create_missing_column_families(s->opts, 1);
     rocksdb_options_set_max_background_jobs(s->opts, 2);
+    /* (jobs / 4 flushes by default: one at a time) */
+    rocksdb_options_set_max_background_flushes(s->opts, 2);
     /* Open loads table files with up to 16 threads per column family by
      * default: ~170 threads started and joined for every command. */
     rocksdb_options_set_max_file_opening_threads(s->opts, 1);
@@ -302,13 +304,19 @@ void mv_store_close(mv_store *s)
          * Small writes (an audit record) stay in the log instead of
          * leaving a tiny table file per command. */
         if (s->bulk_written || wal_files(s) >= WAL_FILES_FLUSH) {
+            /* Every family's flush is scheduled first, then each awaited
+             * (a flush that waits for a family with nothing new waits for
+             * the one scheduled): two flush threads share the work,
+             * instead of one family after the other. */
             rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
-            rocksdb_flushoptions_set_wait(fo, 1);
-            for (int i = 0; i < CF_COUNT; i++) {
-                char *e = NULL;
-                if (s->cf[i])
-                    rocksdb_flush_cf(s->db, fo, s->cf[i], &e);
-                rocksdb_free(e); /* the log still has it: nothing is lost */
+            for (int wait = 0; wait < 2; wait++) {
+                rocksdb_flushoptions_set_wait(fo, (unsigned char)wait);
+                for (int i = 0; i < CF_COUNT; i++) {
+                    char *e = NULL;
+                    if (s->cf[i])
+                        rocksdb_flush_cf(s->db, fo, s->cf[i], &e);
+                    rocksdb_free(e); /* the log still has it: nothing is lost */
+                }
             }
             rocksdb_flushoptions_destroy(fo);
         }
