@@ -1490,9 +1490,78 @@ static void idset_add(idset *set, const uint8_t id[32])
     memcpy(set->ids[set->n++], id, 32);
 }
 
-/* put_blob - add a sealed blob's parts to the batch unless the bucket has it. */
-static mv_status put_blob(mv_store *s, rocksdb_writebatch_t *b, sealed_blob *sb, idset *written,
-                          uint64_t *stored, mv_err *err)
+/* Puts of keys spread at random over their family (content addresses,
+ * dedup digests, copy ids) are held back and added to the commit's batch
+ * in key order.  The memtable (a skiplist) inserts a key close to the one
+ * before it from where that one went, and every other key with a search
+ * from the top; sorted, a batch's keys share most of their searches.
+ * Keys are unique within a batch except where a later put must win, which
+ * the sort keeps (ties stay in the order they came). */
+typedef struct sorted_put {
+    uint8_t cf, kl;
+    uint8_t key[MV_BLOBKEY_LEN];
+    uint32_t no;       /* order of arrival */
+    size_t voff, vl;   /* the value, in the arena */
+} sorted_put;
+
+typedef struct sorted_puts {
+    sorted_put *e;
+    size_t n, cap;
+    mv_buf arena;
+} sorted_puts;
+
+static void sp_put(sorted_puts *sp, int cf, const void *key, size_t kl, const void *val, size_t vl)
+{
+    mv_assert(kl <= MV_BLOBKEY_LEN);
+    if (sp->n == sp->cap) {
+        sp->cap = sp->cap ? sp->cap * 2 : 256;
+        sp->e = mv_xrealloc(sp->e, sp->cap * sizeof *sp->e);
+    }
+    sorted_put *e = &sp->e[sp->n];
+    e->cf = (uint8_t)cf;
+    e->kl = (uint8_t)kl;
+    memcpy(e->key, key, kl);
+    e->no = (uint32_t)sp->n++;
+    e->voff = sp->arena.len;
+    e->vl = vl;
+    mv_buf_append(&sp->arena, val, vl);
+}
+
+static int cmp_sorted_put(const void *a, const void *b)
+{
+    const sorted_put *x = a, *y = b;
+    if (x->cf != y->cf)
+        return x->cf < y->cf ? -1 : 1;
+    int c = memcmp(x->key, y->key, x->kl < y->kl ? x->kl : y->kl);
+    if (c)
+        return c;
+    if (x->kl != y->kl)
+        return x->kl < y->kl ? -1 : 1;
+    return x->no < y->no ? -1 : x->no > y->no;
+}
+
+/* sp_flush - add the held puts to b in key order, and forget them. */
+static void sp_flush(mv_store *s, rocksdb_writebatch_t *b, sorted_puts *sp)
+{
+    if (sp->n > 1)
+        qsort(sp->e, sp->n, sizeof *sp->e, cmp_sorted_put);
+    for (size_t i = 0; i < sp->n; i++)
+        rocksdb_writebatch_put_cf(b, s->cf[sp->e[i].cf], (const char *)sp->e[i].key, sp->e[i].kl,
+                                  (const char *)sp->arena.data + sp->e[i].voff, sp->e[i].vl);
+    sp->n = 0;
+    mv_buf_reset(&sp->arena); /* sealed values and keyed hashes: nothing to wipe */
+}
+
+static void sp_free(sorted_puts *sp)
+{
+    free(sp->e);
+    mv_buf_free(&sp->arena);
+}
+
+/* put_blob - add a sealed blob's parts to the batch unless the bucket has
+ * it: to b, or when sp is given, to the puts held for it. */
+static mv_status put_blob(mv_store *s, rocksdb_writebatch_t *b, sorted_puts *sp, sealed_blob *sb,
+                          idset *written, uint64_t *stored, mv_err *err)
 {
     mv_status st = MV_OK;
     if (!sb->nparts || idset_has(written, sb->id))
@@ -1501,9 +1570,15 @@ static mv_status put_blob(mv_store *s, rocksdb_writebatch_t *b, sealed_blob *sb,
     mv_blob_key(sb->id, 0, hk);
     if (exists(s, CF_BLOB, hk, sizeof hk, err, &st) || st)
         return st;
-    for (size_t i = 0; i < sb->nparts; i++)
-        rocksdb_writebatch_put_cf(b, s->cf[CF_BLOB], (const char *)sb->parts[i].key, MV_BLOBKEY_LEN,
-                                  (const char *)sb->parts[i].val, sb->parts[i].vlen);
+    for (size_t i = 0; i < sb->nparts; i++) {
+        if (sp)
+            sp_put(sp, CF_BLOB, sb->parts[i].key, MV_BLOBKEY_LEN, sb->parts[i].val,
+                   sb->parts[i].vlen);
+        else
+            rocksdb_writebatch_put_cf(b, s->cf[CF_BLOB], (const char *)sb->parts[i].key,
+                                      MV_BLOBKEY_LEN, (const char *)sb->parts[i].val,
+                                      sb->parts[i].vlen);
+    }
     idset_add(written, sb->id);
     *stored += sb->bytes;
     return MV_OK;
@@ -1679,6 +1754,7 @@ static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_co
     pending *pend = mv_xcalloc(n ? n : 1, sizeof *pend);
     size_t npend = 0;
     idset written = {0};
+    sorted_puts sp = {0};
     escrow_uses uses = {0};
     uint64_t serial = s->last_serial, change = s->last_change;
     mv_stats stats = s->stats;
@@ -1733,7 +1809,7 @@ static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_co
             pd->serial = r->serial;
             pd->copies = 1;
             snprintf(pd->bucket, sizeof pd->bucket, "%s", p->bucket);
-            if ((st = put_blob(s, b, &p->msg, &written, &r->stored_bytes, err)) ||
+            if ((st = put_blob(s, b, &sp, &p->msg, &written, &r->stored_bytes, err)) ||
                 (st = mv_ilog_salt_new(s, b, p->bucket, r->serial, pd->salt, &tmp, err)))
                 break;
             mv_buf_reset(&rec);
@@ -1749,14 +1825,14 @@ static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_co
                 break;
             mv_ilog_add(s, &lb, MV_LEAF_MESSAGE, key, 8, p->arr.a.received_us, pd->salt, rec.data,
                         rec.len);
-            rocksdb_writebatch_put_cf(b, s->cf[CF_DEDUP], (const char *)dkey, 32, (const char *)key, 8);
+            sp_put(&sp, CF_DEDUP, dkey, 32, key, 8);
             stats.messages++;
             stats.message_bytes += p->size;
             if (p->has_dec) {
                 uint8_t ak[12];
                 mv_be64_put(ak, r->serial);
                 mv_be32_put(ak + 8, ATTR_DEC_BASE | 1);
-                if ((st = put_blob(s, b, &p->dec_blob, &written, &r->stored_bytes, err)) ||
+                if ((st = put_blob(s, b, &sp, &p->dec_blob, &written, &r->stored_bytes, err)) ||
                     (st = seal_put(s, b, CF_ATTR, MV_FAM_ATTR, p->bucket, ak, 12, &p->dec_rec, &tmp,
                                    err)))
                     break;
@@ -1802,7 +1878,7 @@ static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_co
                 break;
         }
         if (r->kind == MV_COMMIT_MERGED || p->raw_differs)
-            if ((st = put_blob(s, b, cb, &written, &r->stored_bytes, err)))
+            if ((st = put_blob(s, b, &sp, cb, &written, &r->stored_bytes, err)))
                 break;
         uint8_t cid[32];
         blob_id(s, bucket, p->raw_sha, cid);
@@ -1834,8 +1910,7 @@ static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_co
             uint8_t v[13] = {2};
             mv_be64_put(v + 1, r->serial);
             mv_be32_put(v + 9, copy_no);
-            rocksdb_writebatch_put_cf(b, s->cf[CF_COPYID], (const char *)p->arr.a.copy_id, 32,
-                                      (const char *)v, 13);
+            sp_put(&sp, CF_COPYID, p->arr.a.copy_id, 32, v, 13);
         }
         delete_spool(s, b, p);
         stats.copies++;
@@ -1844,6 +1919,7 @@ static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_co
     }
     if (!st) {
         uint8_t sv[48];
+        sp_flush(s, b, &sp);
         stats.blobs += written.n;
         stats_encode(&stats, sv);
         rocksdb_writebatch_put_cf(b, s->cf[CF_DEFAULT], "stats", 5, (const char *)sv, sizeof sv);
@@ -1871,6 +1947,7 @@ static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_co
     OPENSSL_cleanse(pend, (n ? n : 1) * sizeof *pend);
     free(pend);
     free(written.ids);
+    sp_free(&sp);
     mv_buf_wipe(&rec);
     mv_buf_free(&tmp);
     rocksdb_writebatch_clear(b);
@@ -2979,7 +3056,7 @@ mv_status mv_store_add_decryption(mv_store *s, uint64_t serial, const mv_decrypt
     mv_ilog_batch lb = {0};
     uint8_t salt[32];
     if (!(st = dec_prepare(s, bucket, d, plain, n, &sb, &rec, err)) &&
-        !(st = put_blob(s, b, &sb, &written, &stored, err)) &&
+        !(st = put_blob(s, b, NULL, &sb, &written, &stored, err)) &&
         !(st = seal_put(s, b, CF_ATTR, MV_FAM_ATTR, bucket, ak, 12, &rec, &tmp, err)) &&
         !(st = mv_ilog_salt(s, serial, salt, err)))
         mv_ilog_add(s, &lb, MV_LEAF_ATTR, ak, 12, mv_now_us(), salt, rec.data, rec.len);
