@@ -70,6 +70,12 @@ void mv_mime_init(void);
  * @retval MV_ENOMEM  never (allocation aborts); listed for completeness */
 MV_NODISCARD mv_status mv_mime_summarize(const uint8_t *p, size_t n, const mv_mime_limits *lim,
                                          mv_msginfo **out, mv_err *err);
+/* mv_mime_summarize_digested - the same, for a caller that has the SHA-256
+ * of p[0..n) already (sha256, 32 bytes, not kept; NULL: computed here). */
+MV_NODISCARD mv_status mv_mime_summarize_digested(const uint8_t *p, size_t n,
+                                                  const uint8_t *sha256,
+                                                  const mv_mime_limits *lim, mv_msginfo **out,
+                                                  mv_err *err);
 void mv_msginfo_free(mv_msginfo *m);
 
 /* mv_defects_str - comma-separated names of the bits ("no-date,bare-lf"),

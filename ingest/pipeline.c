@@ -156,7 +156,10 @@ static mv_status process(mv_pipeline *p, item *w, mv_prepared **out, int *defect
     mv_msginfo *mi = NULL;
     mv_mime_limits_default(&lim);
     lim.max_parse_bytes = p->o.parse_limit;
-    mv_status st = mv_mime_summarize(w->it.data, w->it.len, &lim, &mi, err);
+    /* An import's reference digest is of the copy's bytes: the message's
+     * own when nothing was unwrapped (no journal report) */
+    const uint8_t *known = w->it.ref_sha256 && !w->it.raw ? w->it.ref_sha256 : NULL;
+    mv_status st = mv_mime_summarize_digested(w->it.data, w->it.len, known, &lim, &mi, err);
     if (st)
         return st;
     *defective = mi->meta.defects != 0;

@@ -348,16 +348,14 @@ void mv_rm_b64_decode(const uint8_t *s, size_t n, size_t max, unsigned flags, mv
     size_t sl = 0;
     for (size_t i = 0; i < n; i++) {
         uint8_t c = s[i];
-        if (c == '\r' || c == '\n' || mv_rm_is_wsp(c))
-            continue;
-        if (c == '=') {
-            if (strict_pad)
-                pad++;
-            continue;
-        }
         int v = mv_b64_val(c);
-        if (v < 0) {
-            *bad = 1;
+        if (v < 0) { /* the letters first: they are nearly every byte */
+            if (c == '=') {
+                if (strict_pad)
+                    pad++;
+            } else if (!(c == '\r' || c == '\n' || mv_rm_is_wsp(c))) {
+                *bad = 1;
+            }
             continue;
         }
         if (pad) {

@@ -83,7 +83,12 @@ char *mv_bits_str(uint32_t bits, const char *const *names, size_t n_names, const
 /* hex helpers: out must hold 2*n+1 bytes */
 void mv_hex(const uint8_t *in, size_t n, char *out);
 int mv_unhex(const char *in, uint8_t *out, size_t n); /* 0 ok, -1 bad */
-/* mv_b64_val - the value of a standard base64 letter (RFC 4648), -1 for any other byte. */
-int mv_b64_val(uint8_t c);
+/* mv_b64_val - the value of a standard base64 letter (RFC 4648), -1 for
+ * any other byte.  A table lookup, inline: decoders call it per byte. */
+extern const int8_t mv_b64_tab[256];
+static inline int mv_b64_val(uint8_t c)
+{
+    return mv_b64_tab[c];
+}
 
 #endif
