@@ -9,7 +9,7 @@
 set -eu
 
 what=${1:-build}
-pkgs="build-essential pkg-config librocksdb-dev libssl-dev libgmime-3.0-dev libzstd-dev libglib2.0-dev librnp-dev libxapian-dev libpoppler-glib-dev libarchive-dev"
+pkgs="build-essential pkg-config librocksdb-dev libssl-dev libgmime-3.0-dev libzstd-dev libglib2.0-dev librnp-dev libxapian-dev libpoppler-glib-dev libarchive-dev libjemalloc-dev"
 case "$what" in
 build) ;;
 check) pkgs="$pkgs libcmocka-dev python3 openssl swaks postfix gnupg notmuch libarchive-tools p7zip-full libxml2-utils unzip rocksdb-tools" ;;
