@@ -23,8 +23,8 @@ endif
 # The command's allocator is jemalloc, as Redis's: GMime, GLib and RocksDB
 # allocate per header, per MIME part and per key, and glibc's malloc and
 # free took a tenth of an import's CPU (jemalloc: about a tenth less CPU
-# in all, cache effects included; docs/import.md "Speed").  Not under the sanitizers, which bring their
-# own; the test and fuzz binaries keep glibc's.
+# in all, cache effects included; docs/import.md "Speed").  Not under the
+# sanitizers, which bring their own; test and fuzz binaries keep glibc's.
 ifeq ($(SAN),1)
 ALLOC_PKG :=
 else
