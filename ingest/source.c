@@ -24,6 +24,7 @@
 #include "../lib/buf.h"
 
 #define SNIFF_BYTES 4096
+#define READ_WHOLE_FIRST (1u << 20) /* files up to this are read whole before sniffing */
 #define READ_CHUNK 65536
 
 void mv_source_limits_default(mv_source_limits *l)
@@ -809,6 +810,12 @@ static int open_mbox(mv_source *s, const entry *e)
     size_t len;
     int cont, r;
     uint64_t off;
+    if (lseek(s->fd, 0, SEEK_SET) != 0) { /* a small file was read whole first */
+        char *why = mv_xasprintf("read error: %s", strerror(errno));
+        warn(s, e->path, why);
+        free(why);
+        return -1;
+    }
     lr_init(&s->rd, s->fd);
     s->is_mbox = 1;
     split_init(&s->split, 0, 1, s->lim.max_message_bytes);
@@ -911,11 +918,23 @@ mv_status mv_source_next(mv_source *s, mv_source_msg *m, mv_err *err)
             s->done += e->size;
             continue;
         }
-        uint8_t head[SNIFF_BYTES];
+        /* A small file (most are one message) is read whole at once and
+         * sniffed in memory: one read less per file.  A larger one is
+         * sniffed first, as it may be an mbox to stream. */
+        uint8_t headbuf[SNIFF_BYTES];
+        const uint8_t *head = headbuf;
         ssize_t got;
-        do
-            got = pread(s->fd, head, sizeof head, 0);
-        while (got < 0 && errno == EINTR);
+        int whole = e->size <= READ_WHOLE_FIRST && e->size <= s->lim.max_message_bytes;
+        if (whole) {
+            got = read_whole(s->fd, e->size, &s->msg);
+            head = s->msg.data;
+            if (got == 0)
+                got = (ssize_t)(s->msg.len < SNIFF_BYTES ? s->msg.len : SNIFF_BYTES);
+        } else {
+            do
+                got = pread(s->fd, headbuf, sizeof headbuf, 0);
+            while (got < 0 && errno == EINTR);
+        }
         if (got < 0) {
             char *why = mv_xasprintf("read error: %s", strerror(errno));
             warn(s, e->path, why);
@@ -953,7 +972,7 @@ mv_status mv_source_next(mv_source *s, mv_source_msg *m, mv_err *err)
             close_current(s);
             continue;
         }
-        int r = read_whole(s->fd, e->size, &s->msg);
+        int r = whole ? 0 : read_whole(s->fd, e->size, &s->msg);
         close_current(s);
         s->done += e->size;
         if (r != 0) {
