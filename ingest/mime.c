@@ -188,6 +188,19 @@ static void scan_raw(const uint8_t *p, size_t n, rawscan *r)
     memset(r, 0, sizeof *r);
     r->header_bytes = n;
     r->header_end = n;
+    /* NUL and bare CR over the whole buffer, not per line (two calls a
+     * line were a third of this pass): a NUL is content wherever it is,
+     * and a CR is bare unless an LF follows it. */
+    if (memchr(p, '\0', n))
+        r->defects |= MV_DEFECT_NUL;
+    for (const uint8_t *cr = memchr(p, '\r', n); cr;) {
+        size_t at = (size_t)(cr - p) + 1; /* just after the CR */
+        if (at == n || p[at] != '\n') {
+            r->defects |= MV_DEFECT_BARE_CR;
+            break;
+        }
+        cr = memchr(p + at, '\r', n - at);
+    }
     while (i < n) {
         const uint8_t *nl = memchr(p + i, '\n', n - i);
         size_t end = nl ? (size_t)(nl - p) : n; /* index of LF or n */
@@ -202,10 +215,6 @@ static void scan_raw(const uint8_t *p, size_t n, rawscan *r)
         }
         if (cont - i > MAX_LINE)
             r->defects |= MV_DEFECT_LONG_LINE;
-        if (memchr(p + i, '\0', cont - i))
-            r->defects |= MV_DEFECT_NUL;
-        if (memchr(p + i, '\r', cont - i))
-            r->defects |= MV_DEFECT_BARE_CR;
         if (cont - i >= 2 && p[i] == '-' && p[i + 1] == '-')
             r->boundaries++;
         if (in_header) {
