@@ -391,8 +391,7 @@ static int encoded_ok(GMimeContentEncoding enc, const uint8_t *p, size_t n)
     if (enc == GMIME_CONTENT_ENCODING_BASE64) {
         for (size_t i = 0; i < n; i++) {
             uint8_t c = p[i];
-            if (!(isalnum(c) || c == '+' || c == '/' || c == '=' || c == '\r' || c == '\n' ||
-                  c == ' ' || c == '\t'))
+            if (mv_b64_val(c) < 0 && !(c == '=' || c == '\r' || c == '\n' || c == ' ' || c == '\t'))
                 return 0;
         }
     } else if (enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE) {
