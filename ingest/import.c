@@ -393,6 +393,10 @@ mv_status mv_import(mv_store *s, char *const *paths, size_t npaths, const mv_imp
         }
     }
     st = flush(im, err);
+    /* The input has ended; what is in flight takes a while yet.  The
+     * memtables' flush starts now, beside it, instead of all at close. */
+    if (!st)
+        mv_store_flush_begin(s);
 out:;
     mv_pipeline_stats ps;
     mv_err ferr = {0};

@@ -293,6 +293,27 @@ static unsigned wal_files(mv_store *s)
     return n;
 }
 
+#define FLUSH_BEGIN_BYTES (4u << 20) /* memtables smaller than this wait for close */
+
+void mv_store_flush_begin(mv_store *s)
+{
+    if (!s || !s->db)
+        return;
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 0);
+    for (int i = 0; i < CF_COUNT; i++) {
+        uint64_t bytes = 0;
+        if (!s->cf[i] ||
+            rocksdb_property_int_cf(s->db, s->cf[i], "rocksdb.cur-size-active-mem-table", &bytes) ||
+            bytes < FLUSH_BEGIN_BYTES)
+            continue;
+        char *e = NULL;
+        rocksdb_flush_cf(s->db, fo, s->cf[i], &e);
+        rocksdb_free(e); /* the log has it; close flushes what is left */
+    }
+    rocksdb_flushoptions_destroy(fo);
+}
+
 void mv_store_close(mv_store *s)
 {
     if (!s)

@@ -67,6 +67,12 @@ MV_NODISCARD mv_status mv_store_create(const char *dir, const mv_keysrc *src,
 MV_NODISCARD mv_status mv_store_open(const char *dir, const mv_keysrc *src, mv_store **out,
                                      mv_err *err);
 void mv_store_close(mv_store *s);
+/* mv_store_flush_begin - start writing the larger memtables to table files
+ * without waiting, for a caller whose input has ended while its last
+ * arrivals are still being worked on: close then has less to flush, on
+ * one thread, at the end.  Nothing is made more or less durable.  No
+ * errors (a flush that cannot start now happens at close). */
+void mv_store_flush_begin(mv_store *s);
 const char *mv_store_dir(const mv_store *s);
 
 /* ---- arrivals, spool ---------------------------------------------------- */
