@@ -172,6 +172,19 @@ ldbh "$T" copy put 0x$(hex64 9)00000063 "$(ldbh "$T" copy get 0x$(hex64 9)000000
 out=$(mvk "$T" verify 2>&1); rc=$?
 check "verify exits 65, names serial 9" bash -c "[ $rc -eq 65 ] && grep -q '^FAILED serial 9: copy of message 9.* has no leaf' <<<\"\$1\"" _ "$out"
 
+begin_subtest "tamper: a stored subtree hash changed"
+T=$WORK/t7; cp -a "$A" "$T"; cp "$A.key" "$T.key"
+# only subtrees of 16 leaves and more are stored (docs/integrity.md)
+low=$(ldbh "$T" log scan --from=0x6E00 --to=0x6E04 | wc -l)
+check "no subtree hash below 16 leaves is stored" [ "$low" -eq 0 ]
+nk=0x6E04$(hex64 0)
+v=$(ldbh "$T" log get "$nk")
+check "the first 16 leaves' hash is stored" [ ${#v} -eq 66 ]
+flip=$(python3 -c "import sys; v=sys.argv[1]; i=10; print(v[:i]+('0' if v[i]!='0' else '1')+v[i+1:])" "$v")
+ldbh "$T" log put "$nk" "$flip" >/dev/null
+out=$(mvk "$T" verify 2>&1); rc=$?
+check "verify exits 65 and names the node" bash -c "[ $rc -eq 65 ] && grep -q 'node (4, 0) is not the hash of its leaves' <<<\"\$1\"" _ "$out"
+
 begin_subtest "tamper: the log's tail cut"
 T=$WORK/t6; cp -a "$A" "$T"; cp "$A.key" "$T.key"
 n=$(mvk "$T" verify --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["leaves"])')
