@@ -441,6 +441,8 @@ typedef struct lreader {
     int eof;
     int cont;        /* the next piece continues a line */
     uint64_t off;    /* file offset of buf[start] */
+    const uint8_t *mem; /* a file read whole already: lines from here, no reads */
+    size_t mem_len;
 } lreader;
 
 static void lr_init(lreader *r, int fd)
@@ -448,6 +450,16 @@ static void lr_init(lreader *r, int fd)
     memset(r, 0, sizeof *r);
     r->fd = fd;
     r->buf = mv_xmalloc(READ_CHUNK);
+}
+
+/* lr_init_mem - a reader over p[0..n), which must outlive it; the same
+ * lines and pieces as from a file of those bytes. */
+static void lr_init_mem(lreader *r, const uint8_t *p, size_t n)
+{
+    memset(r, 0, sizeof *r);
+    r->fd = -1;
+    r->mem = p;
+    r->mem_len = n;
 }
 
 static void lr_free(lreader *r)
@@ -459,7 +471,7 @@ static void lr_free(lreader *r)
 static void lr_rewind(lreader *r)
 {
     r->start = r->end = 0;
-    r->eof = 0;
+    r->eof = 0; /* (a reader over memory has neither) */
     r->cont = 0;
     r->off = 0;
 }
@@ -469,6 +481,21 @@ static void lr_rewind(lreader *r)
  * file, -1 on a read error (errno set). */
 static int lr_next(lreader *r, const uint8_t **line, size_t *len, int *cont, uint64_t *off)
 {
+    if (r->mem) {
+        size_t avail = r->mem_len - (size_t)r->off;
+        if (!avail)
+            return 0;
+        const uint8_t *p = r->mem + r->off;
+        const uint8_t *nl = memchr(p, '\n', avail < READ_CHUNK ? avail : READ_CHUNK);
+        size_t n = nl ? (size_t)(nl - p) + 1 : avail < READ_CHUNK ? avail : READ_CHUNK;
+        *line = p;
+        *len = n;
+        *cont = r->cont;
+        *off = r->off;
+        r->cont = !nl;
+        r->off += n;
+        return 1;
+    }
     for (;;) {
         uint8_t *nl = memchr(r->buf + r->start, '\n', r->end - r->start);
         size_t avail = r->end - r->start;
@@ -803,26 +830,25 @@ static void fill_whole(mv_source *s, mv_source_msg *m, const entry *e)
 }
 
 /* open_mbox - first pass: the variant; then rewind for the messages. */
-static int open_mbox(mv_source *s, const entry *e)
+/* open_mbox - start splitting the file e; mem: its bytes when it was read
+ * whole already (s->msg, untouched while it is split), else NULL. */
+static int open_mbox(mv_source *s, const entry *e, const mv_buf *mem)
 {
     int rd = 0;
     const uint8_t *l;
     size_t len;
     int cont, r;
     uint64_t off;
-    if (lseek(s->fd, 0, SEEK_SET) != 0) { /* a small file was read whole first */
-        char *why = mv_xasprintf("read error: %s", strerror(errno));
-        warn(s, e->path, why);
-        free(why);
-        return -1;
-    }
-    lr_init(&s->rd, s->fd);
+    if (mem)
+        lr_init_mem(&s->rd, mem->data, mem->len);
+    else
+        lr_init(&s->rd, s->fd);
     s->is_mbox = 1;
     split_init(&s->split, 0, 1, s->lim.max_message_bytes);
     while ((r = lr_next(&s->rd, &l, &len, &cont, &off)) == 1)
         if (!cont && mboxrd_line(l, content_len(l, len)))
             rd = 1;
-    if (r < 0 || lseek(s->fd, 0, SEEK_SET) != 0) {
+    if (r < 0 || (!mem && lseek(s->fd, 0, SEEK_SET) != 0)) {
         char *why = mv_xasprintf("read error: %s", strerror(errno));
         warn(s, e->path, why);
         free(why);
@@ -955,7 +981,7 @@ mv_status mv_source_next(mv_source *s, mv_source_msg *m, mv_err *err)
             continue;
         }
         if (k == MV_FILE_MBOX) {
-            if (open_mbox(s, e) != 0) {
+            if (open_mbox(s, e, whole ? &s->msg : NULL) != 0) {
                 s->failed++;
                 s->done += e->size;
                 close_current(s);
