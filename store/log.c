@@ -1196,7 +1196,7 @@ static void check_node(void *ctx, unsigned level, uint64_t index, const uint8_t 
 {
     vctx *c = ctx;
     uint8_t k[10];
-    if (level < NODE_MIN_LEVEL) /* not stored (get_node) */
+    if (level < NODE_MIN_LEVEL || level >= 64) /* below: not stored (get_node) */
         return;
     node_key(k, level, index);
     /* The nodes of a level are emitted in index order: walk them with one
