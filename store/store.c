@@ -1522,7 +1522,8 @@ typedef struct sorted_put {
     uint8_t cf, kl;
     uint8_t key[MV_BLOBKEY_LEN];
     uint32_t no;       /* order of arrival */
-    size_t voff, vl;   /* the value, in the arena */
+    const uint8_t *vp; /* the value where it stays until the batch is written, */
+    size_t voff, vl;   /* or (vp NULL) a copy in the arena */
 } sorted_put;
 
 typedef struct sorted_puts {
@@ -1531,7 +1532,10 @@ typedef struct sorted_puts {
     mv_buf arena;
 } sorted_puts;
 
-static void sp_put(sorted_puts *sp, int cf, const void *key, size_t kl, const void *val, size_t vl)
+/* sp_put - hold a put; val is copied unless kept (it then stays valid
+ * until sp_flush: a sealed blob's parts, owned by their arrival). */
+static void sp_put(sorted_puts *sp, int cf, const void *key, size_t kl, const void *val, size_t vl,
+                   int kept)
 {
     mv_assert(kl <= MV_BLOBKEY_LEN);
     if (sp->n == sp->cap) {
@@ -1543,9 +1547,11 @@ static void sp_put(sorted_puts *sp, int cf, const void *key, size_t kl, const vo
     e->kl = (uint8_t)kl;
     memcpy(e->key, key, kl);
     e->no = (uint32_t)sp->n++;
+    e->vp = kept ? val : NULL;
     e->voff = sp->arena.len;
     e->vl = vl;
-    mv_buf_append(&sp->arena, val, vl);
+    if (!kept)
+        mv_buf_append(&sp->arena, val, vl);
 }
 
 static int cmp_sorted_put(const void *a, const void *b)
@@ -1568,7 +1574,9 @@ static void sp_flush(mv_store *s, rocksdb_writebatch_t *b, sorted_puts *sp)
         qsort(sp->e, sp->n, sizeof *sp->e, cmp_sorted_put);
     for (size_t i = 0; i < sp->n; i++)
         rocksdb_writebatch_put_cf(b, s->cf[sp->e[i].cf], (const char *)sp->e[i].key, sp->e[i].kl,
-                                  (const char *)sp->arena.data + sp->e[i].voff, sp->e[i].vl);
+                                  sp->e[i].vp ? (const char *)sp->e[i].vp
+                                              : (const char *)sp->arena.data + sp->e[i].voff,
+                                  sp->e[i].vl);
     sp->n = 0;
     mv_buf_reset(&sp->arena); /* sealed values and keyed hashes: nothing to wipe */
 }
@@ -1594,7 +1602,7 @@ static mv_status put_blob(mv_store *s, rocksdb_writebatch_t *b, sorted_puts *sp,
     for (size_t i = 0; i < sb->nparts; i++) {
         if (sp)
             sp_put(sp, CF_BLOB, sb->parts[i].key, MV_BLOBKEY_LEN, sb->parts[i].val,
-                   sb->parts[i].vlen);
+                   sb->parts[i].vlen, 1);
         else
             rocksdb_writebatch_put_cf(b, s->cf[CF_BLOB], (const char *)sb->parts[i].key,
                                       MV_BLOBKEY_LEN, (const char *)sb->parts[i].val,
@@ -1846,7 +1854,7 @@ static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_co
                 break;
             mv_ilog_add(s, &lb, MV_LEAF_MESSAGE, key, 8, p->arr.a.received_us, pd->salt, rec.data,
                         rec.len);
-            sp_put(&sp, CF_DEDUP, dkey, 32, key, 8);
+            sp_put(&sp, CF_DEDUP, dkey, 32, key, 8, 0);
             stats.messages++;
             stats.message_bytes += p->size;
             if (p->has_dec) {
@@ -1931,7 +1939,7 @@ static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_co
             uint8_t v[13] = {2};
             mv_be64_put(v + 1, r->serial);
             mv_be32_put(v + 9, copy_no);
-            sp_put(&sp, CF_COPYID, p->arr.a.copy_id, 32, v, 13);
+            sp_put(&sp, CF_COPYID, p->arr.a.copy_id, 32, v, 13, 0);
         }
         delete_spool(s, b, p);
         stats.copies++;
