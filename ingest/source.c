@@ -471,7 +471,7 @@ static void lr_free(lreader *r)
 static void lr_rewind(lreader *r)
 {
     r->start = r->end = 0;
-    r->eof = 0; /* (a reader over memory has neither) */
+    r->eof = 0; /* a reader over memory uses only off and cont */
     r->cont = 0;
     r->off = 0;
 }
@@ -829,9 +829,9 @@ static void fill_whole(mv_source *s, mv_source_msg *m, const entry *e)
     m->mtime = e->mtime;
 }
 
-/* open_mbox - first pass: the variant; then rewind for the messages. */
-/* open_mbox - start splitting the file e; mem: its bytes when it was read
- * whole already (s->msg, untouched while it is split), else NULL. */
+/* open_mbox - first pass: the variant; then rewind for the messages.
+ * mem: the file's bytes when it was read whole already (s->msg, untouched
+ * while it is split), else NULL (read from s->fd). */
 static int open_mbox(mv_source *s, const entry *e, const mv_buf *mem)
 {
     int rd = 0;
