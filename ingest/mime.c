@@ -25,6 +25,7 @@
 #include "../lib/charset.h"
 #include "../lib/digest.h"
 #include "../lib/buf.h"
+#include "rawmime.h"
 
 #define DEDUP_TAG "mailvault-dedup-v1"
 #define DEDUP_RAW_TAG "mailvault-dedup-raw-v1"
@@ -108,6 +109,7 @@ typedef struct walk {
     mv_buf tmp;        /* scratch for decoding */
     mv_buf norm;       /* scratch for normalising */
     unsigned nodes;    /* objects walked, for max_parts */
+    uint32_t warned;   /* defect bits from GMime's warnings (on_warning) */
 } walk;
 
 static void sha256_hex(const void *p, size_t n, char out[65])
@@ -324,6 +326,21 @@ static void format_addrs(InternetAddressList *list, mv_buf *b, int depth)
     }
 }
 
+/* addr_display - the display form of a present address field: its parsed
+ * list, or when that holds no address, its value as
+ * g_mime_header_get_value gives it, run through the decoder once more
+ * (what has always been stored for such a field). */
+static char *addr_display(GMimeParserOptions *opts, InternetAddressList *list, const char *value)
+{
+    if (list && internet_address_list_length(list) > 0) {
+        mv_buf b = MV_BUF_INIT;
+        format_addrs(list, &b, 0);
+        mv_buf_append(&b, "", 0);
+        return (char *)mv_buf_steal(&b, NULL);
+    }
+    return dup_g(g_mime_utils_header_decode_text(opts, value ? value : ""));
+}
+
 /* addr_field - the decoded display form of an address header: from the
  * parsed list, or the decoded text when GMime found no address in it. */
 static char *addr_field(GMimeMessage *msg, GMimeParserOptions *opts, const char *name,
@@ -333,14 +350,9 @@ static char *addr_field(GMimeMessage *msg, GMimeParserOptions *opts, const char 
      * work for the usual header GMime has already parsed into a list */
     if (!g_mime_header_list_contains(g_mime_object_get_header_list(GMIME_OBJECT(msg)), name))
         return NULL;
-    if (list && internet_address_list_length(list) > 0) {
-        mv_buf b = MV_BUF_INIT;
-        format_addrs(list, &b, 0);
-        mv_buf_append(&b, "", 0);
-        return (char *)mv_buf_steal(&b, NULL);
-    }
-    const char *raw = g_mime_object_get_header(GMIME_OBJECT(msg), name);
-    return dup_g(g_mime_utils_header_decode_text(opts, raw ? raw : ""));
+    if (list && internet_address_list_length(list) > 0)
+        return addr_display(opts, list, NULL);
+    return addr_display(opts, NULL, g_mime_object_get_header(GMIME_OBJECT(msg), name));
 }
 
 /* normalise_text - the body normalisation of docs/dedup.md: CRLF -> LF,
@@ -453,18 +465,18 @@ static void decode_part(walk *w, GMimePart *part, mv_buf *out)
     g_object_unref(ms);
 }
 
-/* check_charset - a body part whose charset nobody can convert, or that
- * claims UTF-8 and is not, cannot be read as text. */
-static void check_charset(walk *w, GMimeObject *obj, const mv_buf *content)
+/* check_charset - a body part whose charset (cs, NULL when it has none)
+ * nobody can convert, or that claims UTF-8 and is not, cannot be read as
+ * text. */
+static void check_charset(walk *w, const char *cs, const uint8_t *p, size_t n)
 {
-    const char *cs = g_mime_object_get_content_type_parameter(obj, "charset");
     if (!cs)
         return;
     const char *canon = g_mime_charset_canon_name(cs);
     if (!canon)
         canon = cs;
     if (!g_ascii_strcasecmp(canon, "utf-8")) {
-        if (!g_utf8_validate((const char *)content->data, (gssize)content->len, NULL))
+        if (!g_utf8_validate((const char *)p, (gssize)n, NULL))
             w->mi->meta.defects |= MV_DEFECT_BAD_ENCODING;
         return;
     }
@@ -511,41 +523,56 @@ static void hash_body_text(walk *w, const uint8_t *p, size_t n)
         mv_assert_fail("EVP_DigestUpdate", __FILE__, __LINE__);
 }
 
+/* leaf_count - count one leaf part: an attachment when its disposition
+ * says so, or when it is not text and has a file name.  Returns whether it
+ * is body text. */
+static int leaf_count(walk *w, GMimeContentType *ct, const char *fname, int disp_attachment)
+{
+    int is_text = ct && g_mime_content_type_is_type(ct, "text", "*");
+    int is_att = disp_attachment || (!is_text && fname && *fname);
+    w->mi->meta.n_parts++;
+    if (is_att) {
+        w->mi->meta.n_attachments++;
+        keep_name(w, fname);
+    }
+    return !is_att && is_plain_or_html(ct);
+}
+
+/* leaf_hash - a leaf's decoded content p[0..n) into the dedup digest:
+ * body text into the body hash, anything else as a content hash. */
+static void leaf_hash(walk *w, int is_body, const char *charset, GMimeContentEncoding enc,
+                      const uint8_t *p, size_t n)
+{
+    if (is_body) {
+        check_charset(w, charset, p, n);
+        hash_body_text(w, p, n);
+        return;
+    }
+    /* Line ends of content sent as text (7bit, 8bit, binary, QP) belong to
+     * the transport, so CRLF and LF copies must hash alike; base64 and
+     * uuencode carry the exact bytes. */
+    if (enc == GMIME_CONTENT_ENCODING_BASE64 || enc == GMIME_CONTENT_ENCODING_UUENCODE) {
+        add_content_hash(w, p, n);
+    } else {
+        crlf_to_lf(p, n, &w->norm);
+        add_content_hash(w, w->norm.data, w->norm.len);
+    }
+}
+
 /* walk_leaf - classify one leaf part: body text, attachment or other
  * content; hash it for the dedup digest unless it sits inside an attached
  * message (whose own hash covers it). */
 static void walk_leaf(walk *w, GMimePart *part, int attached)
 {
     GMimeObject *obj = GMIME_OBJECT(part);
-    GMimeContentType *ct = g_mime_object_get_content_type(obj);
-    const char *fname = g_mime_part_get_filename(part);
-    int is_text = ct && g_mime_content_type_is_type(ct, "text", "*");
-    int is_att = g_mime_part_is_attachment(part) || (!is_text && fname && *fname);
-    int is_body = !is_att && is_plain_or_html(ct);
-
-    w->mi->meta.n_parts++;
-    if (is_att) {
-        w->mi->meta.n_attachments++;
-        keep_name(w, fname);
-    }
+    int is_body = leaf_count(w, g_mime_object_get_content_type(obj), g_mime_part_get_filename(part),
+                             g_mime_part_is_attachment(part));
     if (attached)
         return;
     decode_part(w, part, &w->tmp);
-    if (is_body) {
-        check_charset(w, obj, &w->tmp);
-        hash_body_text(w, w->tmp.data ? w->tmp.data : (const uint8_t *)"", w->tmp.len);
-        return;
-    }
-    /* Line ends of content sent as text (7bit, 8bit, binary, QP) belong to
-     * the transport, so CRLF and LF copies must hash alike; base64 and
-     * uuencode carry the exact bytes. */
-    GMimeContentEncoding enc = g_mime_part_get_content_encoding(part);
-    if (enc == GMIME_CONTENT_ENCODING_BASE64 || enc == GMIME_CONTENT_ENCODING_UUENCODE) {
-        add_content_hash(w, w->tmp.data ? w->tmp.data : (const uint8_t *)"", w->tmp.len);
-    } else {
-        crlf_to_lf(w->tmp.data ? w->tmp.data : (const uint8_t *)"", w->tmp.len, &w->norm);
-        add_content_hash(w, w->norm.data, w->norm.len);
-    }
+    leaf_hash(w, is_body, g_mime_object_get_content_type_parameter(obj, "charset"),
+              g_mime_part_get_content_encoding(part),
+              w->tmp.data ? w->tmp.data : (const uint8_t *)"", w->tmp.len);
 }
 
 /* walk_message_part - an attached message: one attachment, hashed as
@@ -731,6 +758,45 @@ static void dedup_fields(walk *w, const char *raw_date)
     mv_buf_free(&b);
 }
 
+/* set_date - the Date field's decoded value v (present: the field is
+ * there) and what GMime's date parser made of it (dt, NULL: nothing). */
+static void set_date(mv_msginfo *mi, int present, const char *v, GDateTime *dt)
+{
+    mi->meta.date_t = INT64_MIN;
+    if (!present) {
+        mi->meta.defects |= MV_DEFECT_NO_DATE;
+        return;
+    }
+    mi->meta.date = mv_xstrdup(v ? v : "");
+    const char *s = mi->meta.date;
+    size_t n = strlen(s);
+    trim_ws(&s, &n);
+    if (dt)
+        mi->meta.date_t = g_date_time_to_unix(dt);
+    else
+        mi->meta.defects |= n ? MV_DEFECT_BAD_DATE : MV_DEFECT_NO_DATE;
+}
+
+/* set_message_id - GMime's reading of the Message-ID (mid), or, when it
+ * has none (an id without '@'), what was written (value: the decoded
+ * field, NULL when absent). */
+static void set_message_id(mv_msginfo *mi, const char *mid, const char *value)
+{
+    if (mid && *mid) {
+        mi->meta.message_id = mv_xstrdup(mid);
+        return;
+    }
+    const char *s = value ? value : "";
+    size_t n = strlen(s);
+    trim_ws(&s, &n);
+    if (n >= 2 && s[0] == '<' && s[n - 1] == '>')
+        s++, n -= 2;
+    if (n)
+        mi->meta.message_id = mv_xstrndup(s, n);
+    else
+        mi->meta.defects |= MV_DEFECT_NO_MSGID;
+}
+
 /* fill_headers - the decoded header fields of a parsed message. */
 static void fill_headers(walk *w, GMimeMessage *msg, GMimeParserOptions *opts,
                          const char **raw_date)
@@ -765,39 +831,12 @@ static void fill_headers(walk *w, GMimeMessage *msg, GMimeParserOptions *opts,
         mi->meta.subject = mv_xstrdup(subj);
 
     GMimeHeader *dh = g_mime_header_list_get_header(g_mime_object_get_header_list(obj), "Date");
-    mi->meta.date_t = INT64_MIN;
-    if (!dh) {
-        mi->meta.defects |= MV_DEFECT_NO_DATE;
-    } else {
-        const char *v = g_mime_header_get_value(dh);
+    if (dh)
         *raw_date = g_mime_header_get_raw_value(dh);
-        mi->meta.date = mv_xstrdup(v ? v : "");
-        const char *s = mi->meta.date;
-        size_t n = strlen(s);
-        trim_ws(&s, &n);
-        GDateTime *dt = g_mime_message_get_date(msg);
-        if (dt)
-            mi->meta.date_t = g_date_time_to_unix(dt);
-        else
-            mi->meta.defects |= n ? MV_DEFECT_BAD_DATE : MV_DEFECT_NO_DATE;
-    }
-
-    const char *mid = g_mime_message_get_message_id(msg);
-    if (mid && *mid) {
-        mi->meta.message_id = mv_xstrdup(mid);
-    } else {
-        /* GMime gives nothing for an id without '@'; keep what was written */
-        const char *raw = g_mime_object_get_header(obj, "Message-ID");
-        const char *s = raw ? raw : "";
-        size_t n = strlen(s);
-        trim_ws(&s, &n);
-        if (n >= 2 && s[0] == '<' && s[n - 1] == '>')
-            s++, n -= 2;
-        if (n)
-            mi->meta.message_id = mv_xstrndup(s, n);
-        else
-            mi->meta.defects |= MV_DEFECT_NO_MSGID;
-    }
+    set_date(mi, dh != NULL, dh ? g_mime_header_get_value(dh) : NULL,
+             g_mime_message_get_date(msg));
+    set_message_id(mi, g_mime_message_get_message_id(msg),
+                   g_mime_object_get_header(obj, "Message-ID"));
     const char *irt = g_mime_object_get_header(obj, "In-Reply-To");
     if (irt)
         mi->meta.in_reply_to = dup_g(g_mime_utils_decode_message_id(irt));
@@ -839,6 +878,26 @@ static int needed(const uint8_t *name, size_t len)
                    sizeof needed_fields[0], cmp_field) != NULL;
 }
 
+/* has_encoded_word - "=?" in v[0..n): GMime's RFC 2047 decoder looks at it. */
+static int has_encoded_word(const uint8_t *v, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++)
+        if (v[i] == '=' && v[i + 1] == '?')
+            return 1;
+    return 0;
+}
+
+/* field_end - the end of the field starting at p[i]: after its last
+ * continuation line, at most end. */
+static size_t field_end(const uint8_t *p, size_t i, size_t end)
+{
+    do {
+        const uint8_t *nl = memchr(p + i, '\n', end - i);
+        i = nl ? (size_t)(nl - p) + 1 : end;
+    } while (i < end && (p[i] == ' ' || p[i] == '\t'));
+    return i;
+}
+
 /* filtered_copy - the message's bytes for GMime, without the top-level
  * fields we never read (Received, DKIM-Signature, X-...: on real mail
  * most of the header block).  GMime builds an object per field, and that
@@ -852,8 +911,10 @@ static int needed(const uint8_t *name, size_t len)
  *    taken here as no message at all: see parse);
  *  - only a complete header block (ended by an empty line) is filtered,
  *    and the body follows unchanged;
- *  - the defect bits a dropped field could raise through GMime (8-bit
- *    bytes) come from our own scan of the raw bytes.
+ *  - the defect bits a dropped field could raise through GMime come from
+ *    our own scan of the raw bytes (8-bit bytes), or the field is not
+ *    dropped: GMime runs every field's value through its RFC 2047 decoder,
+ *    whose complaints are defects, so a field with "=?" in it stays.
  * tests/unit/mime_test.c and fuzz_mime compare both ways. */
 static GByteArray *filtered_copy(const uint8_t *p, size_t n, size_t header_bytes)
 {
@@ -870,7 +931,8 @@ static GByteArray *filtered_copy(const uint8_t *p, size_t n, size_t header_bytes
         if (!cont) {
             size_t fl = plain_field(p + i, len);
             int content = fl >= 8 && !g_ascii_strncasecmp((const char *)p + i, "content-", 8);
-            dropping = kept_one && kept_other && fl && !needed(p + i, fl);
+            dropping = kept_one && kept_other && fl && !needed(p + i, fl) &&
+                       !has_encoded_word(p + i, field_end(p, i, header_bytes) - i);
             kept_one |= fl && !dropping;
             kept_other |= fl && !dropping && !content;
         }
@@ -906,6 +968,523 @@ static GMimeMessage *parse(const uint8_t *p, size_t n, size_t header_bytes,
         msg = NULL;
     }
     return msg;
+}
+
+/* ---- the direct path -------------------------------------------------------
+ *
+ * Most mail is one part of text, or a multipart of a few such parts.  For
+ * it, GMime's parser builds thirty objects and more (the message, six
+ * address lists, an object per header field, every part with its content
+ * type, parameters, data wrapper and streams) and frees them again, which
+ * cost more than everything else in the summary.  What we keep from them
+ * is what GMime's own parsers make of a handful of fields.  So for such a
+ * message those same parsers (the address-list parser, the RFC 2047
+ * decoder, the date and Message-ID parsers, the Content-Type and
+ * Content-Disposition parsers, the transfer decoders) are called here
+ * directly, on the exact values GMime's parser would hand them (the bytes
+ * after the colon, unfolded where GMime unfolds), and nothing else is
+ * built.
+ *
+ * Only a message GMime's parser would read exactly as we do takes this
+ * path:
+ *  - header blocks of plain fields only (name, then the colon at once),
+ *    with no field repeated that GMime checks for repeats, and at least
+ *    one top-level field that is not a MIME field (direct_headers);
+ *  - no 8-bit byte, NUL or bare CR in a header block, no encoded word in a
+ *    MIME field with a parser of its own (Content-ID...); every other
+ *    field with "=?" in it goes through the RFC 2047 decoder, as GMime
+ *    sends every field, for the same complaints (defects);
+ *  - a top part that is a leaf (not an attached message, not uuencoded), or a
+ *    multipart/mixed, alternative or related of such leaves with one
+ *    boundary both parsers agree on, a close delimiter, no more parts than
+ *    max_parts, content in every part, and one kind of line end throughout
+ *    (direct_multipart, direct_part).
+ * Everything else goes the whole way through GMime.  The summary is the
+ * same either way: tests/unit/mime_test.c and fuzz_mime compare it field by
+ * field with the one GMime makes (every_field), and so can
+ * `build/replay/fuzz_mime` over any collection (docs/import.md). */
+
+enum {
+    DF_FROM, DF_TO, DF_CC, DF_BCC, DF_SENDER, DF_REPLY_TO, /* address lists, in this order */
+    DF_SUBJECT, DF_DATE, DF_MSGID, DF_IRT, DF_REFERENCES,
+    DF_CTYPE, DF_CTE, DF_CDISP,
+    DF_COUNT
+};
+
+/* Lower case, as compared without case. */
+static const char *const direct_names[DF_COUNT] = {
+    "from",    "to",   "cc",         "bcc",         "sender",     "reply-to",
+    "subject", "date", "message-id", "in-reply-to", "references",
+    "content-type", "content-transfer-encoding", "content-disposition",
+};
+
+
+static int direct_field(const uint8_t *name, size_t n)
+{
+    for (int k = 0; k < DF_COUNT; k++)
+        if (strlen(direct_names[k]) == n &&
+            !g_ascii_strncasecmp((const char *)name, direct_names[k], n))
+            return k;
+    return -1;
+}
+
+/* header_value - what g_mime_header_get_value makes of a raw value: unfolded
+ * and decoded (g_free() it). */
+static char *header_value(GMimeParserOptions *opts, const char *raw)
+{
+    char *u = g_mime_utils_header_unfold(raw);
+    char *v = g_mime_utils_header_decode_text(opts, u);
+    g_free(u);
+    return v;
+}
+
+/* A few field names, told apart without case, to find repeats. */
+#define NAMESET_MAX 16
+typedef struct nameset {
+    const uint8_t *name[NAMESET_MAX];
+    size_t len[NAMESET_MAX];
+    size_t n;
+} nameset;
+
+/* nameset_add - 1 when name[0..len) is new to s (and now in it); 0 when it
+ * is there already or s is full (either way the caller gives up). */
+static int nameset_add(nameset *s, const uint8_t *name, size_t len)
+{
+    if (s->n == NAMESET_MAX)
+        return 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->len[i] == len && !g_ascii_strncasecmp((const char *)s->name[i], (const char *)name, len))
+            return 0;
+    s->name[s->n] = name;
+    s->len[s->n++] = len;
+    return 1;
+}
+
+/* decode_for_warnings - GMime runs every field's value through its RFC 2047
+ * decoder, whose complaints are defects (on_warning): so does the direct
+ * path, for a field with "=?" in it. */
+static void decode_for_warnings(GMimeParserOptions *opts, const uint8_t *val, size_t vlen)
+{
+    char *raw = g_strndup((const char *)val, vlen);
+    g_free(header_value(opts, raw));
+    g_free(raw);
+}
+
+/* direct_headers - the raw values (NUL-terminated g_malloc'd copies, NULL
+ * when absent) of the fields in direct_names, when the header block
+ * p[0..header_end) is one the direct path may take; 0 otherwise (f then
+ * holds what was copied so far, for the caller to free). */
+static int direct_headers(GMimeParserOptions *opts, const uint8_t *p, size_t header_end,
+                          size_t header_bytes, char *f[DF_COUNT])
+{
+    mv_rm_hblock hb = {.p = p, .hlen = header_end, .body_off = header_bytes, .complete = 1};
+    nameset other = {0};
+    size_t pos = 0, fs, fe, nlen, vlen;
+    const uint8_t *name, *val;
+    int plain = 0;
+    while (mv_rm_next_line(&hb, &pos, &fs, &fe, &name, &nlen, &val, &vlen)) {
+        if (!nlen || name[nlen] != ':')
+            return 0; /* not a plain field: GMime's rules for those differ */
+        int content = nlen >= 8 && !g_ascii_strncasecmp((const char *)name, "content-", 8);
+        plain += !content;
+        if (has_encoded_word(val, vlen))
+            decode_for_warnings(opts, val, vlen);
+        int k = direct_field(name, nlen);
+        if (k >= 0) {
+            if (f[k])
+                return 0; /* repeated: which one counts is GMime's business */
+            if ((k == DF_REFERENCES || k == DF_CTE) && has_encoded_word(val, vlen))
+                return 0;
+            f[k] = g_strndup((const char *)val, vlen);
+            continue;
+        }
+        if (!content)
+            continue;
+        /* GMime gives some other MIME fields (Content-Id, -Description...)
+         * to parsers of their own: leave those to it */
+        if (has_encoded_word(val, vlen) || !nameset_add(&other, name, nlen))
+            return 0;
+    }
+    return plain > 0;
+}
+
+/* addr_direct - addr_field for a raw value (NULL: no such field). */
+static char *addr_direct(GMimeParserOptions *opts, const char *raw, InternetAddressList *list)
+{
+    if (!raw)
+        return NULL;
+    if (list && internet_address_list_length(list) > 0)
+        return addr_display(opts, list, NULL);
+    char *v = header_value(opts, raw);
+    char *s = addr_display(opts, NULL, v);
+    g_free(v);
+    return s;
+}
+
+/* direct_addresses - the address fields of f parsed into l (NULL where
+ * absent; the caller unrefs them whatever the answer); 0 when one could
+ * not be parsed whole: GMime's message then keeps the addresses read before
+ * the error, which the public parser does not tell. */
+static int direct_addresses(GMimeParserOptions *opts, char *const f[DF_COUNT],
+                            InternetAddressList *l[DF_REPLY_TO + 1])
+{
+    for (int k = DF_FROM; k <= DF_REPLY_TO; k++) {
+        if (!f[k])
+            continue;
+        l[k] = internet_address_list_parse(opts, f[k]);
+        if (!l[k] && f[k][strspn(f[k], " \t\r\n")])
+            return 0;
+    }
+    return 1;
+}
+
+/* fill_direct - fill_headers from raw values and their address lists. */
+static void fill_direct(walk *w, GMimeParserOptions *opts, char *const f[DF_COUNT],
+                        InternetAddressList *const l[DF_REPLY_TO + 1])
+{
+    mv_msginfo *mi = w->mi;
+    mi->meta.from = addr_direct(opts, f[DF_FROM], l[DF_FROM]);
+    const char *fa = first_mailbox(l[DF_FROM], 0);
+    if (fa) {
+        mi->meta.from_addr = mv_xstrdup(fa);
+        ascii_lower(mi->meta.from_addr);
+    } else {
+        mi->meta.defects |= MV_DEFECT_NO_FROM;
+    }
+    mi->meta.to = addr_direct(opts, f[DF_TO], l[DF_TO]);
+    mi->meta.cc = addr_direct(opts, f[DF_CC], l[DF_CC]);
+    mi->meta.bcc = addr_direct(opts, f[DF_BCC], l[DF_BCC]);
+    strvec r = {0};
+    collect_addrs(l[DF_TO], &r, 0);
+    collect_addrs(l[DF_CC], &r, 0);
+    strvec_sort_unique(&r);
+    mi->recipients = r.v;
+    mi->n_recipients = r.n;
+
+    if (f[DF_SUBJECT]) {
+        char *v = header_value(opts, f[DF_SUBJECT]);
+        if (v)
+            mi->meta.subject = mv_xstrdup(v);
+        g_free(v);
+    }
+
+    char *v = f[DF_DATE] ? header_value(opts, f[DF_DATE]) : NULL;
+    GDateTime *dt = v ? g_mime_utils_header_decode_date(v) : NULL;
+    set_date(mi, f[DF_DATE] != NULL, v, dt);
+    if (dt)
+        g_date_time_unref(dt);
+    g_free(v);
+
+    char *midv = f[DF_MSGID] ? header_value(opts, f[DF_MSGID]) : NULL;
+    char *mid = midv ? g_mime_utils_decode_message_id(midv) : NULL;
+    set_message_id(mi, mid, midv);
+    g_free(mid);
+    g_free(midv);
+    if (f[DF_IRT]) {
+        char *irt = header_value(opts, f[DF_IRT]);
+        if (irt)
+            mi->meta.in_reply_to = dup_g(g_mime_utils_decode_message_id(irt));
+        g_free(irt);
+    }
+}
+
+/* direct_decode - a top part's content with the transfer encoding undone,
+ * through GMime's own decoders (what its data wrapper does); identity
+ * encodings are not copied. */
+static void direct_decode(walk *w, GMimeContentEncoding enc, const uint8_t *p, size_t n,
+                          const uint8_t **out, size_t *outn)
+{
+    if (enc != GMIME_CONTENT_ENCODING_BASE64 && enc != GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE) {
+        *out = p;
+        *outn = n;
+        return;
+    }
+    if (!encoded_ok(enc, p, n))
+        w->mi->meta.defects |= MV_DEFECT_BAD_ENCODING;
+    GMimeEncoding st;
+    g_mime_encoding_init_decode(&st, enc);
+    mv_buf_reset(&w->tmp);
+    mv_buf_reserve(&w->tmp, g_mime_encoding_outlen(&st, n));
+    w->tmp.len = g_mime_encoding_flush(&st, (const char *)p, n, (char *)w->tmp.data);
+    w->tmp.data[w->tmp.len] = '\0';
+    *out = w->tmp.data;
+    *outn = w->tmp.len;
+}
+
+/* One leaf part as the direct path reads it. */
+typedef struct dleaf {
+    GMimeContentType *ct;
+    GMimeContentDisposition *cd; /* NULL: no Content-Disposition */
+    GMimeContentEncoding enc;
+    const uint8_t *c; /* the transfer-encoded content, inside the message */
+    size_t cn;
+} dleaf;
+
+static void dleaf_clear(dleaf *l)
+{
+    if (l->cd)
+        g_object_unref(l->cd);
+    if (l->ct)
+        g_object_unref(l->ct);
+    memset(l, 0, sizeof *l);
+}
+
+enum { DT_NO = 0, DT_LEAF, DT_MULTIPART };
+
+/* direct_type - the Content-Type raw value (NULL: none, so text/plain)
+ * parsed as GMime's part does (unfolded), into *ct (the caller unrefs it
+ * whatever the answer).  GMime picks the kind of part with a parser of its
+ * own, so the answer is DT_NO unless ours (rct) and GMime's public one
+ * agree on the type.  DT_MULTIPART only for mixed, alternative and
+ * related (whose parts default to text/plain) with one agreed boundary. */
+static int direct_type(GMimeParserOptions *opts, const char *raw, mv_rm_ctype *rct,
+                       GMimeContentType **ct)
+{
+    if (!raw) {
+        *ct = g_mime_content_type_new("text", "plain");
+        return DT_LEAF;
+    }
+    char *u = mv_rm_unfold((const uint8_t *)raw, strlen(raw), NULL);
+    mv_rm_parse_ctype(u, rct);
+    free(u);
+    if (!rct->type[0] || !rct->sub[0] || !strcmp(rct->type, "message"))
+        return DT_NO;
+    char *uf = g_mime_utils_header_unfold(raw);
+    *ct = g_mime_content_type_parse(opts, uf);
+    g_free(uf);
+    if (!*ct || g_ascii_strcasecmp(g_mime_content_type_get_media_type(*ct), rct->type) ||
+        g_ascii_strcasecmp(g_mime_content_type_get_media_subtype(*ct), rct->sub))
+        return DT_NO;
+    if (strcmp(rct->type, "multipart"))
+        return DT_LEAF;
+    const char *bd = g_mime_content_type_get_parameter(*ct, "boundary");
+    if ((strcmp(rct->sub, "mixed") && strcmp(rct->sub, "alternative") &&
+         strcmp(rct->sub, "related")) ||
+        !rct->has_boundary || rct->bad_boundary || !bd || strcmp(bd, rct->boundary))
+        return DT_NO;
+    return DT_MULTIPART;
+}
+
+/* direct_leaf - encoding and disposition of a leaf from raw values (NULL:
+ * absent); 0 for uuencode, whose decoding GMime's data wrapper does its own
+ * way. */
+static int direct_leaf(GMimeParserOptions *opts, const char *cte, const char *disp, dleaf *l)
+{
+    l->enc = cte ? g_mime_content_encoding_from_string(cte) : GMIME_CONTENT_ENCODING_DEFAULT;
+    if (l->enc == GMIME_CONTENT_ENCODING_UUENCODE)
+        return 0;
+    if (disp) {
+        char *uf = g_mime_utils_header_unfold(disp); /* as GMime's part does */
+        l->cd = g_mime_content_disposition_parse(opts, uf);
+        g_free(uf);
+    }
+    return 1;
+}
+
+/* direct_part - one part of a multipart, p[s..e) (from after its delimiter
+ * line to the start of the next, which ends with a CRLF when crlf): its
+ * header block and content, when the part is one the direct path may take
+ * (plain fields, none repeated, no 8-bit byte, a leaf, some content). */
+static int direct_part(GMimeParserOptions *opts, const uint8_t *p, size_t s, size_t e, int crlf,
+                       dleaf *l)
+{
+    mv_rm_hblock hb;
+    mv_rm_scan_headers(p + s, e - s, e - s, &hb);
+    if (!hb.complete || !hb.hlen)
+        return 0;
+    for (size_t i = 0; i < hb.hlen; i++)
+        if (hb.p[i] & 0x80)
+            return 0; /* GMime warns of 8-bit header bytes, and decodes them its way */
+    nameset seen = {0};
+    size_t pos = 0, fs, fe, nlen, vlen;
+    const uint8_t *name, *val;
+    char *ctype = NULL, *cte = NULL, *disp = NULL;
+    int ok = 0;
+    while (mv_rm_next_line(&hb, &pos, &fs, &fe, &name, &nlen, &val, &vlen)) {
+        /* every field of a part is checked for repeats (a defect) */
+        if (!nlen || name[nlen] != ':' || !nameset_add(&seen, name, nlen))
+            goto out;
+        char **slot = NULL;
+        if (nlen == 12 && !g_ascii_strncasecmp((const char *)name, "content-type", 12))
+            slot = &ctype;
+        else if (nlen == 25 &&
+                 !g_ascii_strncasecmp((const char *)name, "content-transfer-encoding", 25))
+            slot = &cte;
+        else if (nlen == 19 && !g_ascii_strncasecmp((const char *)name, "content-disposition", 19))
+            slot = &disp;
+        if (has_encoded_word(val, vlen)) {
+            if ((!slot || slot == &cte) && nlen >= 8 &&
+                !g_ascii_strncasecmp((const char *)name, "content-", 8))
+                goto out; /* a MIME field with a parser of its own */
+            decode_for_warnings(opts, val, vlen);
+        }
+        if (slot)
+            *slot = g_strndup((const char *)val, vlen);
+    }
+    /* the line end before the delimiter belongs to it (RFC 2046 5.1.1);
+     * GMime takes its length from the delimiter line's own end */
+    size_t c = s + hb.body_off, trim = crlf ? 2 : 1;
+    if (e < c || e - c <= trim)
+        goto out; /* no content: GMime may warn of a part without any */
+    l->c = p + c;
+    l->cn = e - c - trim;
+    mv_rm_ctype rct;
+    ok = direct_type(opts, ctype, &rct, &l->ct) == DT_LEAF && direct_leaf(opts, cte, disp, l);
+out:
+    g_free(ctype);
+    g_free(cte);
+    g_free(disp);
+    return ok;
+}
+
+/* direct_multipart - the parts of a multipart body p[body..n) with the
+ * boundary of rct, scanned as GMime's parser does (a delimiter line is
+ * "--" boundary, then "--" for the last, then only blanks), into a new
+ * array *out of *nout leaves; 0 when the multipart is not one the direct
+ * path may take: no part, no close delimiter, more parts than max, or a
+ * part direct_part refuses. */
+static int direct_multipart(GMimeParserOptions *opts, const uint8_t *p, size_t n, size_t body,
+                            const mv_rm_ctype *rct, size_t max, dleaf **out, size_t *nout)
+{
+    char delim[MV_RM_MAX_BOUNDARY + 3];
+    size_t dl = (size_t)snprintf(delim, sizeof delim, "--%s", rct->boundary);
+    dleaf *v = NULL;
+    size_t nv = 0, cap = 0, i = body, start = 0;
+    int open = 0, closed = 0;
+    if (dl >= sizeof delim)
+        return 0;
+    while (i < n && !closed) {
+        const uint8_t *nl = memchr(p + i, '\n', n - i);
+        size_t le = nl ? (size_t)(nl - p) : n, next = nl ? le + 1 : n;
+        size_t ce = le > i && p[le - 1] == '\r' ? le - 1 : le;
+        int kind = 0;
+        if (ce - i >= dl && !memcmp(p + i, delim, dl)) {
+            size_t k = i + dl;
+            int last = ce - k >= 2 && p[k] == '-' && p[k + 1] == '-';
+            size_t r = last ? k + 2 : k;
+            while (r < ce && mv_rm_is_wsp(p[r]))
+                r++;
+            if (r == ce) /* "--b--x" is neither: as a delimiter, "--x" is not blanks */
+                kind = last ? 2 : 1;
+        }
+        if (kind) {
+            if (open) {
+                if (nv == cap) {
+                    cap = cap ? cap * 2 : 4;
+                    v = mv_xrealloc(v, cap * sizeof *v);
+                }
+                memset(&v[nv], 0, sizeof v[nv]);
+                if (nv + 1 >= max || !direct_part(opts, p, start, i, le > ce, &v[nv])) {
+                    dleaf_clear(&v[nv]);
+                    break;
+                }
+                nv++;
+            }
+            if (kind == 2)
+                closed = open;
+            if (kind == 2 || !nl)
+                break; /* a close before any part, or a delimiter at the very end */
+            open = 1;
+            start = next;
+        }
+        i = next;
+    }
+    if (!closed || !nv) {
+        for (size_t k = 0; k < nv; k++)
+            dleaf_clear(&v[k]);
+        free(v);
+        return 0;
+    }
+    *out = v;
+    *nout = nv;
+    return 1;
+}
+
+/* direct_walk - walk_leaf for a leaf read directly. */
+static void direct_walk(walk *w, dleaf *l)
+{
+    w->nodes++;
+    const char *fname = l->cd ? g_mime_content_disposition_get_parameter(l->cd, "filename") : NULL;
+    if (!fname)
+        fname = g_mime_content_type_get_parameter(l->ct, "name");
+    int is_body =
+        leaf_count(w, l->ct, fname, l->cd && g_mime_content_disposition_is_attachment(l->cd));
+    const uint8_t *c;
+    size_t cn;
+    direct_decode(w, l->enc, l->c, l->cn, &c, &cn);
+    leaf_hash(w, is_body, g_mime_content_type_get_parameter(l->ct, "charset"), l->enc, c, cn);
+}
+
+/* summarize_direct - the summary of p[0..n) without building GMime's
+ * message, when the message qualifies (see above); 0 when it does not,
+ * with nothing in w->mi changed. */
+static int summarize_direct(walk *w, GMimeParserOptions *opts, const uint8_t *p, size_t n,
+                            const rawscan *rs)
+{
+    char *f[DF_COUNT] = {0};
+    GMimeContentType *top = NULL;
+    dleaf one = {0}, *parts = NULL;
+    InternetAddressList *lists[DF_REPLY_TO + 1] = {0};
+    size_t nparts = 0;
+    mv_rm_ctype rct;
+    int ok = 0;
+    if (rs->defects & (MV_DEFECT_NUL | MV_DEFECT_BARE_CR | MV_DEFECT_8BIT_HEADER) ||
+        rs->header_end >= n || !direct_headers(opts, p, rs->header_end, rs->header_bytes, f))
+        goto out;
+    switch (direct_type(opts, f[DF_CTYPE], &rct, &top)) {
+    case DT_LEAF:
+        one.ct = top;
+        top = NULL;
+        one.c = p + rs->header_bytes;
+        one.cn = n - rs->header_bytes;
+        if (!direct_leaf(opts, f[DF_CTE], f[DF_CDISP], &one))
+            goto out;
+        parts = &one;
+        nparts = 1;
+        break;
+    case DT_MULTIPART:
+        /* mixed line ends: GMime trims a part's content by the delimiter
+         * line's end, whatever the content's own last line end was */
+        if (rs->defects & MV_DEFECT_BARE_LF ||
+            !direct_multipart(opts, p, n, rs->header_bytes, &rct, w->lim.max_parts, &parts,
+                              &nparts))
+            goto out;
+        w->nodes++;
+        break;
+    default:
+        goto out;
+    }
+    if (!direct_addresses(opts, f, lists))
+        goto out;
+    ok = 1;
+
+    /* from here as the full path: headers, the parts, the digests */
+    fill_direct(w, opts, f, lists);
+    w->body = EVP_MD_CTX_new();
+    if (!w->body || !EVP_DigestInit_ex(w->body, mv_md_sha256(), NULL))
+        mv_assert_fail("EVP_DigestInit_ex", __FILE__, __LINE__);
+    for (size_t i = 0; i < nparts; i++)
+        direct_walk(w, &parts[i]);
+    if (!w->mi->meta.message_id)
+        dedup_raw(p, n, w->mi->meta.dedup);
+    else
+        dedup_fields(w, f[DF_DATE]);
+
+out:
+    if (parts != &one) {
+        for (size_t i = 0; i < nparts; i++)
+            dleaf_clear(&parts[i]);
+        free(parts);
+    }
+    dleaf_clear(&one);
+    if (top)
+        g_object_unref(top);
+    for (int k = DF_FROM; k <= DF_REPLY_TO; k++)
+        if (lists[k])
+            g_object_unref(lists[k]);
+    for (int k = 0; k < DF_COUNT; k++)
+        g_free(f[k]);
+    return ok;
 }
 
 static int lim_every(const mv_mime_limits *lim)
@@ -982,7 +1561,12 @@ mv_status mv_mime_summarize_digested(const uint8_t *p, size_t n, const uint8_t *
     }
 
     opts = g_mime_parser_options_new();
-    g_mime_parser_options_set_warning_callback(opts, on_warning, &mi->meta.defects);
+    g_mime_parser_options_set_warning_callback(opts, on_warning, &w.warned);
+    if (!headers_only && !lim_every(lim) && summarize_direct(&w, opts, p, n, &rs)) {
+        mi->direct = 1;
+        goto out;
+    }
+    w.warned = 0; /* what a direct attempt heard, GMime's parse will say again */
     w.fmt = g_mime_format_options_new();
     g_mime_format_options_set_newline_format(w.fmt, GMIME_NEWLINE_FORMAT_UNIX);
 
@@ -1020,6 +1604,7 @@ mv_status mv_mime_summarize_digested(const uint8_t *p, size_t n, const uint8_t *
         dedup_fields(&w, raw_date);
 
 out:
+    mi->meta.defects |= w.warned;
     if (w.names.n) {
         strvec_push(&w.names, NULL); /* NULL-terminated as well */
         mi->meta.attachments = w.names.v;
@@ -1034,7 +1619,8 @@ out:
     EVP_MD_CTX_free(w.body);
     if (msg)
         g_object_unref(msg);
-    g_mime_format_options_free(w.fmt);
+    if (w.fmt)
+        g_mime_format_options_free(w.fmt);
     if (opts)
         g_mime_parser_options_free(opts);
     *out = mi;

@@ -59,6 +59,8 @@ typedef struct mv_msginfo {
     char **recipients; /* sorted unique lower-cased addr-specs of To and Cc */
     size_t n_recipients;
     size_t body_bytes; /* total - header_bytes */
+    int direct;        /* 1: made without GMime's message objects (mime.c, "the
+                        * direct path"); the same summary either way */
 } mv_msginfo;
 
 /* mv_mime_init - initialise GMime once per process (thread-safe, idempotent). */

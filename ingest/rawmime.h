@@ -2,10 +2,13 @@
 /* rawmime.h - scanning raw MIME bytes: header blocks, fields, Content-Type,
  * multipart delimiters and the two transfer decodings.
  *
- * PRIVATE TO ingest/: journal.c and pgp.c include it; no other module
- * may.  It exists because those two must keep every byte of the input that
- * they do not replace, and GMime re-serialises what it parses, so they scan
- * the bytes themselves; one scanner keeps them in agreement.
+ * PRIVATE TO ingest/: journal.c, pgp.c and mime.c include it; no other
+ * module may.  It exists because the first two must keep every byte of the
+ * input that they do not replace, and GMime re-serialises what it parses,
+ * so they scan the bytes themselves; one scanner keeps them in agreement.
+ * mime.c uses it to find the header fields of a one-part message whose
+ * summary it makes without building GMime's objects (mime.c, "the direct
+ * path").
  *
  * Everything here is a pure function over caller-owned bytes: no I/O, no
  * global state, safe from several threads.  Nothing fails on hostile

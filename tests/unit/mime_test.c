@@ -692,6 +692,9 @@ static void test_skipped_fields(void **state)
         " leading\nX-T: 1\nFrom: a@x.org\n\nbody\n",
         /* CR-only and mixed line ends */
         "From: a@x.org\r\nX-T: 1\rstill\r\nTo: b@y.org\n\r\nbody\n",
+        /* a trace field GMime's RFC 2047 decoder complains about: kept */
+        "From: a@x.org\nReceived: from x by y;\n =?utf-8?Q?=D0=B8 <m@e.net>,\n =?utf-8?B?0KLQ?=\n"
+        "X-Topic: =?utf-8?Q?a b?=\nTo: b@y.org\n\nbody\n",
         /* an attached message's own trace fields are not touched */
         "From: a@x.org\nX-T: 1\nContent-Type: message/rfc822\n\nReceived: by z\nX-Inner: 1\n"
         "From: c@z.org\nSubject: inner\n\ninner body\n",
@@ -712,6 +715,137 @@ static void test_skipped_fields(void **state)
     assert_string_equal(m->meta.subject, "hi");
     assert_string_equal(m->meta.from_addr, "a@x.org");
     assert_int_equal(m->n_recipients, 1);
+    mv_msginfo_free(m);
+}
+
+/* The direct path (mime.c) reads a one-part message's fields with GMime's
+ * header parsers without building its message.  Each case says whether it
+ * must take that path, and the summary must be the one GMime makes from
+ * the whole message (every_field, which never takes it). */
+static void test_direct_path(void **state)
+{
+    (void)state;
+    static const struct {
+        int direct;
+        const char *msg;
+    } cases[] = {
+        /* plain text, CRLF, every field the summary reads */
+        {1, "From: Ann Example <ann@x.org>\r\nTo: b@y.org, \"Carl, Jr\" <c@y.org>\r\n"
+            "Cc: d@z.org\r\nBcc: e@z.org\r\nSubject: plain\r\n"
+            "Date: Tue, 2 Jan 2024 10:00:00 +0100\r\nMessage-ID: <p1@x.org>\r\n"
+            "In-Reply-To: <p0@x.org>\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=us-ascii\r\n\r\nhello  \r\n\r\n\r\n"},
+        /* folded fields, encoded words, a group, no Content-Type at all */
+        {1, "From: =?UTF-8?Q?Ren=C3=A9?= <r@x.org>\nTo: Team: a@x.org,\n b@x.org;\n"
+            "Subject: =?ISO-8859-1?Q?caf=E9?=\n\tand more\nDate: 2 Jan 2024 10:00 GMT\n"
+            "Message-ID: <p2@x.org>\n\nbody\n"},
+        /* a bad encoded word, an unparseable date, an id without '@' */
+        {1, "From: a@x.org\nSubject: =?bogus?Q?x?= =?utf-8?B?###?=\nDate: yesterday\n"
+            "Message-ID: <no-at-sign>\n\nb\n"},
+        /* quoted-printable Latin-1, soft breaks and a stray '=' */
+        {1, "From: a@x.org\nMessage-ID: <p3@x.org>\nContent-Type: text/plain; charset=iso-8859-1\n"
+            "Content-Transfer-Encoding: quoted-printable\n\ncaf=E9 long=\n line =ZZ end\n"},
+        /* base64 that claims UTF-8 and is not; junk in the base64 */
+        {1, "From: a@x.org\nMessage-ID: <p4@x.org>\nContent-Type: TEXT/PLAIN; CHARSET=UTF-8\n"
+            "Content-Transfer-Encoding: BASE64\n\n//79\n!!aGk=\n"},
+        /* one attachment with an RFC 2231 name, and inline text */
+        {1, "From: a@x.org\nMessage-ID: <p5@x.org>\nContent-Type: application/pdf; name=\"x.pdf\"\n"
+            "Content-Disposition: attachment; filename*=UTF-8''%E2%82%AC%20rates.pdf\n"
+            "Content-Transfer-Encoding: base64\n\nJVBERi0xLjQK\n"},
+        {1, "From: a@x.org\nMessage-ID: <p6@x.org>\nContent-Type: text/html; charset=utf-8\n"
+            "Content-Disposition: inline\nContent-Class: urn:content-classes:message\n\n<p>hi</p>\n"},
+        /* a type that is not text, a name and no disposition: an attachment */
+        {1, "From: a@x.org\nMessage-ID: <p7@x.org>\nContent-Type: image/png; name=a.png\n\nPNG\n"},
+        /* no Message-ID: only identical bytes merge; an empty body; no final newline */
+        {1, "From: a@x.org\nSubject: s\n\n"},
+        {1, "From: a@x.org\nMessage-ID: <p8@x.org>\n\nlast line without newline"},
+        /* an empty From and an unknown charset */
+        {1, "From: \nTo: undisclosed-recipients:;\nMessage-ID: <p9@x.org>\n"
+            "Content-Type: text/plain; charset=x-no-such-charset\n\nb\n"},
+        /* encoded words GMime's decoder rejects, in fields it parses as
+         * addresses or types and in one it does not read at all */
+        {1, "From: a@x.org\nTo: b@y.org (=?utf-8?Q?a b?=)\nMessage-ID: <pa@x>\n"
+            "Thread-Topic: =?utf-8?Q?a b?=\nReceived: from x\n =?utf-8?Q?=D0 <m@e>,\n =?utf-8?B?0KLQ?=\n"
+            "Content-Type: text/plain (=?utf-8?Q?a b?=)\n\nbody\n"},
+        /* parameters folded inside their quotes: GMime unfolds before parsing */
+        {1, "From: \"Ann\r\n Example\" <a@x.org>\r\nMessage-ID: <pf@x>\r\n"
+            "Content-Type: application/octet-stream; name=\"a\r\n\tb\"; x=\"1\r\n 2\"\r\n"
+            "Content-Disposition: attachment; filename=\"x\r\n y.bin\"\r\n\r\nbody\r\n"},
+        /* multiparts of leaves: alternative, mixed with an attachment, a
+         * prologue, an epilogue, blanks after a delimiter, CRLF and LF */
+        {1, "From: a@x.org\r\nMessage-ID: <m1@x>\r\nContent-Type: multipart/alternative;\r\n"
+            "\tboundary=\"==b 1==\"\r\n\r\nprologue\r\n--==b 1==\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+            "\r\ncaf=C3=A9\r\n\r\n--==b 1==  \r\nContent-Type: text/html\r\n\r\n<p>caf&eacute;</p>\r\n"
+            "--==b 1==--\r\nepilogue\r\n--==b 1==\r\n"},
+        {1, "From: a@x.org\nMessage-ID: <m2@x>\nContent-Type: multipart/mixed; boundary=q\n\n"
+            "--q\nContent-Type: text/plain\n\nsee attached\n--q\n"
+            "Content-Type: application/pdf; name=\"r.pdf\"\nContent-Disposition: attachment\n"
+            "Content-Transfer-Encoding: base64\nX-Attachment-Id: =?utf-8?Q?a b?=\n\nJVBERi0x\nLjQK\n"
+            "--q\nContent-Type: image/png\nContent-Disposition: inline; filename=\"i.png\"\n\nPNG\n--q--"},
+        /* a line like the delimiter but not one, inside a part */
+        {1, "From: a@x.org\nMessage-ID: <m3@x>\nContent-Type: multipart/related; boundary=q\n\n"
+            "--q\nContent-Type: text/html\n\n--qq\n--q-- x\n--q x\n--q--\n"},
+        /* what must go the whole way through GMime */
+        {0, "From: a@x.org\nContent-Type: multipart/mixed; boundary=q\n\n--q\n\nno headers\n--q--\n"},
+        {0, "From: a@x.org\nContent-Type: multipart/mixed; boundary=q\n\n--q\nContent-Type: text/plain\n\n"
+            "no close\n"},
+        {0, "From: a@x.org\nContent-Type: multipart/mixed; boundary=q\n\n--q\nContent-Type: text/plain\n\n"
+            "\n--q--\n"},
+        {0, "From: a@x.org\nContent-Type: multipart/mixed; boundary=q\n\n--q\nContent-Type: text/plain\n"
+            "Content-Type: text/html\n\nx\n--q--\n"},
+        {0, "From: a@x.org\nContent-Type: multipart/mixed; boundary=q\n\n--q\nContent-Type: multipart/"
+            "alternative; boundary=r\n\n--r\nContent-Type: text/plain\n\nx\n--r--\n--q--\n"},
+        {0, "From: a@x.org\nContent-Type: multipart/digest; boundary=q\n\n--q\n\nFrom: b@y\n\nx\n--q--\n"},
+        {0, "From: a@x.org\r\nContent-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n"
+            "Content-Type: text/plain\r\n\r\nx\n--q--\r\n"},
+        {0, "From: a@x.org\nContent-Type: multipart/mixed\n\n--q\nContent-Type: text/plain\n\nx\n--q--\n"},
+        /* address lists GMime's message keeps in part, its public parser not at all */
+        {0, "From: a@x.org,,,((((((dary=b\nMessage-ID: <a1@x>\n\nb\n"},
+        {0, "From: a@x.org\nTo: b@y.org, Team: c@y.org, d@y.org;(\x10\nMessage-ID: <a2@x>\n\nb\n"},
+        {0, "From: a@x.org\nSubject: one\nSubject: two\n\nb\n"},
+        {0, "From: a@x.org\nContent-Type: text/plain\nContent-Type: text/html\n\nb\n"},
+        {0, "From: a@x.org\nContent-Type: multipart/mixed; boundary=q\n\n--q\n\nx\n--q--\n"},
+        {0, "From: a@x.org\nContent-Type: message/rfc822\n\nFrom: b@y.org\n\ninner\n"},
+        {0, "From: a@x.org\nContent-Type: text\n\nb\n"},
+        {0, "From: a@x.org\nContent-ID: =?utf-8?q?x?=\n\nb\n"},
+        {0, "From: a@x.org\nContent-Transfer-Encoding: x-uuencode\n\nbegin 644 a\n`\nend\n"},
+        {0, "From: a@x.org\nSubject : spaced\n\nb\n"},
+        {0, "From: a@x.org\nSubject: caf\xc3\xa9\n\nb\n"},
+        {0, "Content-Type: text/plain\n\nonly MIME fields\n"},
+        {0, "From: a@x.org\nX-T: 1\rstill\n\nb\n"},
+        {0, "From: a@x.org\nno colon here\n\nb\n"},
+        {0, "From: a@x.org\nSubject: no empty line"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mv_mime_limits lim;
+        mv_mime_limits_default(&lim);
+        size_t n = strlen(cases[i].msg);
+        mv_msginfo *fast = summarize_lim(cases[i].msg, n, &lim);
+        lim.every_field = 1;
+        mv_msginfo *every = summarize_lim(cases[i].msg, n, &lim);
+        if (fast->direct != cases[i].direct)
+            fail_msg("case %zu: direct path %d, expected %d", i, fast->direct, cases[i].direct);
+        assert_int_equal(every->direct, 0);
+        if (!mv_mime_same(fast, every))
+            fail_msg("case %zu: the summaries differ", i);
+        mv_msginfo_free(fast);
+        mv_msginfo_free(every);
+    }
+    /* and what the first one says */
+    mv_msginfo *m = summarize(cases[0].msg);
+    assert_int_equal(m->direct, 1);
+    assert_string_equal(m->meta.from_addr, "ann@x.org");
+    assert_string_equal(m->meta.subject, "plain");
+    assert_string_equal(m->meta.message_id, "p1@x.org");
+    assert_string_equal(m->meta.in_reply_to, "p0@x.org");
+    assert_int_equal(m->n_recipients, 3);
+    assert_int_equal(m->meta.n_parts, 1);
+    assert_int_equal(m->meta.n_attachments, 0);
+    mv_msginfo_free(m);
+    m = summarize(cases[5].msg);
+    assert_int_equal(m->meta.n_attachments, 1);
+    assert_string_equal(m->meta.attachments[0], "\xe2\x82\xac rates.pdf");
     mv_msginfo_free(m);
 }
 
@@ -736,6 +870,7 @@ int main(void)
         cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_skipped_fields),
+        cmocka_unit_test(test_direct_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
