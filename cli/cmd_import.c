@@ -2,6 +2,7 @@
 /* cmd_import.c - `mailvault import PATH...`. */
 #include <getopt.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "../ingest/import.h"
@@ -15,7 +16,7 @@
 static void help(void)
 {
     fprintf(cli_out, "usage: mailvault import [--workers N] [--quiet] [--no-index] [--format json]\n"
-           "                        PATH...\n\n"
+           "                        [--forget-unresolved REASON] PATH...\n\n"
            "Archive every message under the paths: mbox files (mboxo and mboxrd), Maildir\n"
            "folders (cur/ and new/), single message files, and directories of any of these,\n"
            "recursively.  Files are recognised by content, not by name; files that are not\n"
@@ -24,13 +25,26 @@ static void help(void)
            "The search index is brought up to date before the command ends (through a\n"
            "running daemon, by its indexer); --no-index leaves that to the next search,\n"
            "reindex or serve.\n"
+           "Arrivals an interrupted import spooled by reference are read back from their\n"
+           "files first; those whose file is gone or changed stay in the spool, unless\n"
+           "--forget-unresolved REASON drops them: each is named, with the reason, in\n"
+           "the audit record (they were never reported imported).\n"
            "Exit status: 0, or 1 when some messages could not be read or processed.\n");
 }
 
 typedef struct import_args {
     mv_import_opts o;
     int no_index;
+    const char *forget_reason;
 } import_args;
+
+/* on_forget - an arrival dropped from the spool, on the audit record. */
+static void on_forget(void *ctx, const char *origin, const uint8_t sha256[32])
+{
+    char hex[65];
+    mv_hex(sha256, 32, hex);
+    cli_detail(ctx, "forgot=%s sha256=%s;", origin ? origin : "?", hex);
+}
 
 static int import_opt(void *ctx, int opt, const char *arg)
 {
@@ -51,17 +65,25 @@ static int import_opt(void *ctx, int opt, const char *arg)
         o->quiet = 1;
         return 0;
     }
+    if (opt == 'f') {
+        if (!arg[strspn(arg, " \t")])
+            return cli_usage_error("import", "--forget-unresolved needs a reason"), -1;
+        o->forget_unresolved = 1;
+        a->forget_reason = arg;
+        return 0;
+    }
     return -1;
 }
 
 int cmd_import(int argc, char **argv)
 {
     mv_cli c;
-    import_args a = {{0}, 0};
+    import_args a = {{0}, 0, NULL};
     mv_import_opts o;
     static const struct option opts[] = {{"workers", required_argument, NULL, 'w'},
                                          {"quiet", no_argument, NULL, 'q'},
                                          {"no-index", no_argument, NULL, 'n'},
+                                         {"forget-unresolved", required_argument, NULL, 'f'},
                                          {0, 0, 0, 0}};
     cli_init(&c, "import");
     int rc = cli_getopt(&c, argc, argv, opts, import_opt, &a, help);
@@ -80,6 +102,11 @@ int cmd_import(int argc, char **argv)
         return cli_finish(&c, s, st, &err);
     for (int i = c.argi; i < argc; i++)
         cli_detail(&c, "%s", argv[i]);
+    if (a.forget_reason) {
+        cli_detail(&c, "--forget-unresolved reason=\"%s\":", a.forget_reason);
+        o.on_forget = on_forget;
+        o.forget_ctx = &c;
+    }
     mv_import_result r;
     /* Without a daemon, this process indexes what it archives: on a
      * thread of its own while the import runs (both cores busy), and the
@@ -129,6 +156,7 @@ int cmd_import(int argc, char **argv)
         json_kv_u64(cli_out, "already_imported", r.already, 1);
         json_kv_u64(cli_out, "replayed_from_spool", r.replayed, 1);
         json_kv_u64(cli_out, "spooled_unresolved", r.unresolved, 1);
+        json_kv_u64(cli_out, "forgotten_unresolved", r.forgotten, 1);
         json_kv_u64(cli_out, "defective", r.defective, 1);
         json_kv_u64(cli_out, "failed", r.failed, 1);
         json_kv_u64(cli_out, "skipped_files", r.skipped_files, 1);
@@ -146,6 +174,9 @@ int cmd_import(int argc, char **argv)
                (unsigned long long)r.already);
         if (r.replayed)
             fprintf(cli_out, ", %llu resumed from an interrupted run", (unsigned long long)r.replayed);
+        if (r.forgotten)
+            fprintf(cli_out, ", %llu spooled by an interrupted run forgotten (file gone; see "
+                    "the audit log)", (unsigned long long)r.forgotten);
         fprintf(cli_out, "\n  defects recorded: %llu   failed: %llu   files skipped (not mail): %llu\n"
                "  bytes: %llu   stored: %llu   %.1f s (%.0f messages/s)\n",
                (unsigned long long)r.defective, (unsigned long long)r.failed,
@@ -154,9 +185,10 @@ int cmd_import(int argc, char **argv)
         if (indexed)
             fprintf(cli_out, "  searchable: index brought up to date in %.1f s\n", isecs);
     }
-    cli_detail(&c, "-> new=%llu copies=%llu already=%llu failed=%llu",
+    cli_detail(&c, "-> new=%llu copies=%llu already=%llu failed=%llu forgotten=%llu",
                (unsigned long long)r.imported, (unsigned long long)r.duplicates,
-               (unsigned long long)r.already, (unsigned long long)r.failed);
+               (unsigned long long)r.already, (unsigned long long)r.failed,
+               (unsigned long long)r.forgotten);
     rc = cli_finish(&c, s, st, &err);
     return rc == EXIT_OK && r.failed ? EXIT_PARTIAL : rc;
 }

@@ -300,6 +300,32 @@ static mv_status resolve_path(imp *im, const char *path, size_t want, const mv_s
     return st;
 }
 
+/* forget_refs - drop the references resolve_refs could not read back, each
+ * told to on_forget first.  They were never reported imported; the file,
+ * if it comes back, imports anew (its copy ids go with them). */
+static mv_status forget_refs(imp *im, mv_err *err)
+{
+    uint64_t *seqs = mv_xcalloc(im->n_refs, sizeof *seqs);
+    size_t n = 0;
+    for (size_t i = 0; i < im->n_refs; i++) {
+        if (im->refs[i].done)
+            continue;
+        seqs[n++] = im->refs[i].seq;
+        if (im->o->on_forget)
+            im->o->on_forget(im->o->forget_ctx, im->refs[i].arr.origin, im->refs[i].sha);
+    }
+    mv_status st = mv_spool_forget(im->s, seqs, n, err);
+    free(seqs);
+    if (st)
+        return st;
+    im->r->forgotten = n;
+    im->r->unresolved -= n;
+    mv_log_warn("import: %llu arrival%s spooled by an interrupted import, whose file%s could not "
+                "be read back, dropped from the spool as asked (--forget-unresolved)",
+                (unsigned long long)n, n == 1 ? "" : "s", n == 1 ? "" : "s");
+    return MV_OK;
+}
+
 /* resolve_refs - read back the arrivals an interrupted import spooled by
  * reference (one pass per file named).  A file that is gone, or no longer
  * holds the same bytes under the same origin, leaves its arrivals in the
@@ -334,9 +360,12 @@ static mv_status resolve_refs(imp *im, const mv_source_limits *lim, mv_err *err)
     free(want);
     for (size_t i = 0; i < im->n_refs; i++)
         im->r->unresolved += !im->refs[i].done;
+    if (!st && im->r->unresolved && im->o->forget_unresolved)
+        return forget_refs(im, err);
     if (im->r->unresolved) /* even with --quiet: mail is waiting */
         mv_log_warn("import: %llu arrival%s spooled by an interrupted import could not be read "
-                    "back from %s file%s (moved or changed since): kept in the spool",
+                    "back from %s file%s (moved or changed since): kept in the spool "
+                    "(import --forget-unresolved drops them, on the record)",
                     (unsigned long long)im->r->unresolved, im->r->unresolved == 1 ? "" : "s",
                     im->r->unresolved == 1 ? "its" : "their", im->r->unresolved == 1 ? "" : "s");
     return st;

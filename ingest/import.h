@@ -20,6 +20,14 @@ typedef struct mv_import_opts {
     unsigned workers; /* 0 = CPUs */
     int progress;     /* draw a progress bar when stderr is a terminal */
     int quiet;        /* no per-file warnings on stderr */
+    /* Non-zero: the arrivals an interrupted import spooled by reference
+     * that cannot be read back (their file gone or changed) are dropped
+     * from the spool instead of kept (mv_spool_forget), each told to
+     * on_forget first (its origin and the SHA-256 of its bytes) so the
+     * caller can put it on the record. */
+    int forget_unresolved;
+    void (*on_forget)(void *ctx, const char *origin, const uint8_t sha256[32]);
+    void *forget_ctx;
 } mv_import_opts;
 
 typedef struct mv_import_result {
@@ -29,6 +37,7 @@ typedef struct mv_import_result {
     uint64_t already;      /* arrivals imported before (nothing added) */
     uint64_t replayed;     /* arrivals left in the spool by an earlier run */
     uint64_t unresolved;   /* ... spooled by reference, whose file no longer holds them (kept) */
+    uint64_t forgotten;    /* ... of those, dropped (forget_unresolved) */
     uint64_t defective;    /* new messages archived with recorded defects */
     uint64_t failed;       /* messages that could not be read or processed (kept in the spool when read) */
     uint64_t skipped_files;/* files that are not mail */

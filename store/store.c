@@ -809,7 +809,7 @@ mv_status mv_spool_add(mv_store *s, mv_spool_item *items, size_t n, mv_err *err)
         st = write_batch(s, b, 1, err);
         if (!st) {
             s->next_spool = seq;
-            s->spool_pending += n;
+            __atomic_add_fetch(&s->spool_pending, n, __ATOMIC_RELAXED);
         }
     }
     rocksdb_writebatch_clear(b);
@@ -821,7 +821,68 @@ mv_status mv_spool_add(mv_store *s, mv_spool_item *items, size_t n, mv_err *err)
 
 uint64_t mv_spool_count(mv_store *s)
 {
-    return s->spool_pending;
+    return __atomic_load_n(&s->spool_pending, __ATOMIC_RELAXED);
+}
+
+mv_status mv_spool_forget(mv_store *s, const uint64_t *seqs, size_t n, mv_err *err)
+{
+    mv_status st = MV_OK;
+    mv_buf v = MV_BUF_INIT, rec = MV_BUF_INIT;
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    pthread_mutex_lock(&s->spool_mu);
+    for (size_t i = 0; i < n && !st; i++) {
+        uint8_t key[8];
+        u64key(key, seqs[i]);
+        mv_buf_reset(&v);
+        mv_buf_reset(&rec);
+        if ((st = get(s, CF_SPOOL, key, 8, &v, err))) {
+            if (st == MV_ENOTFOUND)
+                st = mv_err_set(err, MV_ENOTFOUND, "spool entry %llu: not in the spool",
+                                (unsigned long long)seqs[i]);
+            break;
+        }
+        if ((st = mv_open_record(s->keys, MV_FAM_SPOOL, key, 8, v.data, v.len, &rec, err)))
+            break;
+        mv_rd r;
+        arrival_owned ao;
+        mv_rd_init(&r, rec.data, rec.len);
+        int version = mv_rd_u8(&r);
+        if (version == 1) {
+            /* its bytes are in the spool, and nowhere else */
+            st = mv_err_set(err, MV_EUSAGE, "spool entry %llu holds its own bytes: never forgotten",
+                            (unsigned long long)seqs[i]);
+            break;
+        }
+        if (version != 2 || get_arrival(&r, &ao) < 0) {
+            if (version == 2)
+                arrival_owned_free(&ao);
+            st = mv_err_set(err, MV_EMALFORMED, "spool entry %llu is damaged",
+                            (unsigned long long)seqs[i]);
+            break;
+        }
+        /* The copy-id marker goes too (when it still names this entry):
+         * left, it would take the file, once back, for spooled already. */
+        if (ao.a.has_copy_id) {
+            mv_buf_reset(&v);
+            mv_status gs = get(s, CF_COPYID, ao.a.copy_id, 32, &v, err);
+            if (!gs && v.len == 9 && v.data[0] == 1 && mv_be64_get(v.data + 1) == seqs[i])
+                rocksdb_writebatch_delete_cf(b, s->cf[CF_COPYID], (const char *)ao.a.copy_id, 32);
+            else if (gs && gs != MV_ENOTFOUND)
+                st = gs;
+        }
+        arrival_owned_free(&ao);
+        rocksdb_writebatch_delete_cf(b, s->cf[CF_SPOOL], (const char *)key, 8);
+    }
+    if (!st && n) {
+        st = write_batch(s, b, 1, err);
+        if (!st)
+            __atomic_sub_fetch(&s->spool_pending, n, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&s->spool_mu);
+    rocksdb_writebatch_destroy(b);
+    mv_buf_wipe(&rec);
+    mv_buf_free(&v);
+    return st;
 }
 
 typedef struct fetch_ctx {
@@ -1969,7 +2030,8 @@ static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_co
         __atomic_store_n(&s->last_change, change, __ATOMIC_RELEASE);
         s->stats = stats;
         s->bulk_written = 1;
-        s->spool_pending -= n;
+        /* (the spool's writer adds under another lock) */
+        __atomic_sub_fetch(&s->spool_pending, n, __ATOMIC_RELAXED);
     }
     for (size_t i = 0; i < n; i++)
         mv_prepared_free(items[i]);

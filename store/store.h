@@ -122,6 +122,18 @@ MV_NODISCARD mv_status mv_spool_add(mv_store *s, mv_spool_item *items, size_t n,
 /* mv_spool_count - arrivals accepted and not yet archived. */
 uint64_t mv_spool_count(mv_store *s);
 
+/* mv_spool_forget - drop the n arrivals seqs that an import spooled by
+ * reference (the entries, and their copy-id markers), in one synced
+ * write: for arrivals whose file is gone for good, dropped on the record
+ * (the caller audits it).  An entry that holds its own bytes is never
+ * dropped.  All or nothing.
+ * @retval MV_OK        dropped
+ * @retval MV_ENOTFOUND a seq is not in the spool
+ * @retval MV_EUSAGE    a seq is an entry with its own bytes
+ * @retval MV_EMALFORMED / MV_ECRYPTO  a damaged entry
+ * @retval MV_ESTORE    RocksDB failed */
+MV_NODISCARD mv_status mv_spool_forget(mv_store *s, const uint64_t *seqs, size_t n, mv_err *err);
+
 /* Visit every pending arrival in spool order (crash recovery).  The
  * pointers in *it are valid during the call only.  An entry spooled by
  * reference (ref_sha256 set) comes with data NULL: the caller reads the

@@ -5,6 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 
 N=${MV_KILL_COUNT:-6000}
+rc_of() { "$@" >/dev/null 2>&1; echo $?; }
 $GEN --out "$WORK/mail" --count "$N" --seed 40 --layout mbox --manifest "$WORK/manifest" 2>/dev/null
 A=$WORK/a
 new_archive "$A"
@@ -76,6 +77,26 @@ if [ "${spooled:-0}" -gt 0 ]; then
         python3 -c "import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d['spooled_unresolved'] == $spooled and d['replayed_from_spool'] == 0 else 1)" "$out"
     check "the warning says so" grep -q "kept in the spool" "$WORK/away.err"
     check "stats still counts them" bash -c "\"$MV\" --archive '$C' --key-file '$C.key' stats | grep -qx 'spool: $spooled'"
+    # On a copy of the archive: a file gone for good is forgotten, on the record.
+    F=$WORK/f
+    cp -a "$C" "$F" && cp "$C.key" "$F.key"
+    check "--forget-unresolved needs a reason" [ "$(rc_of mvk "$F" import --forget-unresolved '' "$WORK/other")" -eq 64 ]
+    out=$(mvk "$F" import --quiet --format json --forget-unresolved "mailbox deleted by its owner" "$WORK/other" 2>"$WORK/forget.err")
+    echo "# forgotten: $out"
+    check "--forget-unresolved drops them and counts them" \
+        python3 -c "import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d['forgotten_unresolved'] == $spooled and d['spooled_unresolved'] == 0 else 1)" "$out"
+    check "the warning says they were dropped" grep -q "dropped from the spool as asked" "$WORK/forget.err"
+    check "the spool is empty after forgetting" bash -c "\"$MV\" --archive '$F' --key-file '$F.key' stats | grep -qx 'spool: 0'"
+    mvk "$F" audit --format json >"$WORK/forget-audit.json"
+    check "the audit record gives the reason and names every one forgotten" python3 - "$WORK/forget-audit.json" "$spooled" <<'PY'
+import json, sys
+recs = json.load(open(sys.argv[1]))
+rec = [r for r in recs if r["command"] == "import" and "--forget-unresolved" in r["detail"]]
+assert len(rec) == 1, rec
+d = rec[0]["detail"]
+assert 'reason="mailbox deleted by its owner"' in d, d
+assert d.count("forgot=") == int(sys.argv[2]) and "forgotten=" + sys.argv[2] in d, d
+PY
     mv "$WORK/mail.away" "$WORK/mail"
     out=$(mvk "$C" import --quiet --format json "$WORK/other")
     echo "# file back: $out"
@@ -87,6 +108,9 @@ if [ "${spooled:-0}" -gt 0 ]; then
     n=$(mvk "$C" list --format json | python3 -c 'import json,sys; s=[m["serial"] for m in json.load(sys.stdin)]; print(len(s), s==list(range(1,len(s)+1)))')
     n0=$(mvk "$A" list --format json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
     check "as many messages as an uninterrupted import; gapless" [ "$n" = "$n0 True" ]
+    mvk "$F" import --quiet "$WORK/mail" >/dev/null
+    n=$(mvk "$F" list --format json | python3 -c 'import json,sys; s=[m["serial"] for m in json.load(sys.stdin)]; print(len(s), s==list(range(1,len(s)+1)))')
+    check "forgotten, then the file back: they import anew, nothing lost or doubled" [ "$n" = "$n0 True" ]
 else
     echo "# the kills never caught arrivals in the spool on this machine: nothing to check"
 fi

@@ -404,6 +404,73 @@ static mv_status see_spool(void *ctx, const mv_spool_item *it, mv_err *err)
     return MV_OK;
 }
 
+/* spool_pair - spool two arrivals from an import: the first by reference
+ * (its file is the durable copy: the spool keeps only its digest, sha), the
+ * second with its bytes; with copy_ids, each with the copy id of its origin. */
+static void spool_pair(mv_store *s, mv_spool_item it[2], const char *m1, const char *m2,
+                       uint8_t sha[32], int copy_ids)
+{
+    mv_err err;
+    unsigned int l = 32;
+    assert_true(EVP_Digest(m1, strlen(m1), sha, &l, EVP_sha256(), NULL));
+    memset(it, 0, 2 * sizeof *it);
+    for (int i = 0; i < 2; i++) {
+        it[i].arr.received_us = 1000 + i;
+        it[i].arr.source = "import";
+        it[i].arr.origin = i ? "file:/b" : "file:/a";
+        it[i].data = (const uint8_t *)(i ? m2 : m1);
+        it[i].len = strlen(i ? m2 : m1);
+        if (copy_ids) {
+            mv_store_copy_id(s, it[i].arr.origin, strlen(it[i].arr.origin), it[i].arr.copy_id);
+            it[i].arr.has_copy_id = 1;
+        }
+    }
+    it[0].ref_sha256 = sha;
+    assert_int_equal(mv_spool_add(s, it, 2, &err), MV_OK);
+}
+
+/* An arrival spooled by reference whose file is gone for good can be
+ * forgotten, with its copy-id marker (so the file, once back, imports
+ * anew); one spooled with its own bytes never can; all or nothing. */
+static void test_spool_forget(void **state)
+{
+    (void)state;
+    char *dir = path("archive-forget"), *kf = path("key-forget");
+    mv_keysrc src = {kf, NULL};
+    mv_err err;
+    mv_store *s = fresh_store(dir, kf, 9);
+    uint8_t sha[32];
+    mv_spool_item it[2];
+    spool_pair(s, it, "Subject: gone\n\nbody one", "Subject: with bytes\n\nbody two", sha, 1);
+    mv_copyid_state cs;
+    assert_int_equal(mv_store_copy_id_state(s, it[0].arr.copy_id, &cs, &err), MV_OK);
+    assert_int_equal(cs, MV_COPYID_SPOOLED);
+    /* the entry with bytes is refused, and the batch with it: nothing goes */
+    uint64_t both[2] = {it[0].seq, it[1].seq}, none = it[1].seq + 100;
+    assert_int_equal(mv_spool_forget(s, both, 2, &err), MV_EUSAGE);
+    assert_int_equal(mv_spool_forget(s, &none, 1, &err), MV_ENOTFOUND);
+    assert_int_equal(mv_spool_count(s), 2);
+    assert_int_equal(mv_spool_forget(s, both, 1, &err), MV_OK);
+    assert_int_equal(mv_spool_count(s), 1);
+    assert_int_equal(mv_store_copy_id_state(s, it[0].arr.copy_id, &cs, &err), MV_OK);
+    assert_int_equal(cs, MV_COPYID_NEW);
+    assert_int_equal(mv_store_copy_id_state(s, it[1].arr.copy_id, &cs, &err), MV_OK);
+    assert_int_equal(cs, MV_COPYID_SPOOLED);
+    /* and so it stays after a reopen */
+    mv_store_close(s);
+    assert_int_equal(mv_store_open(dir, &src, &s, &err), MV_OK);
+    assert_int_equal(mv_spool_count(s), 1);
+    seen_spool v;
+    memset(&v, 0, sizeof v);
+    assert_int_equal(mv_spool_replay(s, see_spool, &v, &err), MV_OK);
+    assert_int_equal(v.n, 1);
+    assert_int_equal(v.n_ref, 0);
+    assert_string_equal(v.origin[0], "file:/b");
+    mv_store_close(s);
+    free(dir);
+    free(kf);
+}
+
 /* An arrival spooled by reference (imports: the file is the durable copy)
  * keeps its digest and no bytes; it survives a reopen; its commit removes
  * it; an arrival spooled with its bytes beside it is unchanged. */
@@ -414,21 +481,10 @@ static void test_spool_by_reference(void **state)
     mv_keysrc src = {kf, NULL};
     mv_err err;
     mv_store *s = fresh_store(dir, kf, 9);
-    const char *m1 = "Subject: by reference\n\nbody one", *m2 = "Subject: with bytes\n\nbody two";
+    const char *m1 = "Subject: by reference\n\nbody one";
     uint8_t sha[32];
-    unsigned int l = 32;
-    assert_true(EVP_Digest(m1, strlen(m1), sha, &l, EVP_sha256(), NULL));
     mv_spool_item it[2];
-    memset(it, 0, sizeof it);
-    for (int i = 0; i < 2; i++) {
-        it[i].arr.received_us = 1000 + i;
-        it[i].arr.source = "import";
-        it[i].arr.origin = i ? "file:/b" : "file:/a";
-        it[i].data = (const uint8_t *)(i ? m2 : m1);
-        it[i].len = strlen(i ? m2 : m1);
-    }
-    it[0].ref_sha256 = sha;
-    assert_int_equal(mv_spool_add(s, it, 2, &err), MV_OK);
+    spool_pair(s, it, m1, "Subject: with bytes\n\nbody two", sha, 0);
     mv_store_close(s);
     assert_int_equal(mv_store_open(dir, &src, &s, &err), MV_OK);
     assert_int_equal(mv_spool_count(s), 2);
@@ -686,6 +742,7 @@ int main(void)
         cmocka_unit_test(test_blob_chunks),
         cmocka_unit_test(test_store_dedup_and_reimport),
         cmocka_unit_test(test_spool_by_reference),
+        cmocka_unit_test(test_spool_forget),
         cmocka_unit_test(test_store_dictionary),
         cmocka_unit_test(test_store_escrow),
         cmocka_unit_test(test_store_search_support),
