@@ -1129,7 +1129,9 @@ static int direct_addresses(GMimeParserOptions *opts, char *const f[DF_COUNT],
                             InternetAddressList *l[DF_REPLY_TO + 1])
 {
     for (int k = DF_FROM; k <= DF_REPLY_TO; k++) {
-        if (!f[k])
+        /* Sender and Reply-To are parsed only for the complaints of the
+         * RFC 2047 decoder about names in them (defects) */
+        if (!f[k] || ((k == DF_SENDER || k == DF_REPLY_TO) && !strstr(f[k], "=?")))
             continue;
         l[k] = internet_address_list_parse(opts, f[k]);
         if (!l[k] && f[k][strspn(f[k], " \t\r\n")])

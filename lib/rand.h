@@ -11,7 +11,8 @@
  * DRBG's output, each is handed out once and wiped in the pool as it
  * goes, and the pool is per thread (no lock, no sharing).  A process that
  * forks after filling a pool would hand the same bytes out twice, so the
- * pool remembers its process id and is thrown away in a child.  What is
+ * pool remembers the fork generation it was filled in (a counter every
+ * child bumps, through pthread_atfork) and is thrown away in a child.  What is
  * left in a pool when its thread ends was never handed out: it keys
  * nothing. */
 #ifndef MV_LIB_RAND_H

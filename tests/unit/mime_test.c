@@ -767,6 +767,9 @@ static void test_direct_path(void **state)
         {1, "From: a@x.org\nTo: b@y.org (=?utf-8?Q?a b?=)\nMessage-ID: <pa@x>\n"
             "Thread-Topic: =?utf-8?Q?a b?=\nReceived: from x\n =?utf-8?Q?=D0 <m@e>,\n =?utf-8?B?0KLQ?=\n"
             "Content-Type: text/plain (=?utf-8?Q?a b?=)\n\nbody\n"},
+        /* Sender and Reply-To: only their encoded words can make a defect */
+        {1, "From: a@x.org\nSender: s@x.org,((((\nReply-To: =?utf-8?Q?a b?= <r@x.org>\n"
+            "Message-ID: <sr@x>\n\nb\n"},
         /* parameters folded inside their quotes: GMime unfolds before parsing */
         {1, "From: \"Ann\r\n Example\" <a@x.org>\r\nMessage-ID: <pf@x>\r\n"
             "Content-Type: application/octet-stream; name=\"a\r\n\tb\"; x=\"1\r\n 2\"\r\n"
