@@ -991,9 +991,10 @@ static GMimeMessage *parse(const uint8_t *p, size_t n, size_t header_bytes,
  *    with no field repeated that GMime checks for repeats, and at least
  *    one top-level field that is not a MIME field (direct_headers);
  *  - no 8-bit byte, NUL or bare CR in a header block, no encoded word in a
- *    MIME field with a parser of its own (Content-ID...); every other
- *    field with "=?" in it goes through the RFC 2047 decoder, as GMime
- *    sends every field, for the same complaints (defects);
+ *    MIME field (GMime's objects read encoded words in parameters otherwise
+ *    than its public parsers do), nor in References; every other field
+ *    with "=?" in it goes through the RFC 2047 decoder, as GMime sends
+ *    every field, for the same complaints (defects);
  *  - a top part that is a leaf (not an attached message, not uuencoded), or a
  *    multipart/mixed, alternative or related of such leaves with one
  *    boundary both parsers agree on, a close delimiter, no more parts than
@@ -1017,7 +1018,6 @@ static const char *const direct_names[DF_COUNT] = {
     "subject", "date", "message-id", "in-reply-to", "references",
     "content-type", "content-transfer-encoding", "content-disposition",
 };
-
 
 static int direct_field(const uint8_t *name, size_t n)
 {
@@ -1053,7 +1053,8 @@ static int nameset_add(nameset *s, const uint8_t *name, size_t len)
     if (s->n == NAMESET_MAX)
         return 0;
     for (size_t i = 0; i < s->n; i++)
-        if (s->len[i] == len && !g_ascii_strncasecmp((const char *)s->name[i], (const char *)name, len))
+        if (s->len[i] == len &&
+            !g_ascii_strncasecmp((const char *)s->name[i], (const char *)name, len))
             return 0;
     s->name[s->n] = name;
     s->len[s->n++] = len;
@@ -1093,7 +1094,10 @@ static int direct_headers(GMimeParserOptions *opts, const uint8_t *p, size_t hea
         if (k >= 0) {
             if (f[k])
                 return 0; /* repeated: which one counts is GMime's business */
-            if ((k == DF_REFERENCES || k == DF_CTE) && has_encoded_word(val, vlen))
+            /* GMime's objects read encoded words in parameters otherwise
+             * than its public Content-Type parser does (seen with broken
+             * ones): leave those to it */
+            if ((k == DF_REFERENCES || k >= DF_CTYPE) && has_encoded_word(val, vlen))
                 return 0;
             f[k] = g_strndup((const char *)val, vlen);
             continue;
@@ -1190,7 +1194,7 @@ static void fill_direct(walk *w, GMimeParserOptions *opts, char *const f[DF_COUN
     }
 }
 
-/* direct_decode - a top part's content with the transfer encoding undone,
+/* direct_decode - a leaf's content with the transfer encoding undone,
  * through GMime's own decoders (what its data wrapper does); identity
  * encodings are not copied. */
 static void direct_decode(walk *w, GMimeContentEncoding enc, const uint8_t *p, size_t n,
@@ -1315,9 +1319,9 @@ static int direct_part(GMimeParserOptions *opts, const uint8_t *p, size_t s, siz
         else if (nlen == 19 && !g_ascii_strncasecmp((const char *)name, "content-disposition", 19))
             slot = &disp;
         if (has_encoded_word(val, vlen)) {
-            if ((!slot || slot == &cte) && nlen >= 8 &&
-                !g_ascii_strncasecmp((const char *)name, "content-", 8))
-                goto out; /* a MIME field with a parser of its own */
+            /* a MIME field: parsers of GMime's own (see direct_headers) */
+            if (nlen >= 8 && !g_ascii_strncasecmp((const char *)name, "content-", 8))
+                goto out;
             decode_for_warnings(opts, val, vlen);
         }
         if (slot)
