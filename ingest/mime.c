@@ -996,10 +996,12 @@ static GMimeMessage *parse(const uint8_t *p, size_t n, size_t header_bytes,
  *    with "=?" in it goes through the RFC 2047 decoder, as GMime sends
  *    every field, for the same complaints (defects);
  *  - a top part that is a leaf (not an attached message, not uuencoded), or a
- *    multipart/mixed, alternative or related of such leaves with one
- *    boundary both parsers agree on, a close delimiter, no more parts than
- *    max_parts, content in every part, and one kind of line end throughout
- *    (direct_multipart, direct_part).
+ *    multipart/mixed, alternative or related of such leaves and of such
+ *    multiparts (DIRECT_MAX_NEST deep), each with one boundary both parsers
+ *    agree on and none a prefix of another around it, a close delimiter,
+ *    no more objects than max_parts nor deeper than max_depth, content in
+ *    every part, and one kind of line end throughout (direct_multipart,
+ *    direct_part).
  * Everything else goes the whole way through GMime.  The summary is the
  * same either way: tests/unit/mime_test.c and fuzz_mime compare it field by
  * field with the one GMime makes (every_field), and so can
@@ -1088,16 +1090,18 @@ static int direct_headers(GMimeParserOptions *opts, const uint8_t *p, size_t hea
             return 0; /* not a plain field: GMime's rules for those differ */
         int content = nlen >= 8 && !g_ascii_strncasecmp((const char *)name, "content-", 8);
         plain += !content;
-        if (has_encoded_word(val, vlen))
+        int k = direct_field(name, nlen), ew = has_encoded_word(val, vlen);
+        /* fill_direct decodes these very values the same way, complaints
+         * and all */
+        if (ew && !(k >= DF_SUBJECT && k <= DF_IRT))
             decode_for_warnings(opts, val, vlen);
-        int k = direct_field(name, nlen);
         if (k >= 0) {
             if (f[k])
                 return 0; /* repeated: which one counts is GMime's business */
             /* GMime's objects read encoded words in parameters otherwise
              * than its public Content-Type parser does (seen with broken
              * ones): leave those to it */
-            if ((k == DF_REFERENCES || k >= DF_CTYPE) && has_encoded_word(val, vlen))
+            if ((k == DF_REFERENCES || k >= DF_CTYPE) && ew)
                 return 0;
             f[k] = g_strndup((const char *)val, vlen);
             continue;
@@ -1106,7 +1110,7 @@ static int direct_headers(GMimeParserOptions *opts, const uint8_t *p, size_t hea
             continue;
         /* GMime gives some other MIME fields (Content-Id, -Description...)
          * to parsers of their own: leave those to it */
-        if (has_encoded_word(val, vlen) || !nameset_add(&other, name, nlen))
+        if (ew || !nameset_add(&other, name, nlen))
             return 0;
     }
     return plain > 0;
@@ -1287,13 +1291,50 @@ static int direct_leaf(GMimeParserOptions *opts, const char *cte, const char *di
     return 1;
 }
 
-/* direct_part - one part of a multipart, p[s..e) (from after its delimiter
- * line to the start of the next, which ends with a CRLF when crlf): its
- * header block and content, when the part is one the direct path may take
- * (plain fields, none repeated, no 8-bit byte, a leaf, some content). */
-static int direct_part(GMimeParserOptions *opts, const uint8_t *p, size_t s, size_t e, int crlf,
-                       dleaf *l)
+/* Multiparts nested in one another that the direct path takes: enough for
+ * what mail clients write (mixed > alternative > related). */
+#define DIRECT_MAX_NEST 4
+
+/* A multipart's parts as the direct path scans them: its leaves in the
+ * order GMime's walk meets them, and the objects counted for max_parts. */
+typedef struct dscan {
+    GMimeParserOptions *opts;
+    const uint8_t *p;
+    dleaf *v;
+    size_t nv, cap;
+    size_t nodes, max_nodes; /* multiparts and leaves, as walk_object counts them */
+    unsigned max_depth;      /* the walk's (lim.max_depth) */
+    const char *bound[DIRECT_MAX_NEST];
+    unsigned nbound; /* the boundaries of the multiparts around */
+} dscan;
+
+static int direct_multipart(dscan *d, size_t body, size_t n, const mv_rm_ctype *rct,
+                            unsigned depth);
+
+/* bound_clash - 1 when b and one of the boundaries around are one a prefix
+ * of the other: a line could then close the one and delimit the other,
+ * and which GMime takes is its business. */
+static int bound_clash(const dscan *d, const char *b)
 {
+    size_t bl = strlen(b);
+    for (unsigned i = 0; i < d->nbound; i++) {
+        size_t ol = strlen(d->bound[i]);
+        if (!memcmp(d->bound[i], b, ol < bl ? ol : bl))
+            return 1;
+    }
+    return 0;
+}
+
+/* direct_part - one part of a multipart at depth (its parent's depth + 1),
+ * p[s..e) (from after its delimiter line to the start of the next, which
+ * ends with a CRLF when crlf): its header block and content, when the part
+ * is one the direct path may take (plain fields, none repeated, no 8-bit
+ * byte, some content, a leaf or a multipart the direct path takes).  A
+ * leaf is added to d->v; a multipart's leaves are, after it is counted. */
+static int direct_part(dscan *d, size_t s, size_t e, int crlf, unsigned depth)
+{
+    GMimeParserOptions *opts = d->opts;
+    const uint8_t *p = d->p;
     mv_rm_hblock hb;
     mv_rm_scan_headers(p + s, e - s, e - s, &hb);
     if (!hb.complete || !hb.hlen)
@@ -1305,6 +1346,7 @@ static int direct_part(GMimeParserOptions *opts, const uint8_t *p, size_t s, siz
     size_t pos = 0, fs, fe, nlen, vlen;
     const uint8_t *name, *val;
     char *ctype = NULL, *cte = NULL, *disp = NULL;
+    dleaf l = {0};
     int ok = 0;
     while (mv_rm_next_line(&hb, &pos, &fs, &fe, &name, &nlen, &val, &vlen)) {
         /* every field of a part is checked for repeats (a defect) */
@@ -1330,35 +1372,63 @@ static int direct_part(GMimeParserOptions *opts, const uint8_t *p, size_t s, siz
     /* the line end before the delimiter belongs to it (RFC 2046 5.1.1);
      * GMime takes its length from the delimiter line's own end */
     size_t c = s + hb.body_off, trim = crlf ? 2 : 1;
-    if (e < c || e - c <= trim)
+    if (e < c || e - c <= trim || ++d->nodes > d->max_nodes)
         goto out; /* no content: GMime may warn of a part without any */
-    l->c = p + c;
-    l->cn = e - c - trim;
     mv_rm_ctype rct;
-    ok = direct_type(opts, ctype, &rct, &l->ct) == DT_LEAF && direct_leaf(opts, cte, disp, l);
+    switch (direct_type(opts, ctype, &rct, &l.ct)) {
+    case DT_LEAF:
+        l.c = p + c;
+        l.cn = e - c - trim;
+        if (!direct_leaf(opts, cte, disp, &l))
+            break;
+        if (d->nv == d->cap) {
+            d->cap = d->cap ? d->cap * 2 : 4;
+            d->v = mv_xrealloc(d->v, d->cap * sizeof *d->v);
+        }
+        d->v[d->nv++] = l;
+        memset(&l, 0, sizeof l);
+        ok = 1;
+        break;
+    case DT_MULTIPART:
+        /* its parts sit one deeper; a transfer encoding on a multipart is
+         * GMime's business */
+        if (d->nbound == DIRECT_MAX_NEST || depth + 1 > d->max_depth ||
+            (cte && g_mime_content_encoding_from_string(cte) > GMIME_CONTENT_ENCODING_BINARY) ||
+            bound_clash(d, rct.boundary))
+            break;
+        /* its content runs to the parent's next delimiter line, whose line
+         * end is the close delimiter's, or the epilogue's */
+        ok = direct_multipart(d, c, e, &rct, depth);
+        break;
+    default:
+        break;
+    }
 out:
+    dleaf_clear(&l);
     g_free(ctype);
     g_free(cte);
     g_free(disp);
     return ok;
 }
 
-/* direct_multipart - the parts of a multipart body p[body..n) with the
- * boundary of rct, scanned as GMime's parser does (a delimiter line is
- * "--" boundary, then "--" for the last, then only blanks), into a new
- * array *out of *nout leaves; 0 when the multipart is not one the direct
- * path may take: no part, no close delimiter, more parts than max, or a
- * part direct_part refuses. */
-static int direct_multipart(GMimeParserOptions *opts, const uint8_t *p, size_t n, size_t body,
-                            const mv_rm_ctype *rct, size_t max, dleaf **out, size_t *nout)
+/* direct_multipart - the parts of the multipart at depth whose body is
+ * p[body..n), with the boundary of rct, scanned as GMime's parser does (a
+ * delimiter line is "--" boundary, then "--" for the last, then only
+ * blanks), their leaves added to d->v; 0 when the multipart is not one the
+ * direct path may take: no part, no close delimiter, more objects than
+ * max_parts, or a part direct_part refuses.  d->v keeps what was added
+ * either way, for the caller to clear. */
+static int direct_multipart(dscan *d, size_t body, size_t n, const mv_rm_ctype *rct,
+                            unsigned depth)
 {
+    const uint8_t *p = d->p;
     char delim[MV_RM_MAX_BOUNDARY + 3];
     size_t dl = (size_t)snprintf(delim, sizeof delim, "--%s", rct->boundary);
-    dleaf *v = NULL;
-    size_t nv = 0, cap = 0, i = body, start = 0;
+    size_t parts = 0, i = body, start = 0;
     int open = 0, closed = 0;
-    if (dl >= sizeof delim)
+    if (dl >= sizeof delim || d->nbound == DIRECT_MAX_NEST)
         return 0;
+    d->bound[d->nbound++] = rct->boundary;
     while (i < n && !closed) {
         const uint8_t *nl = memchr(p + i, '\n', n - i);
         size_t le = nl ? (size_t)(nl - p) : n, next = nl ? le + 1 : n;
@@ -1375,16 +1445,9 @@ static int direct_multipart(GMimeParserOptions *opts, const uint8_t *p, size_t n
         }
         if (kind) {
             if (open) {
-                if (nv == cap) {
-                    cap = cap ? cap * 2 : 4;
-                    v = mv_xrealloc(v, cap * sizeof *v);
-                }
-                memset(&v[nv], 0, sizeof v[nv]);
-                if (nv + 1 >= max || !direct_part(opts, p, start, i, le > ce, &v[nv])) {
-                    dleaf_clear(&v[nv]);
+                if (!direct_part(d, start, i, le > ce, depth + 1))
                     break;
-                }
-                nv++;
+                parts++;
             }
             if (kind == 2)
                 closed = open;
@@ -1395,15 +1458,8 @@ static int direct_multipart(GMimeParserOptions *opts, const uint8_t *p, size_t n
         }
         i = next;
     }
-    if (!closed || !nv) {
-        for (size_t k = 0; k < nv; k++)
-            dleaf_clear(&v[k]);
-        free(v);
-        return 0;
-    }
-    *out = v;
-    *nout = nv;
-    return 1;
+    d->nbound--;
+    return closed && parts;
 }
 
 /* direct_walk - walk_leaf for a leaf read directly. */
@@ -1451,11 +1507,17 @@ static int summarize_direct(walk *w, GMimeParserOptions *opts, const uint8_t *p,
     case DT_MULTIPART:
         /* mixed line ends: GMime trims a part's content by the delimiter
          * line's end, whatever the content's own last line end was */
-        if (rs->defects & MV_DEFECT_BARE_LF ||
-            !direct_multipart(opts, p, n, rs->header_bytes, &rct, w->lim.max_parts, &parts,
-                              &nparts))
+        if (rs->defects & MV_DEFECT_BARE_LF)
             goto out;
-        w->nodes++;
+        dscan d = {.opts = opts, .p = p, .nodes = 1, .max_nodes = w->lim.max_parts,
+                   .max_depth = w->lim.max_depth};
+        int mp_ok = direct_multipart(&d, rs->header_bytes, n, &rct, 0);
+        parts = d.v;
+        nparts = d.nv;
+        if (!mp_ok)
+            goto out;
+        /* the multiparts: what walk_object counts besides the leaves */
+        w->nodes += (unsigned)(d.nodes - d.nv);
         break;
     default:
         goto out;

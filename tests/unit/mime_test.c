@@ -803,8 +803,35 @@ static void test_direct_path(void **state)
             "\n--q--\n"},
         {0, "From: a@x.org\nContent-Type: multipart/mixed; boundary=q\n\n--q\nContent-Type: text/plain\n"
             "Content-Type: text/html\n\nx\n--q--\n"},
+        /* multiparts nested as mail clients write them: mixed > alternative >
+         * related, an epilogue after an inner close, CRLF */
+        {1, "From: a@x.org\nMessage-ID: <n1@x>\nContent-Type: multipart/mixed; boundary=q\n\n--q\n"
+            "Content-Type: multipart/alternative; boundary=r\n\n--r\nContent-Type: text/plain\n\nx\n"
+            "--r--\n--q--\n"},
+        {1, "From: a@x.org\r\nMessage-ID: <n2@x>\r\nContent-Type: multipart/mixed; boundary=\"o-1\"\r\n\r\n"
+            "--o-1\r\nContent-Type: multipart/alternative; boundary=\"a-2\"\r\n\r\npre\r\n"
+            "--a-2\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n"
+            "\r\nY2Fmw6k=\r\n--a-2\r\nContent-Type: multipart/related; boundary=\"r-3\"\r\n\r\n"
+            "--r-3\r\nContent-Type: text/html\r\n\r\n<img src=cid:i>\r\n--r-3\r\n"
+            "Content-Type: image/png; name=i.png\r\nContent-ID: <i>\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\niVBORw0K\r\n--r-3--\r\n\r\n--a-2--\r\n"
+            "inner epilogue\r\n--o-1\r\nContent-Type: application/pdf; name=r.pdf\r\n"
+            "Content-Disposition: attachment\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+            "JVBERi0x\r\n--o-1--\r\n"},
+        /* an inner multipart not closed before the outer delimiter; boundaries
+         * one a prefix of the other; an encoded multipart; too deep */
         {0, "From: a@x.org\nContent-Type: multipart/mixed; boundary=q\n\n--q\nContent-Type: multipart/"
-            "alternative; boundary=r\n\n--r\nContent-Type: text/plain\n\nx\n--r--\n--q--\n"},
+            "alternative; boundary=r\n\n--r\nContent-Type: text/plain\n\nx\n--q\n\ny\n--q--\n"},
+        {0, "From: a@x.org\nContent-Type: multipart/mixed; boundary=q\n\n--q\nContent-Type: multipart/"
+            "alternative; boundary=q--\n\n--q--\nContent-Type: text/plain\n\nx\n--q----\n--q--\n"},
+        {0, "From: a@x.org\nContent-Type: multipart/mixed; boundary=q\n\n--q\nContent-Type: multipart/"
+            "alternative; boundary=r\nContent-Transfer-Encoding: base64\n\n--r\n\nx\n--r--\n--q--\n"},
+        {0, "From: a@x.org\nContent-Type: multipart/mixed; boundary=a\n\n--a\n"
+            "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: multipart/mixed; boundary=c\n\n"
+            "--c\nContent-Type: multipart/mixed; boundary=d\n\n--d\nContent-Type: multipart/mixed; "
+            "boundary=e\n\n--e\n\nx\n--e--\n--d--\n--c--\n--b--\n--a--\n"},
+        {0, "From: a@x.org\nContent-Type: multipart/mixed; boundary=q\n\n--q\nContent-Type: multipart/"
+            "signed; boundary=r\n\n--r\nContent-Type: text/plain\n\nx\n--r--\n--q--\n"},
         {0, "From: a@x.org\nContent-Type: multipart/digest; boundary=q\n\n--q\n\nFrom: b@y\n\nx\n--q--\n"},
         {0, "From: a@x.org\r\nContent-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n"
             "Content-Type: text/plain\r\n\r\nx\n--q--\r\n"},
@@ -838,6 +865,17 @@ static void test_direct_path(void **state)
         assert_int_equal(every->direct, 0);
         if (!mv_mime_same(fast, every))
             fail_msg("case %zu: the summaries differ", i);
+        mv_msginfo_free(fast);
+        mv_msginfo_free(every);
+        /* and with limits the parts reach: the same defects either way */
+        lim.every_field = 0;
+        lim.max_parts = 3;
+        lim.max_depth = 1;
+        fast = summarize_lim(cases[i].msg, n, &lim);
+        lim.every_field = 1;
+        every = summarize_lim(cases[i].msg, n, &lim);
+        if (!mv_mime_same(fast, every))
+            fail_msg("case %zu: the summaries differ under tight limits", i);
         mv_msginfo_free(fast);
         mv_msginfo_free(every);
     }
