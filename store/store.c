@@ -502,7 +502,7 @@ static mv_status clean_spool(mv_store *s, mv_err *err)
     }
     rocksdb_writebatch_destroy(b);
     if (!st)
-        s->spool_pending = n;
+        __atomic_store_n(&s->spool_pending, n, __ATOMIC_RELAXED);
     return st;
 }
 
@@ -2297,7 +2297,7 @@ static int du_fn(const char *path, const struct stat *sb, int flag, struct FTW *
 mv_status mv_store_stats(mv_store *s, mv_stats *out, mv_err *err)
 {
     *out = s->stats;
-    out->spool = s->spool_pending;
+    out->spool = __atomic_load_n(&s->spool_pending, __ATOMIC_RELAXED);
     out->changes = mv_store_last_change(s);
     char *path = mv_xasprintf("%s/store", s->dir);
     du_total = 0;

@@ -65,7 +65,7 @@ struct mv_store {
     rocksdb_writebatch_t *spool_batch;  /* under spool_mu */
     rocksdb_writebatch_t *commit_batch; /* committer thread */
     uint64_t next_spool, next_audit;
-    _Atomic uint64_t spool_pending;
+    uint64_t spool_pending; /* __atomic_* builtins only */
     pthread_mutex_t dict_mu;
     bdict *dicts;
     size_t ndicts;
