@@ -22,9 +22,9 @@
 #include <gmime/gmime.h>
 #include <openssl/evp.h>
 
+#include "../lib/buf.h"
 #include "../lib/charset.h"
 #include "../lib/digest.h"
-#include "../lib/buf.h"
 #include "rawmime.h"
 
 #define DEDUP_TAG "mailvault-dedup-v1"
@@ -103,13 +103,13 @@ typedef struct walk {
     mv_mime_limits lim;
     mv_msginfo *mi;
     GMimeFormatOptions *fmt;
-    EVP_MD_CTX *body;  /* body hash: every body text part, length-prefixed */
-    strvec content;    /* hex SHA-256 of every other leaf and attached message */
-    strvec names;      /* attachment names kept */
-    mv_buf tmp;        /* scratch for decoding */
-    mv_buf norm;       /* scratch for normalising */
-    unsigned nodes;    /* objects walked, for max_parts */
-    uint32_t warned;   /* defect bits from GMime's warnings (on_warning) */
+    EVP_MD_CTX *body; /* body hash: every body text part, length-prefixed */
+    strvec content;   /* hex SHA-256 of every other leaf and attached message */
+    strvec names;     /* attachment names kept */
+    mv_buf tmp;       /* scratch for decoding */
+    mv_buf norm;      /* scratch for normalising */
+    unsigned nodes;   /* objects walked, for max_parts */
+    uint32_t warned;  /* defect bits from GMime's warnings (on_warning) */
 } walk;
 
 static void sha256_hex(const void *p, size_t n, char out[65])
@@ -641,7 +641,11 @@ static void normalise_subject(const char *s, mv_buf *out)
     if (!s)
         return;
     char *nfc = NULL;
-    if (g_utf8_validate(s, -1, NULL))
+    const char *c8 = s;
+    while (*c8 && !((unsigned char)*c8 & 0x80))
+        c8++;
+    /* ASCII is its own NFC; normalising it costs allocations */
+    if (*c8 && g_utf8_validate(s, -1, NULL))
         nfc = g_utf8_normalize(s, -1, G_NORMALIZE_NFC);
     const char *src = nfc ? nfc : s;
     int space = 0;
@@ -833,8 +837,7 @@ static void fill_headers(walk *w, GMimeMessage *msg, GMimeParserOptions *opts,
     GMimeHeader *dh = g_mime_header_list_get_header(g_mime_object_get_header_list(obj), "Date");
     if (dh)
         *raw_date = g_mime_header_get_raw_value(dh);
-    set_date(mi, dh != NULL, dh ? g_mime_header_get_value(dh) : NULL,
-             g_mime_message_get_date(msg));
+    set_date(mi, dh != NULL, dh ? g_mime_header_get_value(dh) : NULL, g_mime_message_get_date(msg));
     set_message_id(mi, g_mime_message_get_message_id(msg),
                    g_mime_object_get_header(obj, "Message-ID"));
     const char *irt = g_mime_object_get_header(obj, "In-Reply-To");
@@ -847,7 +850,7 @@ static void fill_headers(walk *w, GMimeMessage *msg, GMimeParserOptions *opts,
  * 5322 3.6: the conflict and duplicate warnings become defect bits), and
  * every MIME field.  Sorted for bsearch; compared without case. */
 static const char *const needed_fields[] = {
-    "bcc",         "cc",         "date",     "from",   "in-reply-to", "message-id",
+    "bcc",          "cc",         "date",     "from",   "in-reply-to", "message-id",
     "mime-version", "references", "reply-to", "sender", "subject",     "to",
 };
 
@@ -963,7 +966,8 @@ static GMimeMessage *parse(const uint8_t *p, size_t n, size_t header_bytes,
     GMimeMessage *msg = g_mime_parser_construct_message(parser, opts);
     g_object_unref(parser);
     g_object_unref(stream);
-    if (msg && g_mime_header_list_get_count(g_mime_object_get_header_list(GMIME_OBJECT(msg))) == 0) {
+    if (msg &&
+        g_mime_header_list_get_count(g_mime_object_get_header_list(GMIME_OBJECT(msg))) == 0) {
         g_object_unref(msg);
         msg = NULL;
     }
@@ -1008,17 +1012,39 @@ static GMimeMessage *parse(const uint8_t *p, size_t n, size_t header_bytes,
  * `build/replay/fuzz_mime` over any collection (docs/import.md). */
 
 enum {
-    DF_FROM, DF_TO, DF_CC, DF_BCC, DF_SENDER, DF_REPLY_TO, /* address lists, in this order */
-    DF_SUBJECT, DF_DATE, DF_MSGID, DF_IRT, DF_REFERENCES,
-    DF_CTYPE, DF_CTE, DF_CDISP,
+    DF_FROM,
+    DF_TO,
+    DF_CC,
+    DF_BCC,
+    DF_SENDER,
+    DF_REPLY_TO, /* address lists, in this order */
+    DF_SUBJECT,
+    DF_DATE,
+    DF_MSGID,
+    DF_IRT,
+    DF_REFERENCES,
+    DF_CTYPE,
+    DF_CTE,
+    DF_CDISP,
     DF_COUNT
 };
 
 /* Lower case, as compared without case. */
 static const char *const direct_names[DF_COUNT] = {
-    "from",    "to",   "cc",         "bcc",         "sender",     "reply-to",
-    "subject", "date", "message-id", "in-reply-to", "references",
-    "content-type", "content-transfer-encoding", "content-disposition",
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "sender",
+    "reply-to",
+    "subject",
+    "date",
+    "message-id",
+    "in-reply-to",
+    "references",
+    "content-type",
+    "content-transfer-encoding",
+    "content-disposition",
 };
 
 static int direct_field(const uint8_t *name, size_t n)
@@ -1239,34 +1265,144 @@ static void dleaf_clear(dleaf *l)
     memset(l, 0, sizeof *l);
 }
 
+/* ---- parsed MIME field values, kept per thread ------------------------------
+ *
+ * A leaf's Content-Type and Content-Disposition values repeat from message
+ * to message ("text/plain; charset=utf-8", "inline"), and GMime's parsers
+ * build two objects and more for each, which cost more than the parse.  A
+ * worker keeps what GMime made of the last values it met (TCACHE_SLOTS a
+ * kind, by the raw value, with the complaints GMime's parser made of it):
+ * its parsers are functions of the value and the options, which are the
+ * same for every message (a warning callback and GMime's defaults), so the
+ * kept object is the one GMime would make again.  The objects are only
+ * read, and only by the thread that keeps them; a thread's are released
+ * when it ends. */
+#define TCACHE_SLOTS 128
+#define TCACHE_MAX_KEY 160 /* longer values (file names, mostly) are not kept */
+
+enum { TC_CTYPE, TC_DISP, TC_KINDS };
+
+typedef struct tc_ent {
+    char *key;       /* the raw value */
+    GObject *obj;    /* one reference, the cache's */
+    uint32_t warned; /* defect bits GMime's parser reported for it */
+} tc_ent;
+
+typedef struct tcache {
+    tc_ent e[TC_KINDS][TCACHE_SLOTS];
+    GMimeContentType *plain; /* what a part without Content-Type gets */
+} tcache;
+
+static pthread_key_t tc_key;
+static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
+
+static void tc_free(void *arg)
+{
+    tcache *c = arg;
+    for (int k = 0; k < TC_KINDS; k++)
+        for (int i = 0; i < TCACHE_SLOTS; i++)
+            if (c->e[k][i].key) {
+                free(c->e[k][i].key);
+                g_object_unref(c->e[k][i].obj);
+            }
+    if (c->plain)
+        g_object_unref(c->plain);
+    free(c);
+}
+
+static void tc_init(void)
+{
+    mv_assert(pthread_key_create(&tc_key, tc_free) == 0);
+}
+
+static tcache *tc_get(void)
+{
+    pthread_once(&tc_once, tc_init);
+    tcache *c = pthread_getspecific(tc_key);
+    if (!c) {
+        c = mv_xcalloc(1, sizeof *c);
+        mv_assert(pthread_setspecific(tc_key, c) == 0);
+    }
+    return c;
+}
+
+static tc_ent *tc_slot(tcache *c, int kind, const char *key)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *k = (const unsigned char *)key; *k; k++)
+        h = (h ^ *k) * 16777619u;
+    return &c->e[kind][h % TCACHE_SLOTS];
+}
+
+/* tc_lookup - a new reference to the object kept for key, its complaints
+ * added to *warned; NULL when none is kept. */
+static void *tc_lookup(int kind, const char *key, uint32_t *warned)
+{
+    tc_ent *e = tc_slot(tc_get(), kind, key);
+    if (!e->key || strcmp(e->key, key))
+        return NULL;
+    *warned |= e->warned;
+    return g_object_ref(e->obj);
+}
+
+/* tc_keep - keep obj (a reference of its own) for key, in place of what
+ * its slot held. */
+static void tc_keep(int kind, const char *key, void *obj, uint32_t warned)
+{
+    if (strlen(key) > TCACHE_MAX_KEY)
+        return;
+    tc_ent *e = tc_slot(tc_get(), kind, key);
+    if (e->key) {
+        free(e->key);
+        g_object_unref(e->obj);
+    }
+    e->key = mv_xstrdup(key);
+    e->obj = g_object_ref(obj);
+    e->warned = warned;
+}
+
 enum { DT_NO = 0, DT_LEAF, DT_MULTIPART };
 
 /* direct_type - the Content-Type raw value (NULL: none, so text/plain)
  * parsed as GMime's part does (unfolded), into *ct (the caller unrefs it
- * whatever the answer).  GMime picks the kind of part with a parser of its
+ * whatever the answer); GMime's complaints go to *warned, the parser
+ * options' warning data.  GMime picks the kind of part with a parser of its
  * own, so the answer is DT_NO unless ours (rct) and GMime's public one
  * agree on the type.  DT_MULTIPART only for mixed, alternative and
- * related (whose parts default to text/plain) with one agreed boundary. */
-static int direct_type(GMimeParserOptions *opts, const char *raw, mv_rm_ctype *rct,
-                       GMimeContentType **ct)
+ * related (whose parts default to text/plain) with one agreed boundary;
+ * rct is filled only then.  A leaf's value may be answered from the
+ * thread's cache. */
+static int direct_type(GMimeParserOptions *opts, uint32_t *warned, const char *raw,
+                       mv_rm_ctype *rct, GMimeContentType **ct)
 {
     if (!raw) {
-        *ct = g_mime_content_type_new("text", "plain");
+        tcache *c = tc_get();
+        if (!c->plain)
+            c->plain = g_mime_content_type_new("text", "plain");
+        *ct = g_object_ref(c->plain);
         return DT_LEAF;
     }
+    if ((*ct = tc_lookup(TC_CTYPE, raw, warned)))
+        return DT_LEAF;
     char *u = mv_rm_unfold((const uint8_t *)raw, strlen(raw), NULL);
     mv_rm_parse_ctype(u, rct);
     free(u);
     if (!rct->type[0] || !rct->sub[0] || !strcmp(rct->type, "message"))
         return DT_NO;
     char *uf = g_mime_utils_header_unfold(raw);
+    uint32_t before = *warned, heard;
+    *warned = 0; /* to tell this parse's complaints apart */
     *ct = g_mime_content_type_parse(opts, uf);
+    heard = *warned;
+    *warned |= before;
     g_free(uf);
     if (!*ct || g_ascii_strcasecmp(g_mime_content_type_get_media_type(*ct), rct->type) ||
         g_ascii_strcasecmp(g_mime_content_type_get_media_subtype(*ct), rct->sub))
         return DT_NO;
-    if (strcmp(rct->type, "multipart"))
+    if (strcmp(rct->type, "multipart")) {
+        tc_keep(TC_CTYPE, raw, *ct, heard);
         return DT_LEAF;
+    }
     const char *bd = g_mime_content_type_get_parameter(*ct, "boundary");
     if ((strcmp(rct->sub, "mixed") && strcmp(rct->sub, "alternative") &&
          strcmp(rct->sub, "related")) ||
@@ -1276,16 +1412,22 @@ static int direct_type(GMimeParserOptions *opts, const char *raw, mv_rm_ctype *r
 }
 
 /* direct_leaf - encoding and disposition of a leaf from raw values (NULL:
- * absent); 0 for uuencode, whose decoding GMime's data wrapper does its own
- * way. */
-static int direct_leaf(GMimeParserOptions *opts, const char *cte, const char *disp, dleaf *l)
+ * absent), GMime's complaints to *warned; 0 for uuencode, whose decoding
+ * GMime's data wrapper does its own way. */
+static int direct_leaf(GMimeParserOptions *opts, uint32_t *warned, const char *cte,
+                       const char *disp, dleaf *l)
 {
     l->enc = cte ? g_mime_content_encoding_from_string(cte) : GMIME_CONTENT_ENCODING_DEFAULT;
     if (l->enc == GMIME_CONTENT_ENCODING_UUENCODE)
         return 0;
-    if (disp) {
+    if (disp && !(l->cd = tc_lookup(TC_DISP, disp, warned))) {
         char *uf = g_mime_utils_header_unfold(disp); /* as GMime's part does */
+        uint32_t before = *warned;
+        *warned = 0;
         l->cd = g_mime_content_disposition_parse(opts, uf);
+        if (l->cd)
+            tc_keep(TC_DISP, disp, l->cd, *warned);
+        *warned |= before;
         g_free(uf);
     }
     return 1;
@@ -1299,6 +1441,7 @@ static int direct_leaf(GMimeParserOptions *opts, const char *cte, const char *di
  * order GMime's walk meets them, and the objects counted for max_parts. */
 typedef struct dscan {
     GMimeParserOptions *opts;
+    uint32_t *warned; /* the options' warning data */
     const uint8_t *p;
     dleaf *v;
     size_t nv, cap;
@@ -1375,11 +1518,11 @@ static int direct_part(dscan *d, size_t s, size_t e, int crlf, unsigned depth)
     if (e < c || e - c <= trim || ++d->nodes > d->max_nodes)
         goto out; /* no content: GMime may warn of a part without any */
     mv_rm_ctype rct;
-    switch (direct_type(opts, ctype, &rct, &l.ct)) {
+    switch (direct_type(opts, d->warned, ctype, &rct, &l.ct)) {
     case DT_LEAF:
         l.c = p + c;
         l.cn = e - c - trim;
-        if (!direct_leaf(opts, cte, disp, &l))
+        if (!direct_leaf(opts, d->warned, cte, disp, &l))
             break;
         if (d->nv == d->cap) {
             d->cap = d->cap ? d->cap * 2 : 4;
@@ -1418,8 +1561,7 @@ out:
  * direct path may take: no part, no close delimiter, more objects than
  * max_parts, or a part direct_part refuses.  d->v keeps what was added
  * either way, for the caller to clear. */
-static int direct_multipart(dscan *d, size_t body, size_t n, const mv_rm_ctype *rct,
-                            unsigned depth)
+static int direct_multipart(dscan *d, size_t body, size_t n, const mv_rm_ctype *rct, unsigned depth)
 {
     const uint8_t *p = d->p;
     char delim[MV_RM_MAX_BOUNDARY + 3];
@@ -1493,13 +1635,13 @@ static int summarize_direct(walk *w, GMimeParserOptions *opts, const uint8_t *p,
     if (rs->defects & (MV_DEFECT_NUL | MV_DEFECT_BARE_CR | MV_DEFECT_8BIT_HEADER) ||
         rs->header_end >= n || !direct_headers(opts, p, rs->header_end, rs->header_bytes, f))
         goto out;
-    switch (direct_type(opts, f[DF_CTYPE], &rct, &top)) {
+    switch (direct_type(opts, &w->warned, f[DF_CTYPE], &rct, &top)) {
     case DT_LEAF:
         one.ct = top;
         top = NULL;
         one.c = p + rs->header_bytes;
         one.cn = n - rs->header_bytes;
-        if (!direct_leaf(opts, f[DF_CTE], f[DF_CDISP], &one))
+        if (!direct_leaf(opts, &w->warned, f[DF_CTE], f[DF_CDISP], &one))
             goto out;
         parts = &one;
         nparts = 1;
@@ -1509,7 +1651,11 @@ static int summarize_direct(walk *w, GMimeParserOptions *opts, const uint8_t *p,
          * line's end, whatever the content's own last line end was */
         if (rs->defects & MV_DEFECT_BARE_LF)
             goto out;
-        dscan d = {.opts = opts, .p = p, .nodes = 1, .max_nodes = w->lim.max_parts,
+        dscan d = {.opts = opts,
+                   .warned = &w->warned,
+                   .p = p,
+                   .nodes = 1,
+                   .max_nodes = w->lim.max_parts,
                    .max_depth = w->lim.max_depth};
         int mp_ok = direct_multipart(&d, rs->header_bytes, n, &rct, 0);
         parts = d.v;
@@ -1565,8 +1711,8 @@ static size_t lim_or(size_t v, size_t dflt)
     return v ? v : dflt;
 }
 
-mv_status mv_mime_summarize(const uint8_t *p, size_t n, const mv_mime_limits *lim,
-                            mv_msginfo **out, mv_err *err)
+mv_status mv_mime_summarize(const uint8_t *p, size_t n, const mv_mime_limits *lim, mv_msginfo **out,
+                            mv_err *err)
 {
     return mv_mime_summarize_digested(p, n, NULL, lim, out, err);
 }
@@ -1643,8 +1789,8 @@ mv_status mv_mime_summarize_digested(const uint8_t *p, size_t n, const uint8_t *
     int filter = !lim_every(lim) && rs.header_end < n && rs.header_bytes <= parse_len;
     msg = parse(p, parse_len, filter ? rs.header_bytes : 0, opts);
     if (!msg) {
-        mi->meta.defects |= MV_DEFECT_UNPARSEABLE | MV_DEFECT_NO_FROM | MV_DEFECT_NO_DATE |
-                       MV_DEFECT_NO_MSGID;
+        mi->meta.defects |=
+            MV_DEFECT_UNPARSEABLE | MV_DEFECT_NO_FROM | MV_DEFECT_NO_DATE | MV_DEFECT_NO_MSGID;
         dedup_raw(p, n, mi->meta.dedup);
         goto out;
     }
@@ -1708,9 +1854,9 @@ void mv_msginfo_free(mv_msginfo *m)
 
 /* Names in bit order; stable: they appear in exports and logs. */
 static const char *const defect_names[] = {
-    "unparseable", "no-from",      "no-date",     "bad-date",     "no-msgid",   "bare-lf",
-    "bare-cr",     "nul",          "8bit-header", "depth-limit",  "parts-limit", "bad-boundary",
-    "bad-encoding", "header-limit", "long-line",  "dup-header",   "not-parsed",
+    "unparseable",  "no-from",      "no-date",     "bad-date",    "no-msgid",    "bare-lf",
+    "bare-cr",      "nul",          "8bit-header", "depth-limit", "parts-limit", "bad-boundary",
+    "bad-encoding", "header-limit", "long-line",   "dup-header",  "not-parsed",
 };
 
 char *mv_defects_str(uint32_t defects, char *out, size_t n)
