@@ -3,9 +3,11 @@
  * defects, the content hash and the dedup digest (docs/dedup.md).
  *
  * Thread safety: every call builds its own GMimeParserOptions and
- * GMimeFormatOptions and touches no mutable global state of ours; GMime's
- * shared state (charset tables, iconv cache) is initialised once by
- * g_mime_init and is internally locked.
+ * GMimeFormatOptions and touches no mutable global state of ours (each
+ * thread keeps a cache of parsed field values of its own, released when
+ * it ends: "parsed MIME field values"); GMime's shared state (charset
+ * tables, iconv cache) is initialised once by g_mime_init and is
+ * internally locked.
  *
  * LIMITS: the raw bytes are scanned before GMime sees them, so a header
  * block over max_header_bytes, a message over max_parse_bytes or one with
