@@ -976,6 +976,112 @@ static GMimeMessage *parse(const uint8_t *p, size_t n, size_t header_bytes,
     return msg;
 }
 
+/* ---- parsed field values, kept per thread -----------------------------------
+ *
+ * A leaf's Content-Type and Content-Disposition values repeat from message
+ * to message ("text/plain; charset=utf-8", "inline"), and so do address
+ * fields (a correspondent's From, a team's To), and GMime's parsers build
+ * two objects and more for each, which cost more than the parse.  A
+ * worker keeps what GMime made of the last values it met (TCACHE_SLOTS a
+ * kind, by the raw value, with the complaints GMime's parser made of it):
+ * its parsers are functions of the value and the options, which are the
+ * same for every message (a warning callback and GMime's defaults), so the
+ * kept object is the one GMime would make again.  The objects are only
+ * read, and only by the thread that keeps them; a thread's are released
+ * when it ends. */
+#define TCACHE_SLOTS 128
+/* longer values are not kept: file names, mostly, and long lists */
+static const size_t tc_max_key[] = {160, 160, 400};
+
+enum { TC_CTYPE, TC_DISP, TC_ADDR, TC_KINDS };
+
+typedef struct tc_ent {
+    char *key;       /* the raw value */
+    GObject *obj;    /* one reference, the cache's */
+    uint32_t warned; /* defect bits GMime's parser reported for it */
+    uint32_t missed; /* hash of the last value not found here */
+} tc_ent;
+
+typedef struct tcache {
+    tc_ent e[TC_KINDS][TCACHE_SLOTS];
+    GMimeContentType *plain; /* what a part without Content-Type gets */
+} tcache;
+
+static pthread_key_t tc_key;
+static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
+
+static void tc_free(void *arg)
+{
+    tcache *c = arg;
+    for (int k = 0; k < TC_KINDS; k++)
+        for (int i = 0; i < TCACHE_SLOTS; i++)
+            if (c->e[k][i].key) {
+                free(c->e[k][i].key);
+                g_object_unref(c->e[k][i].obj);
+            }
+    if (c->plain)
+        g_object_unref(c->plain);
+    free(c);
+}
+
+static void tc_init(void)
+{
+    mv_assert(pthread_key_create(&tc_key, tc_free) == 0);
+}
+
+static tcache *tc_get(void)
+{
+    pthread_once(&tc_once, tc_init);
+    tcache *c = pthread_getspecific(tc_key);
+    if (!c) {
+        c = mv_xcalloc(1, sizeof *c);
+        mv_assert(pthread_setspecific(tc_key, c) == 0);
+    }
+    return c;
+}
+
+static uint32_t tc_hash(const char *key)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *k = (const unsigned char *)key; *k; k++)
+        h = (h ^ *k) * 16777619u;
+    return h;
+}
+
+/* tc_lookup - a new reference to the object kept for key, its complaints
+ * added to *warned; NULL when none is kept. */
+static void *tc_lookup(int kind, const char *key, uint32_t *warned)
+{
+    tc_ent *e = &tc_get()->e[kind][tc_hash(key) % TCACHE_SLOTS];
+    if (!e->key || strcmp(e->key, key))
+        return NULL;
+    *warned |= e->warned;
+    return g_object_ref(e->obj);
+}
+
+/* tc_keep - keep obj (a reference of its own) for key, in place of what
+ * its slot held, when key was the last value its slot missed: a value met
+ * once (a boundary, a file name, most senders of a spam run) is not worth
+ * keeping, and would push out one that is. */
+static void tc_keep(int kind, const char *key, void *obj, uint32_t warned)
+{
+    if (strlen(key) > tc_max_key[kind])
+        return;
+    uint32_t h = tc_hash(key);
+    tc_ent *e = &tc_get()->e[kind][h % TCACHE_SLOTS];
+    if (e->missed != h) {
+        e->missed = h;
+        return;
+    }
+    if (e->key) {
+        free(e->key);
+        g_object_unref(e->obj);
+    }
+    e->key = mv_xstrdup(key);
+    e->obj = g_object_ref(obj);
+    e->warned = warned;
+}
+
 /* ---- the direct path -------------------------------------------------------
  *
  * Most mail is one part of text, or a multipart of a few such parts.  For
@@ -1161,7 +1267,7 @@ static char *addr_direct(GMimeParserOptions *opts, const char *raw, InternetAddr
  * absent; the caller unrefs them whatever the answer); 0 when one could
  * not be parsed whole: GMime's message then keeps the addresses read before
  * the error, which the public parser does not tell. */
-static int direct_addresses(GMimeParserOptions *opts, char *const f[DF_COUNT],
+static int direct_addresses(GMimeParserOptions *opts, uint32_t *warned, char *const f[DF_COUNT],
                             InternetAddressList *l[DF_REPLY_TO + 1])
 {
     for (int k = DF_FROM; k <= DF_REPLY_TO; k++) {
@@ -1169,7 +1275,14 @@ static int direct_addresses(GMimeParserOptions *opts, char *const f[DF_COUNT],
          * RFC 2047 decoder about names in them (defects) */
         if (!f[k] || ((k == DF_SENDER || k == DF_REPLY_TO) && !strstr(f[k], "=?")))
             continue;
+        if ((l[k] = tc_lookup(TC_ADDR, f[k], warned)))
+            continue;
+        uint32_t before = *warned;
+        *warned = 0; /* to tell this parse's complaints apart */
         l[k] = internet_address_list_parse(opts, f[k]);
+        if (l[k])
+            tc_keep(TC_ADDR, f[k], l[k], *warned);
+        *warned |= before;
         if (!l[k] && f[k][strspn(f[k], " \t\r\n")])
             return 0;
     }
@@ -1265,102 +1378,6 @@ static void dleaf_clear(dleaf *l)
     if (l->ct)
         g_object_unref(l->ct);
     memset(l, 0, sizeof *l);
-}
-
-/* ---- parsed MIME field values, kept per thread ------------------------------
- *
- * A leaf's Content-Type and Content-Disposition values repeat from message
- * to message ("text/plain; charset=utf-8", "inline"), and GMime's parsers
- * build two objects and more for each, which cost more than the parse.  A
- * worker keeps what GMime made of the last values it met (TCACHE_SLOTS a
- * kind, by the raw value, with the complaints GMime's parser made of it):
- * its parsers are functions of the value and the options, which are the
- * same for every message (a warning callback and GMime's defaults), so the
- * kept object is the one GMime would make again.  The objects are only
- * read, and only by the thread that keeps them; a thread's are released
- * when it ends. */
-#define TCACHE_SLOTS 128
-#define TCACHE_MAX_KEY 160 /* longer values (file names, mostly) are not kept */
-
-enum { TC_CTYPE, TC_DISP, TC_KINDS };
-
-typedef struct tc_ent {
-    char *key;       /* the raw value */
-    GObject *obj;    /* one reference, the cache's */
-    uint32_t warned; /* defect bits GMime's parser reported for it */
-} tc_ent;
-
-typedef struct tcache {
-    tc_ent e[TC_KINDS][TCACHE_SLOTS];
-    GMimeContentType *plain; /* what a part without Content-Type gets */
-} tcache;
-
-static pthread_key_t tc_key;
-static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
-
-static void tc_free(void *arg)
-{
-    tcache *c = arg;
-    for (int k = 0; k < TC_KINDS; k++)
-        for (int i = 0; i < TCACHE_SLOTS; i++)
-            if (c->e[k][i].key) {
-                free(c->e[k][i].key);
-                g_object_unref(c->e[k][i].obj);
-            }
-    if (c->plain)
-        g_object_unref(c->plain);
-    free(c);
-}
-
-static void tc_init(void)
-{
-    mv_assert(pthread_key_create(&tc_key, tc_free) == 0);
-}
-
-static tcache *tc_get(void)
-{
-    pthread_once(&tc_once, tc_init);
-    tcache *c = pthread_getspecific(tc_key);
-    if (!c) {
-        c = mv_xcalloc(1, sizeof *c);
-        mv_assert(pthread_setspecific(tc_key, c) == 0);
-    }
-    return c;
-}
-
-static tc_ent *tc_slot(tcache *c, int kind, const char *key)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (const unsigned char *k = (const unsigned char *)key; *k; k++)
-        h = (h ^ *k) * 16777619u;
-    return &c->e[kind][h % TCACHE_SLOTS];
-}
-
-/* tc_lookup - a new reference to the object kept for key, its complaints
- * added to *warned; NULL when none is kept. */
-static void *tc_lookup(int kind, const char *key, uint32_t *warned)
-{
-    tc_ent *e = tc_slot(tc_get(), kind, key);
-    if (!e->key || strcmp(e->key, key))
-        return NULL;
-    *warned |= e->warned;
-    return g_object_ref(e->obj);
-}
-
-/* tc_keep - keep obj (a reference of its own) for key, in place of what
- * its slot held. */
-static void tc_keep(int kind, const char *key, void *obj, uint32_t warned)
-{
-    if (strlen(key) > TCACHE_MAX_KEY)
-        return;
-    tc_ent *e = tc_slot(tc_get(), kind, key);
-    if (e->key) {
-        free(e->key);
-        g_object_unref(e->obj);
-    }
-    e->key = mv_xstrdup(key);
-    e->obj = g_object_ref(obj);
-    e->warned = warned;
 }
 
 enum { DT_NO = 0, DT_LEAF, DT_MULTIPART };
@@ -1670,7 +1687,7 @@ static int summarize_direct(walk *w, GMimeParserOptions *opts, const uint8_t *p,
     default:
         goto out;
     }
-    if (!direct_addresses(opts, f, lists))
+    if (!direct_addresses(opts, &w->warned, f, lists))
         goto out;
     ok = 1;
 

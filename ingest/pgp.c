@@ -1627,12 +1627,16 @@ static void handle_inline(walk *w, size_t s, size_t e, const mv_rm_hblock *hb,
                           const mv_rm_entity *ent, size_t body)
 {
     job *j = w->j;
+    static const char begin_any[] = "-----BEGIN PGP ";
     if (body >= e)
+        return;
+    /* content sent as it is (no QP, no base64) is looked at where it is */
+    if (ent->cte != MV_RM_CTE_BASE64 && ent->cte != MV_RM_CTE_QP &&
+        !memmem(w->p + body, e - body, begin_any, sizeof begin_any - 1))
         return;
     mv_buf d = MV_BUF_INIT;
     int bad = 0;
     decode_body(w->p + body, e - body, ent->cte, &d, &bad);
-    static const char begin_any[] = "-----BEGIN PGP ";
     if (d.len == 0 || !memmem(d.data, d.len, begin_any, sizeof begin_any - 1)) {
         mv_buf_free(&d);
         return;

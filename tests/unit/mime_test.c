@@ -879,6 +879,26 @@ static void test_direct_path(void **state)
         mv_msginfo_free(fast);
         mv_msginfo_free(every);
     }
+    /* values met again are answered from the thread's cache of parsed
+     * values: the same summary, complaints included, the third time as
+     * the first */
+    static const char *again =
+        "From: =?utf-8?Q?a b?= <a@x.org>\nTo: b@y.org\nMessage-ID: <ag@x>\n"
+        "Content-Type: multipart/mixed; boundary=q\n\n--q\nContent-Type: text/plain; charset=utf-8\n"
+        "Content-Disposition: inline\n\nx\n--q\nContent-Type: text/plain; charset=utf-8\n"
+        "Content-Disposition: inline\n\ny\n--q--\n";
+    mv_mime_limits lim;
+    mv_mime_limits_default(&lim);
+    lim.every_field = 1;
+    mv_msginfo *ref = summarize_lim(again, strlen(again), &lim);
+    assert_true(ref->meta.defects & MV_DEFECT_BAD_ENCODING);
+    for (int i = 0; i < 4; i++) {
+        mv_msginfo *m = summarize(again);
+        assert_int_equal(m->direct, 1);
+        assert_true(mv_mime_same(m, ref));
+        mv_msginfo_free(m);
+    }
+    mv_msginfo_free(ref);
     /* and what the first one says */
     mv_msginfo *m = summarize(cases[0].msg);
     assert_int_equal(m->direct, 1);
