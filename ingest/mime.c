@@ -617,7 +617,11 @@ static void walk_object(walk *w, GMimeObject *obj, unsigned depth, int attached)
     w->nodes++;
     if (GMIME_IS_MULTIPART(obj)) {
         GMimeMultipart *mp = GMIME_MULTIPART(obj);
-        if (!g_mime_multipart_get_boundary(mp) || !mp->write_end_boundary)
+        /* (the parameter read, not g_mime_multipart_get_boundary: that one
+         * makes a boundary up when there is none and re-encodes the header
+         * with it, which some hostile parameter lists make run away) */
+        if (!g_mime_object_get_content_type_parameter(obj, "boundary") ||
+            !mp->write_end_boundary)
             w->mi->meta.defects |= MV_DEFECT_BAD_BOUNDARY;
         int count = g_mime_multipart_get_count(mp);
         const char *pro = g_mime_multipart_get_prologue(mp);

@@ -2463,7 +2463,9 @@ static void walk(xc *c, GMimeObject *obj, unsigned depth, unsigned nest, tbuf *a
         int chosen = text_ok && !g_ascii_strcasecmp(sub, "alternative") ? pick_alternative(mp) : -1;
         int n = g_mime_multipart_get_count(mp);
         if (c->it_fn)
-            it_push(c, g_mime_multipart_get_boundary(mp));
+            /* (not g_mime_multipart_get_boundary, which makes one up when
+             * there is none, re-encoding the header: see mime.c) */
+            it_push(c, g_mime_object_get_content_type_parameter(obj, "boundary"));
         for (int i = 0; i < n && !c->it_st; i++) {
             GMimeObject *ch = g_mime_multipart_get_part(mp, i);
             if (ch)
