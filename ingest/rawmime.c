@@ -404,6 +404,9 @@ static int hexv(uint8_t c)
 void mv_rm_qp_decode(const uint8_t *s, size_t n, size_t max, mv_buf *out, int *bad, int *cut)
 {
     size_t i = 0;
+    /* the decoded form is never longer: one allocation, not one a run */
+    if (max > out->len)
+        mv_buf_reserve(out, n < max - out->len ? n : max - out->len);
     while (i < n) {
         if (out->len >= max) {
             *cut = 1;
