@@ -1161,8 +1161,10 @@ static const char *const direct_names[DF_COUNT] = {
 
 static int direct_field(const uint8_t *name, size_t n)
 {
+    /* (every field of every header block is looked up here) */
+    static const uint8_t len[DF_COUNT] = {4, 2, 2, 3, 6, 8, 7, 4, 10, 11, 10, 12, 25, 19};
     for (int k = 0; k < DF_COUNT; k++)
-        if (strlen(direct_names[k]) == n &&
+        if (len[k] == n &&
             !g_ascii_strncasecmp((const char *)name, direct_names[k], n))
             return k;
     return -1;
