@@ -1224,8 +1224,21 @@ static void verify_signed(job *j, CMS_ContentInfo *cms, BIO *dcont)
     }
     char *who = name_text(X509_get_subject_name(signer));
     BIO *sink = BIO_new(BIO_s_null());
-    int ok = sink && CMS_verify(cms, kr->certs, NULL, dcont, sink,
-                                CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) == 1;
+    /* OpenSSL 3.0's CMS_verify copies detached content held in a memory
+     * BIO into a BIO of its own, and with CMS_BINARY does not free that
+     * copy when the SignedData cannot be read (no digest algorithm): a
+     * leak per hostile message (found by fuzz_smime; openssl PR 30471).
+     * Behind a buffering BIO the content is read where it is. */
+    BIO *front = dcont ? BIO_new(BIO_f_buffer()) : NULL;
+    if (front)
+        BIO_push(front, dcont);
+    int ok =
+        sink && (!dcont || front) &&
+        CMS_verify(cms, kr->certs, NULL, front, sink, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) == 1;
+    if (front) {
+        BIO_pop(front);
+        BIO_free(front);
+    }
     BIO_free(sink);
     if (!ok) {
         ossl_reason(why, sizeof why);
