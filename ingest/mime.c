@@ -1123,41 +1123,21 @@ static void tc_keep(int kind, const char *key, void *obj, uint32_t warned)
  * field with the one GMime makes (every_field), and so can
  * `build/replay/fuzz_mime` over any collection (docs/import.md). */
 
+/* clang-format off */
 enum {
-    DF_FROM,
-    DF_TO,
-    DF_CC,
-    DF_BCC,
-    DF_SENDER,
-    DF_REPLY_TO, /* address lists, in this order */
-    DF_SUBJECT,
-    DF_DATE,
-    DF_MSGID,
-    DF_IRT,
-    DF_REFERENCES,
-    DF_CTYPE,
-    DF_CTE,
-    DF_CDISP,
+    DF_FROM, DF_TO, DF_CC, DF_BCC, DF_SENDER, DF_REPLY_TO, /* address lists, in this order */
+    DF_SUBJECT, DF_DATE, DF_MSGID, DF_IRT, DF_REFERENCES,
+    DF_CTYPE, DF_CTE, DF_CDISP,
     DF_COUNT
 };
 
 /* Lower case, as compared without case. */
 static const char *const direct_names[DF_COUNT] = {
-    "from",
-    "to",
-    "cc",
-    "bcc",
-    "sender",
-    "reply-to",
-    "subject",
-    "date",
-    "message-id",
-    "in-reply-to",
-    "references",
-    "content-type",
-    "content-transfer-encoding",
-    "content-disposition",
+    "from",    "to",   "cc",         "bcc",         "sender",     "reply-to",
+    "subject", "date", "message-id", "in-reply-to", "references",
+    "content-type", "content-transfer-encoding", "content-disposition",
 };
+/* clang-format on */
 
 static int direct_field(const uint8_t *name, size_t n)
 {
