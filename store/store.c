@@ -199,6 +199,12 @@ static void set_options(mv_store *s)
     rocksdb_options_set_max_file_opening_threads(s->opts, 1);
     rocksdb_options_set_max_total_wal_size(s->opts, 256u << 20);
     rocksdb_options_set_keep_log_file_num(s->opts, 3);
+    /* Write-back of the log and of table files starts every MiB (the
+     * kernel's sync_file_range, nothing waits for it), so the fsyncs that
+     * must wait -- a synced batch, the end of a flush -- find little left
+     * to write: an import's closing flush took ~30 ms less (measured). */
+    rocksdb_options_set_bytes_per_sync(s->opts, 1u << 20);
+    rocksdb_options_set_wal_bytes_per_sync(s->opts, 1u << 20);
     /* Memory is bounded by this, not by the corpus: all memtables together
      * stay under 64 MiB (RocksDB flushes the largest when it is reached). */
     rocksdb_options_set_db_write_buffer_size(s->opts, 64u << 20);
