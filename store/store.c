@@ -1139,10 +1139,14 @@ static mv_status train_dict(mv_store *s, const char *bucket, const mv_buf *sampl
     *out = NULL;
     ZDICT_fastCover_params_t fc;
     memset(&fc, 0, sizeof fc);
+    /* A frequency table of 2^18 (not 2^20) and accel 4: on one worker,
+     * 20 ms instead of 47 on generated mail and 53 instead of 120 on
+     * SpamAssassin + Enron, for the same ratio within 0.1 point (measured;
+     * messages sealed while it trains go without a dictionary). */
     fc.k = 1024;
     fc.d = 8;
-    fc.f = 20;
-    fc.accel = 1;
+    fc.f = 18;
+    fc.accel = 4;
     fc.splitPoint = 1.0;
     fc.nbThreads = 1;
     fc.zParams.compressionLevel = ZSTD_LEVEL;
