@@ -16,6 +16,9 @@
 #include "source.h"
 
 #define SPOOL_BATCH 256u
+/* The first batch is small and each next one twice the last, up to
+ * SPOOL_BATCH: the workers have nothing to do until a batch is synced. */
+#define SPOOL_FIRST_BATCH 16u
 #define SPOOL_BATCH_BYTES (8u << 20)
 
 typedef struct pending {
@@ -42,7 +45,7 @@ typedef struct imp {
     const mv_import_opts *o;
     mv_import_result *r;
     pending batch[SPOOL_BATCH];
-    size_t n, bytes;
+    size_t n, bytes, limit; /* limit: the size of the batch being filled */
     spool_ref *refs;
     size_t n_refs;
 } imp;
@@ -244,9 +247,10 @@ static mv_status add(imp *im, mv_source *src, const mv_source_msg *m, mv_err *er
     memcpy(a->copy_id, cid, 32);
     a->has_copy_id = 1;
     im->bytes += m->len + p->it.raw_len;
-    if (im->n == SPOOL_BATCH || im->bytes >= SPOOL_BATCH_BYTES)
-        return flush(im, err);
-    return MV_OK;
+    if (im->n < im->limit && im->bytes < SPOOL_BATCH_BYTES)
+        return MV_OK;
+    im->limit = im->limit * 2 < SPOOL_BATCH ? im->limit * 2 : SPOOL_BATCH;
+    return flush(im, err);
 }
 
 static int ref_cmp(const void *a, const void *b)
@@ -386,6 +390,7 @@ mv_status mv_import(mv_store *s, char *const *paths, size_t npaths, const mv_imp
     im->s = s;
     im->o = o ? o : &defaults;
     im->r = r;
+    im->limit = SPOOL_FIRST_BATCH;
     mv_source_limits_default(&lim);
     mv_escrow *esc = NULL;
     if ((st = mv_source_open(paths, npaths, &lim, warn_fn, im, &src, err)))
