@@ -1226,10 +1226,9 @@ static int direct_headers(GMimeParserOptions *opts, const uint8_t *p, size_t hea
         if (k >= 0) {
             if (f[k])
                 return 0; /* repeated: which one counts is GMime's business */
-            /* GMime's objects read encoded words in parameters otherwise
-             * than its public Content-Type parser does (seen with broken
-             * ones): leave those to it */
-            if ((k == DF_REFERENCES || k >= DF_CTYPE) && ew)
+            /* (Content-Type and -Disposition are parsed decoded, as
+             * GMime's objects parse them: see direct_type) */
+            if ((k == DF_REFERENCES || k == DF_CTE) && ew)
                 return 0;
             f[k] = g_strndup((const char *)val, vlen);
             continue;
@@ -1377,7 +1376,7 @@ static void dleaf_clear(dleaf *l)
 enum { DT_NO = 0, DT_LEAF, DT_MULTIPART };
 
 /* direct_type - the Content-Type raw value (NULL: none, so text/plain)
- * parsed as GMime's part does (unfolded), into *ct (the caller unrefs it
+ * parsed as GMime's part does (unfolded and decoded), into *ct (the caller unrefs it
  * whatever the answer); GMime's complaints go to *warned, the parser
  * options' warning data.  GMime picks the kind of part with a parser of its
  * own, so the answer is DT_NO unless ours (rct) and GMime's public one
@@ -1402,9 +1401,15 @@ static int direct_type(GMimeParserOptions *opts, uint32_t *warned, const char *r
     free(u);
     if (!rct->type[0] || !rct->sub[0] || !strcmp(rct->type, "message"))
         return DT_NO;
-    char *uf = g_mime_utils_header_unfold(raw);
     uint32_t before = *warned, heard;
     *warned = 0; /* to tell this parse's complaints apart */
+    /* GMime's object parses the value g_mime_header_get_value gives, its
+     * encoded words decoded; its public parser decodes those of plain
+     * parameters only, after splitting them.  The two differ where a
+     * decoded word holds a quote or a semicolon, names the type, or sits
+     * in an RFC 2231 parameter (name*=): parsing the decoded value, as the
+     * object does, reads them all alike. */
+    char *uf = header_value(opts, raw);
     *ct = g_mime_content_type_parse(opts, uf);
     heard = *warned;
     *warned |= before;
@@ -1434,9 +1439,9 @@ static int direct_leaf(GMimeParserOptions *opts, uint32_t *warned, const char *c
     if (l->enc == GMIME_CONTENT_ENCODING_UUENCODE)
         return 0;
     if (disp && !(l->cd = tc_lookup(TC_DISP, disp, warned))) {
-        char *uf = g_mime_utils_header_unfold(disp); /* as GMime's part does */
         uint32_t before = *warned;
         *warned = 0;
+        char *uf = header_value(opts, disp); /* as GMime's part does (see direct_type) */
         l->cd = g_mime_content_disposition_parse(opts, uf);
         if (l->cd)
             tc_keep(TC_DISP, disp, l->cd, *warned);
@@ -1518,7 +1523,8 @@ static int direct_part(dscan *d, size_t s, size_t e, int crlf, unsigned depth)
             slot = &disp;
         if (has_encoded_word(val, vlen)) {
             /* a MIME field: parsers of GMime's own (see direct_headers) */
-            if (nlen >= 8 && !g_ascii_strncasecmp((const char *)name, "content-", 8))
+            if (nlen >= 8 && !g_ascii_strncasecmp((const char *)name, "content-", 8) &&
+                slot != &ctype && slot != &disp)
                 goto out;
             decode_for_warnings(opts, val, vlen);
         }

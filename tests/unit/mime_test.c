@@ -767,10 +767,23 @@ static void test_direct_path(void **state)
         {1, "From: a@x.org\nTo: b@y.org (=?utf-8?Q?a b?=)\nMessage-ID: <pa@x>\n"
             "Thread-Topic: =?utf-8?Q?a b?=\nReceived: from x\n =?utf-8?Q?=D0 <m@e>,\n =?utf-8?B?0KLQ?=\n"
             "Content-Type: text/plain\n\nbody\n"},
-        /* encoded words in parameters, one broken across a folded line:
-         * GMime's objects and its public parser read them differently */
-        {0, "From: a@x.org\nMessage-ID: <pb@x>\nContent-Type: text/plain (=?utf-8?Q?a b?=)\n\nb\n"},
-        {0, "From: a@x.org\nMessage-ID: <pc@x>\nContent-Type: multipart/mixed; boundary=q\n\n--q\n"
+        /* encoded words in Content-Type and -Disposition: GMime's objects
+         * parse the decoded value, which is not what its public parser
+         * makes of the raw one where a decoded word holds a quote or a
+         * semicolon, names the type, or sits in an RFC 2231 parameter; one
+         * broken across a folded line */
+        {1, "From: a@x.org\nMessage-ID: <pb@x>\nContent-Type: text/plain (=?utf-8?Q?a b?=)\n\nb\n"},
+        {1, "From: a@x.org\nMessage-ID: <pd@x>\nContent-Type: application/pdf;\n"
+            "\tname=\"=?UTF-8?B?YW5uw6llIGZpc2NhbGUucGRm?=\"\nContent-Disposition: attachment;\n"
+            "\tfilename=\"=?UTF-8?B?YW5uw6llIGZpc2NhbGUucGRm?=\"\n\nx\n"},
+        {1, "From: a@x.org\nMessage-ID: <pe@x>\n"
+            "Content-Type: application/octet-stream; name=\"=?UTF-8?B?YSI7IGI9Yw==?=\"\n\nx\n"},
+        {1, "From: a@x.org\nMessage-ID: <pg@x>\nContent-Type: multipart/mixed; boundary=q\n\n--q\n"
+            "Content-Type: text/plain\n\nx\n--q\nContent-Type: application/pdf; "
+            "name*=\"=?UTF-8?B?YW5uw6llIGZpc2NhbGUucGRm?=\"\n"
+            "Content-Disposition: =?UTF-8?B?YXR0YWNobWVudA==?=; filename*0==?UTF-8?B?YQ==?=;"
+            " filename*1=\"b\"\n\ny\n--q--\n"},
+        {1, "From: a@x.org\nMessage-ID: <pc@x>\nContent-Type: multipart/mixed; boundary=q\n\n--q\n"
             "Content-Type: image/png;\n\tname=\"=?UTF-8?B?6KaDisposition: attachment;\n"
             "\tfilename=\"=?UTF-8?B?6KaL56mN5pu4LnBuZw==?=\"\n\nxx\n--q--\n"},
         /* Sender and Reply-To: only their encoded words can make a defect */
