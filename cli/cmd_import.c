@@ -95,11 +95,16 @@ int cmd_import(int argc, char **argv)
     o.progress = !cli_in_daemon && cli_err == mv_stderr() && isatty(STDERR_FILENO);
     mv_err err = {0};
     mv_store *s = NULL;
+    /* The walk of the paths (every file and its size) runs while the store
+     * opens: the two took ~25 ms each, one after the other. */
+    o.walk = mv_import_walk_start(argv + c.argi, (size_t)(argc - c.argi));
     mv_status st = cli_open(&c, &s, &err);
-    if (st)
-        return cli_finish(&c, NULL, st, &err);
-    if ((st = cli_require(&c, s, MV_USER_ADMIN, &err)))
+    if (!st)
+        st = cli_require(&c, s, MV_USER_ADMIN, &err);
+    if (st) {
+        mv_import_walk_free(o.walk);
         return cli_finish(&c, s, st, &err);
+    }
     for (int i = c.argi; i < argc; i++)
         cli_detail(&c, "%s", argv[i]);
     if (a.forget_reason) {

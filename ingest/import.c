@@ -2,6 +2,7 @@
 /* import.c - walk sources, spool in synced batches, feed the pipeline. */
 #include "import.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,70 @@ typedef struct imp {
     spool_ref *refs;
     size_t n_refs;
 } imp;
+
+/* The walk started ahead: its result, and the warnings it had, kept to be
+ * told (or not, --quiet) once the import's options apply. */
+struct mv_import_walk {
+    pthread_t th;
+    char *const *paths;
+    size_t npaths;
+    mv_source *src;
+    mv_status st;
+    mv_err err;
+    char **warn; /* path, reason, path, reason... */
+    size_t nwarn;
+};
+
+static void walk_warn(void *ctx, const char *path, const char *reason)
+{
+    mv_import_walk *w = ctx;
+    w->warn = mv_xrealloc(w->warn, (w->nwarn + 2) * sizeof *w->warn);
+    w->warn[w->nwarn++] = mv_xstrdup(path);
+    w->warn[w->nwarn++] = mv_xstrdup(reason);
+}
+
+static void *walk_main(void *arg)
+{
+    mv_import_walk *w = arg;
+    mv_source_limits lim;
+    mv_source_limits_default(&lim);
+    w->st = mv_source_open(w->paths, w->npaths, &lim, walk_warn, w, &w->src, &w->err);
+    return NULL;
+}
+
+mv_import_walk *mv_import_walk_start(char *const *paths, size_t npaths)
+{
+    mv_import_walk *w = mv_xcalloc(1, sizeof *w);
+    w->paths = paths;
+    w->npaths = npaths;
+    if (pthread_create(&w->th, NULL, walk_main, w) != 0) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+static void walk_join(mv_import_walk *w)
+{
+    pthread_join(w->th, NULL);
+}
+
+static void walk_drop(mv_import_walk *w)
+{
+    for (size_t i = 0; i < w->nwarn; i++)
+        free(w->warn[i]);
+    free(w->warn);
+    free(w);
+}
+
+void mv_import_walk_free(mv_import_walk *w)
+{
+    if (!w)
+        return;
+    walk_join(w);
+    mv_source_free(w->src);
+    walk_drop(w);
+}
 
 static void warn_fn(void *ctx, const char *path, const char *reason)
 {
@@ -393,8 +458,24 @@ mv_status mv_import(mv_store *s, char *const *paths, size_t npaths, const mv_imp
     im->limit = SPOOL_FIRST_BATCH;
     mv_source_limits_default(&lim);
     mv_escrow *esc = NULL;
-    if ((st = mv_source_open(paths, npaths, &lim, warn_fn, im, &src, err)))
+    if (im->o->walk) {
+        /* walked ahead, on the same paths with the same limits */
+        mv_import_walk *w = im->o->walk;
+        walk_join(w);
+        for (size_t i = 0; i + 1 < w->nwarn; i += 2)
+            warn_fn(im, w->warn[i], w->warn[i + 1]);
+        src = w->src;
+        if (src)
+            mv_source_set_warn(src, warn_fn, im);
+        st = w->st;
+        if (st && err)
+            *err = w->err;
+        walk_drop(w);
+        if (st)
+            goto out_nopipe;
+    } else if ((st = mv_source_open(paths, npaths, &lim, warn_fn, im, &src, err))) {
         goto out_nopipe;
+    }
     /* escrowed keys decrypt as the mail goes in (an archive without any
      * still records what encrypted mail was encrypted to) */
     if ((st = mv_escrow_load(s, &esc, err)))

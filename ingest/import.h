@@ -16,6 +16,9 @@
 #include "../lib/err.h"
 #include "../store/store.h"
 
+/* The walk of an import's paths, started ahead (mv_import_walk_start). */
+typedef struct mv_import_walk mv_import_walk;
+
 typedef struct mv_import_opts {
     unsigned workers; /* 0 = CPUs */
     int progress;     /* draw a progress bar when stderr is a terminal */
@@ -28,6 +31,10 @@ typedef struct mv_import_opts {
     int forget_unresolved;
     void (*on_forget)(void *ctx, const char *origin, const uint8_t sha256[32]);
     void *forget_ctx;
+    /* Non-NULL: the paths' walk, started with mv_import_walk_start on the
+     * same paths; mv_import takes it over (and frees it) instead of
+     * walking them itself. */
+    mv_import_walk *walk;
 } mv_import_opts;
 
 typedef struct mv_import_result {
@@ -45,6 +52,17 @@ typedef struct mv_import_result {
     uint64_t stored_bytes; /* sealed bytes written */
     double seconds;
 } mv_import_result;
+
+/* mv_import_walk_start - walk paths (as mv_import first does: every file
+ * found and its size) on a thread of its own, so that the walk runs beside
+ * the opening of the store instead of after it.  paths must live until the
+ * walk is taken over by mv_import or freed.  Returns NULL when no thread
+ * could be started (mv_import then walks them itself). */
+mv_import_walk *mv_import_walk_start(char *const *paths, size_t npaths);
+
+/* mv_import_walk_free - wait for the walk and drop it (for a caller that
+ * does not go on to mv_import). NULL is a no-op. */
+void mv_import_walk_free(mv_import_walk *w);
 
 MV_NODISCARD mv_status mv_import(mv_store *s, char *const *paths, size_t npaths,
                                  const mv_import_opts *o, mv_import_result *r, mv_err *err);

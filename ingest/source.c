@@ -767,6 +767,12 @@ out:
     return MV_OK;
 }
 
+void mv_source_set_warn(mv_source *s, mv_source_warn_fn warn_fn, void *warn_ctx)
+{
+    s->warn = warn_fn;
+    s->warn_ctx = warn_ctx;
+}
+
 static void close_current(mv_source *s)
 {
     if (s->fd >= 0)

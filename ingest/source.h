@@ -58,6 +58,9 @@ typedef void (*mv_source_warn_fn)(void *ctx, const char *path, const char *reaso
 MV_NODISCARD mv_status mv_source_open(char *const *paths, size_t npaths,
                                       const mv_source_limits *lim, mv_source_warn_fn warn,
                                       void *warn_ctx, mv_source **out, mv_err *err);
+/* mv_source_set_warn - whom the source tells from now on (a source opened
+ * on another thread, handed over). */
+void mv_source_set_warn(mv_source *s, mv_source_warn_fn warn, void *warn_ctx);
 /* mv_source_next - the next message; the pointers in *m stay valid until
  * the next call or mv_source_free.
  * @retval MV_OK        *m filled
