@@ -1242,8 +1242,8 @@ static int direct_headers(GMimeParserOptions *opts, const uint8_t *p, size_t hea
         plain += !content;
         int k = direct_field(name, nlen), ew = has_encoded_word(val, vlen);
         /* fill_direct decodes these very values the same way, complaints
-         * and all */
-        if (ew && !(k >= DF_SUBJECT && k <= DF_IRT))
+         * and all, and direct_type the Content-Type */
+        if (ew && !(k >= DF_SUBJECT && k <= DF_IRT) && k != DF_CTYPE)
             decode_for_warnings(opts, val, vlen);
         if (k >= 0) {
             if (f[k])
@@ -1398,8 +1398,8 @@ static void dleaf_clear(dleaf *l)
 enum { DT_NO = 0, DT_LEAF, DT_MULTIPART };
 
 /* direct_type - the Content-Type raw value (NULL: none, so text/plain)
- * parsed as GMime's part does (unfolded and decoded), into *ct (the caller unrefs it
- * whatever the answer); GMime's complaints go to *warned, the parser
+ * parsed as GMime's part does (unfolded and decoded), into *ct (the caller
+ * unrefs it whatever the answer); GMime's complaints go to *warned, the parser
  * options' warning data.  GMime picks the kind of part with a parser of its
  * own, so the answer is DT_NO unless ours (rct) and GMime's public one
  * agree on the type.  DT_MULTIPART only for mixed, alternative and
@@ -1548,7 +1548,8 @@ static int direct_part(dscan *d, size_t s, size_t e, int crlf, unsigned depth)
             if (nlen >= 8 && !g_ascii_strncasecmp((const char *)name, "content-", 8) &&
                 slot != &ctype && slot != &disp)
                 goto out;
-            decode_for_warnings(opts, val, vlen);
+            if (slot != &ctype) /* (direct_type decodes it, complaints and all) */
+                decode_for_warnings(opts, val, vlen);
         }
         if (slot)
             *slot = g_strndup((const char *)val, vlen);
