@@ -401,21 +401,30 @@ static int hexv(uint8_t c)
     return -1;
 }
 
+/* The decoded form is never longer than the input, so it is written in
+ * place into room reserved once: an append call a word (and one a space,
+ * and one an escape) cost more than the decoding itself. */
 void mv_rm_qp_decode(const uint8_t *s, size_t n, size_t max, mv_buf *out, int *bad, int *cut)
 {
-    size_t i = 0;
-    /* the decoded form is never longer: one allocation, not one a run */
-    if (max > out->len)
-        mv_buf_reserve(out, n < max - out->len ? n : max - out->len);
-    while (i < n) {
-        if (out->len >= max) {
+    if (out->len >= max) {
+        if (n)
             *cut = 1;
-            return;
+        return;
+    }
+    size_t room = max - out->len, i = 0;
+    mv_buf_reserve(out, n < room ? n : room);
+    uint8_t *o = out->data + out->len;
+    size_t w = 0; /* bytes written; never more than room, nor than i */
+    while (i < n) {
+        if (w >= room) {
+            *cut = 1;
+            break;
         }
         uint8_t c = s[i];
         if (c == '=') {
-            if (i + 2 < n && hexv(s[i + 1]) >= 0 && hexv(s[i + 2]) >= 0) {
-                mv_buf_append_byte(out, (uint8_t)(hexv(s[i + 1]) << 4 | hexv(s[i + 2])));
+            int hi, lo;
+            if (i + 2 < n && (hi = hexv(s[i + 1])) >= 0 && (lo = hexv(s[i + 2])) >= 0) {
+                o[w++] = (uint8_t)(hi << 4 | lo);
                 i += 3;
                 continue;
             }
@@ -436,40 +445,49 @@ void mv_rm_qp_decode(const uint8_t *s, size_t n, size_t max, mv_buf *out, int *b
                 continue;
             }
             *bad = 1;
-            mv_buf_append_byte(out, c);
+            o[w++] = c;
             i++;
             continue;
         }
-        if (mv_rm_is_wsp(c)) {
-            size_t k = i;
-            while (k < n && mv_rm_is_wsp(s[k]))
-                k++;
-            if (!(k == n || s[k] == '\n' || (s[k] == '\r' && k + 1 < n && s[k + 1] == '\n'))) {
-                /* inner blanks stay; the whole run at once keeps this linear */
-                size_t room = max - out->len;
-                size_t take = k - i < room ? k - i : room;
-                mv_buf_append(out, s + i, take);
-                if (take < k - i) {
-                    *cut = 1;
-                    return;
-                }
-            }
-            i = k; /* trailing blanks go */
-            continue;
-        }
-        /* a run of ordinary bytes goes in at once */
-        size_t k = i + 1;
-        while (k < n && s[k] != '=' && !mv_rm_is_wsp(s[k]))
+        /* A run up to the next '=' or line feed, the feed included: only
+         * the blanks at its end can go, the rest is copied at once. */
+        size_t k = i;
+        while (k < n && s[k] != '=' && s[k] != '\n')
             k++;
-        size_t room = max - out->len;
-        size_t take = k - i < room ? k - i : room;
-        mv_buf_append(out, s + i, take);
-        if (take < k - i) {
-            *cut = 1;
-            return;
+        size_t t = k, kend = k; /* the line end, kept: [t, kend) */
+        int eol = k == n || s[k] == '\n'; /* else '=': blanks before it stay */
+        if (k < n && s[k] == '\n') {
+            kend = k + 1;
+            if (k > i && s[k - 1] == '\r')
+                t = k - 1;
         }
-        i = k;
+        size_t e = t; /* blanks before the line end (or the input's end) go */
+        if (eol)
+            while (e > i && mv_rm_is_wsp(s[e - 1]))
+                e--;
+        size_t len = e - i, take = len < room - w ? len : room - w;
+        memcpy(o + w, s + i, take);
+        w += take;
+        if (take < len) {
+            *cut = 1;
+            break;
+        }
+        if (e < t && w >= room) {
+            *cut = 1; /* (blanks dropped, with input left) */
+            break;
+        }
+        len = kend - t;
+        take = len < room - w ? len : room - w;
+        memcpy(o + w, s + t, take);
+        w += take;
+        if (take < len) {
+            *cut = 1;
+            break;
+        }
+        i = kend;
     }
+    out->len += w;
+    out->data[out->len] = '\0';
 }
 
 /* ---- multipart delimiters ----------------------------------------------- */
