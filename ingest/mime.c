@@ -183,12 +183,27 @@ typedef struct rawscan {
     uint32_t defects;
 } rawscan;
 
+/* any_high - does p[0..n) hold a byte with the high bit set?  Eight bytes
+ * at a time: a test a byte over every header line showed in profiles. */
+static int any_high(const uint8_t *p, size_t n)
+{
+    uint64_t acc = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        acc |= w;
+    }
+    for (; i < n; i++)
+        acc |= p[i];
+    return (acc & 0x8080808080808080ull) != 0;
+}
+
 /* scan_raw - line endings, NULs, 8-bit header bytes, long lines and where
- * the header block ends, in one pass. */
+ * the header block ends. */
 static void scan_raw(const uint8_t *p, size_t n, rawscan *r)
 {
     size_t crlf = 0, lf = 0, i = 0;
-    int in_header = 1;
     memset(r, 0, sizeof *r);
     r->header_bytes = n;
     r->header_end = n;
@@ -205,6 +220,7 @@ static void scan_raw(const uint8_t *p, size_t n, rawscan *r)
         }
         cr = memchr(p + at, '\r', n - at);
     }
+    int in_header = 1;
     while (i < n) {
         const uint8_t *nl = memchr(p + i, '\n', n - i);
         size_t end = nl ? (size_t)(nl - p) : n; /* index of LF or n */
@@ -221,22 +237,18 @@ static void scan_raw(const uint8_t *p, size_t n, rawscan *r)
             r->defects |= MV_DEFECT_LONG_LINE;
         if (cont - i >= 2 && p[i] == '-' && p[i + 1] == '-')
             r->boundaries++;
-        if (in_header) {
-            if (cont == i && nl) {
-                /* the blank line ends the header block */
-                in_header = 0;
-                r->header_end = i;
-                r->header_bytes = end + 1;
-            } else {
-                for (size_t k = i; k < cont; k++)
-                    if (p[k] & 0x80) {
-                        r->defects |= MV_DEFECT_8BIT_HEADER;
-                        break;
-                    }
-            }
+        if (in_header && cont == i && nl) {
+            /* the blank line ends the header block */
+            in_header = 0;
+            r->header_end = i;
+            r->header_bytes = end + 1;
         }
         i = nl ? end + 1 : n;
     }
+    /* 8-bit bytes in the header lines: line ends are never 8-bit, so the
+     * whole block is tested at once (all of it when no blank line ends it) */
+    if (any_high(p, r->header_end))
+        r->defects |= MV_DEFECT_8BIT_HEADER;
     if (crlf && lf)
         r->defects |= MV_DEFECT_BARE_LF;
 }
@@ -312,12 +324,18 @@ static void format_addrs(InternetAddressList *list, mv_buf *b, int depth)
             mv_buf_append_str(b, ", ");
         if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
             const char *a = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
-            if (name && *name)
-                mv_buf_printf(b, "%s <%s>", name, a ? a : "");
-            else
+            /* (appends, not a format: every message's From and To pass here) */
+            if (name && *name) {
+                mv_buf_append_str(b, name);
+                mv_buf_append(b, " <", 2);
                 mv_buf_append_str(b, a ? a : "");
+                mv_buf_append_byte(b, '>');
+            } else {
+                mv_buf_append_str(b, a ? a : "");
+            }
         } else if (INTERNET_ADDRESS_IS_GROUP(ia)) {
-            mv_buf_printf(b, "%s: ", name ? name : "");
+            mv_buf_append_str(b, name ? name : "");
+            mv_buf_append(b, ": ", 2);
             if (depth < 8)
                 format_addrs(internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia)), b,
                              depth + 1);
