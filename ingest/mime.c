@@ -381,6 +381,17 @@ static void normalise_text(const uint8_t *p, size_t n, mv_buf *out)
 {
     size_t i = 0, keep = 0; /* keep = out length up to the last non-empty line */
     mv_buf_reset(out);
+    if (!n) {
+        if (out->data)
+            out->data[0] = '\0';
+        return;
+    }
+    /* Written in place (two append calls a line showed in profiles): a
+     * line's LF (or CRLF) pays for the LF put before the next one, so the
+     * result is never longer than the input. */
+    mv_buf_reserve(out, n);
+    uint8_t *o = out->data;
+    size_t w = 0;
     while (i < n) {
         const uint8_t *nl = memchr(p + i, '\n', n - i);
         size_t end = nl ? (size_t)(nl - p) : n;
@@ -389,16 +400,16 @@ static void normalise_text(const uint8_t *p, size_t n, mv_buf *out)
             cont--;
         while (cont > i && (p[cont - 1] == ' ' || p[cont - 1] == '\t'))
             cont--;
-        if (out->len)
-            mv_buf_append_byte(out, '\n');
-        mv_buf_append(out, p + i, cont - i);
+        if (w)
+            o[w++] = '\n';
+        memcpy(o + w, p + i, cont - i);
+        w += cont - i;
         if (cont > i)
-            keep = out->len;
+            keep = w;
         i = nl ? end + 1 : n;
     }
     out->len = keep;
-    if (out->data)
-        out->data[keep] = '\0';
+    o[keep] = '\0';
 }
 
 /* crlf_to_lf - copy with every CRLF turned into LF. */
