@@ -912,6 +912,25 @@ static void test_direct_path(void **state)
         mv_msginfo_free(m);
     }
     mv_msginfo_free(ref);
+    /* a field read for its complaints alone (the decoder's, kept by value
+     * too): the third time as the first, and clean mail stays clean */
+    static const char *again2 =
+        "From: a@x.org\nTo: b@y.org\nMessage-ID: <ag2@x>\nComments: =?utf-8?Q?c d?=\n\nbody\n";
+    static const char *clean =
+        "From: a@x.org\nTo: b@y.org\nMessage-ID: <ag3@x>\nComments: =?utf-8?Q?c_d?=\n\nbody\n";
+    ref = summarize_lim(again2, strlen(again2), &lim);
+    assert_true(ref->meta.defects & MV_DEFECT_BAD_ENCODING);
+    for (int i = 0; i < 4; i++) {
+        mv_msginfo *m = summarize(again2);
+        assert_int_equal(m->direct, 1);
+        assert_true(mv_mime_same(m, ref));
+        mv_msginfo_free(m);
+        m = summarize(clean);
+        assert_int_equal(m->direct, 1);
+        assert_false(m->meta.defects & MV_DEFECT_BAD_ENCODING);
+        mv_msginfo_free(m);
+    }
+    mv_msginfo_free(ref);
     /* and what the first one says */
     mv_msginfo *m = summarize(cases[0].msg);
     assert_int_equal(m->direct, 1);
