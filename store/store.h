@@ -98,6 +98,11 @@ void mv_store_copy_id(mv_store *s, const void *p, size_t n, uint8_t out[32]);
 typedef enum { MV_COPYID_NEW = 0, MV_COPYID_SPOOLED, MV_COPYID_ARCHIVED } mv_copyid_state;
 MV_NODISCARD mv_status mv_store_copy_id_state(mv_store *s, const uint8_t id[32],
                                               mv_copyid_state *state, mv_err *err);
+/* mv_store_copy_id_states - the same for n ids at once (one lookup of the
+ * family for all): states[i] is ids[i]'s.  The caller owns both arrays.
+ * @retval MV_ESTORE  reading failed (states then undefined) */
+MV_NODISCARD mv_status mv_store_copy_id_states(mv_store *s, const uint8_t *const *ids, size_t n,
+                                               mv_copyid_state *states, mv_err *err);
 
 typedef struct mv_spool_item {
     mv_arrival arr;
