@@ -679,6 +679,13 @@ static void batch_get_free(batch_get *g)
     free(g->e);
 }
 
+/* copyid_state_of - what a copy-id entry that exists says (version byte
+ * 2: archived; 1: spooled). */
+static mv_copyid_state copyid_state_of(const uint8_t *v, size_t vl)
+{
+    return vl && v[0] == 2 ? MV_COPYID_ARCHIVED : MV_COPYID_SPOOLED;
+}
+
 mv_status mv_store_copy_id_state(mv_store *s, const uint8_t id[32], mv_copyid_state *state,
                                  mv_err *err)
 {
@@ -688,7 +695,7 @@ mv_status mv_store_copy_id_state(mv_store *s, const uint8_t id[32], mv_copyid_st
     if (st == MV_ENOTFOUND)
         st = MV_OK;
     else if (!st)
-        *state = b.len && b.data[0] == 2 ? MV_COPYID_ARCHIVED : MV_COPYID_SPOOLED;
+        *state = copyid_state_of(b.data, b.len);
     mv_buf_free(&b);
     return st;
 }
@@ -705,12 +712,12 @@ mv_status mv_store_copy_id_states(mv_store *s, const uint8_t *const *ids, size_t
     batch_get g = {0};
     mv_status st = batch_get_run(s, CF_COPYID, keys, kl, n, &g, err);
     for (size_t i = 0; i < n && !st; i++) {
-        size_t vl = 0;
-        const char *v = g.v[i] ? rocksdb_pinnableslice_value(g.v[i], &vl) : NULL;
-        if (!g.v[i])
-            states[i] = MV_COPYID_NEW;
-        else
-            states[i] = vl && (uint8_t)v[0] == 2 ? MV_COPYID_ARCHIVED : MV_COPYID_SPOOLED;
+        states[i] = MV_COPYID_NEW;
+        if (g.v[i]) {
+            size_t vl = 0;
+            const char *v = rocksdb_pinnableslice_value(g.v[i], &vl);
+            states[i] = copyid_state_of((const uint8_t *)v, vl);
+        }
     }
     batch_get_free(&g);
     free(keys);
