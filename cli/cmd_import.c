@@ -95,8 +95,8 @@ int cmd_import(int argc, char **argv)
     o.progress = !cli_in_daemon && cli_err == mv_stderr() && isatty(STDERR_FILENO);
     mv_err err = {0};
     mv_store *s = NULL;
-    /* The walk of the paths (every file and its size) runs while the store
-     * opens: the two took ~25 ms each, one after the other. */
+    /* The walk of the paths (directory listings) runs while the store opens:
+     * the two took ~25 ms each, one after the other. */
     o.walk = mv_import_walk_start(argv + c.argi, (size_t)(argc - c.argi));
     mv_status st = cli_open(&c, &s, &err);
     if (!st)

@@ -54,7 +54,7 @@ typedef struct mv_import_result {
 } mv_import_result;
 
 /* mv_import_walk_start - walk paths (as mv_import first does: every file
- * found and its size) on a thread of its own, so that the walk runs beside
+ * found, see mv_source_open) on a thread of its own, so that the walk runs beside
  * the opening of the store instead of after it.  paths must live until the
  * walk is taken over by mv_import or freed.  Returns NULL when no thread
  * could be started (mv_import then walks them itself). */

@@ -51,7 +51,8 @@ typedef struct mv_source mv_source;
  * short text, path borrowed for the call). */
 typedef void (*mv_source_warn_fn)(void *ctx, const char *path, const char *reason);
 
-/* mv_source_open - walk the paths now (stat only, to total the bytes).
+/* mv_source_open - walk the paths now (directory listings; a file's size
+ * is read when it is opened, see mv_source_total_bytes).
  * @retval MV_OK        *out owned by caller, free with mv_source_free
  * @retval MV_ENOTFOUND a path does not exist
  * @retval MV_EIO       a path cannot be read */
@@ -73,7 +74,10 @@ MV_NODISCARD mv_status mv_source_next(mv_source *s, mv_source_msg *m, mv_err *er
  * be copied.  After it, m->data and m->raw of that message are invalid.
  * Returns NULL when there is nothing to take. */
 uint8_t *mv_source_take(mv_source *s, size_t *len);
-uint64_t mv_source_total_bytes(const mv_source *s); /* sum of the sizes of candidate files */
+/* mv_source_total_bytes - the sum of the sizes of candidate files.  The
+ * walk does not stat the files a directory listing says are regular, so
+ * the first call stats those not read yet (ask before reading, once). */
+uint64_t mv_source_total_bytes(mv_source *s);
 uint64_t mv_source_done_bytes(const mv_source *s);  /* bytes consumed so far */
 uint64_t mv_source_skipped(const mv_source *s);     /* files skipped as not mail */
 uint64_t mv_source_failed(const mv_source *s);      /* files or messages that could not be read */

@@ -415,6 +415,48 @@ static void test_mbox_limit_and_long_lines(void **state)
     mv_buf_free(&b);
 }
 
+/* The walk takes a file's size from the open file, not from a stat of its
+ * own: a file that grew or was swapped for a FIFO after the walk is read as
+ * it is then (never a hang), and the bytes counted are the bytes read. */
+static void test_sizes_at_read(void **state)
+{
+    (void)state;
+    put_str("a", "From: a@x\nSubject: a\n\na\n");
+    put_str("b", "From: b@x\nSubject: b\n\nb\n");
+    put_str("c", "From: c@x\nSubject: c\n\nc\n");
+    char p[8192];
+    snprintf(p, sizeof p, "%s/fifo", tmpdir);
+    assert_int_equal(mkfifo(p, 0600), 0);
+
+    char *paths[] = {tmpdir};
+    warns w = {0};
+    mv_source *s = NULL;
+    mv_err err;
+    assert_int_equal(mv_source_open(paths, 1, NULL, on_warn, &w, &s, &err), MV_OK);
+    /* after the walk: a grows, b becomes a FIFO */
+    static const char more[] = "From: a@x\nSubject: a, longer now\n\naaaa\n";
+    put_str("a", more);
+    snprintf(p, sizeof p, "%s/b", tmpdir);
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(mkfifo(p, 0600), 0);
+
+    mv_source_msg m;
+    assert_int_equal(mv_source_next(s, &m, &err), MV_OK);
+    assert_int_equal(m.len, strlen(more));
+    assert_memory_equal(m.data, more, m.len);
+    assert_true(m.mtime > 0);
+    assert_int_equal(mv_source_next(s, &m, &err), MV_OK);
+    assert_true(strstr(m.origin, "/c") != NULL);
+    assert_int_equal(mv_source_next(s, &m, &err), MV_ENOTFOUND);
+    assert_int_equal(mv_source_skipped(s), 2); /* the FIFO the walk saw, and b */
+    assert_int_equal(mv_source_failed(s), 0);
+    uint64_t read = strlen(more) + strlen("From: c@x\nSubject: c\n\nc\n");
+    assert_int_equal(mv_source_done_bytes(s), read);
+    assert_int_equal(mv_source_total_bytes(s), read);
+    assert_true(has_warn(&w, "not a regular file"));
+    mv_source_free(s);
+}
+
 /* A maildir file named on its own is a message; a single file named on the
  * command line gets a file: origin. */
 static void test_single_file(void **state)
@@ -446,6 +488,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_errors, setup_tree, teardown_tree),
         cmocka_unit_test_setup_teardown(test_mbox_limit_and_long_lines, setup_tree, teardown_tree),
         cmocka_unit_test_setup_teardown(test_single_file, setup_tree, teardown_tree),
+        cmocka_unit_test_setup_teardown(test_sizes_at_read, setup_tree, teardown_tree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
