@@ -328,11 +328,32 @@ void mv_store_flush_begin(mv_store *s)
     rocksdb_flushoptions_destroy(fo);
 }
 
+/* mark_spool_low - when nothing is spooled, every entry so far has been
+ * archived or forgotten: the spool's reads may start after the last
+ * sequence given out.  Not synced: the deletions are earlier in the same
+ * log, so a crash that keeps the mark kept them too. */
+static void mark_spool_low(mv_store *s)
+{
+    uint64_t low = s->next_spool + 1;
+    /* (a store whose open failed has written nothing, and will not now) */
+    if (!s->spool_read || __atomic_load_n(&s->spool_pending, __ATOMIC_RELAXED) != 0 ||
+        low <= s->spool_low)
+        return;
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    batch_u64(b, s, "spool_low", low);
+    mv_err err = {0};
+    if (write_batch(s, b, 0, &err) == MV_OK)
+        s->spool_low = low;
+    rocksdb_writebatch_destroy(b);
+}
+
 void mv_store_close(mv_store *s)
 {
     if (!s)
         return;
     if (s->db) {
+        if (s->cf[CF_DEFAULT])
+            mark_spool_low(s);
         /* After a bulk write (an import, a daemon's day), the memtables go
          * to table files now: otherwise the next command, however small,
          * would replay the whole write-ahead log when it opens the store.
@@ -478,13 +499,29 @@ static int cmp_u64(const void *a, const void *b)
 /* clean_spool - count the pending arrivals, and remove blob parts whose
  * arrival never got its envelope (a large arrival's chunks written ahead
  * of a batch that a crash prevented: never acknowledged, so not kept). */
+static void spool_blob_id(uint64_t seq, int raw, uint8_t id[32]);
+
+/* spool_seek_records - it at the first spool record of sequence spool_low
+ * or more.  Parts (36-byte keys, 23 zero bytes first) all sort before the
+ * records (8-byte big-endian sequences from 1). */
+static void spool_seek_records(mv_store *s, rocksdb_iterator_t *it)
+{
+    uint8_t k[8];
+    u64key(k, s->spool_low ? s->spool_low : 1);
+    rocksdb_iter_seek(it, (const char *)k, sizeof k);
+}
+
 static mv_status clean_spool(mv_store *s, mv_err *err)
 {
     uint64_t *seqs = NULL, n = 0, cap = 0, orphans = 0;
     char *e = NULL;
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_SPOOL]);
-    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+    /* Archived arrivals leave tombstones until compaction drops them: an
+     * import of N messages leaves N.  The reads start past the ones below
+     * spool_low (seeks, not steps), or every command after a large import
+     * would step over all of them, twice, when it opens the archive. */
+    for (spool_seek_records(s, it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t kl;
         const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
         if (kl != 8)
@@ -495,19 +532,36 @@ static mv_status clean_spool(mv_store *s, mv_err *err)
     }
     if (n)
         qsort(seqs, n, sizeof *seqs, cmp_u64);
-    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t kl;
-        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
-        if (kl != MV_BLOBKEY_LEN)
-            continue;
-        uint64_t seq = mv_be64_get(k + 24);
-        if (!n || !bsearch(&seq, seqs, n, sizeof *seqs, cmp_u64)) {
-            rocksdb_writebatch_delete_cf(b, s->cf[CF_SPOOL], (const char *)k, kl);
-            orphans++;
-        }
-    }
     rocksdb_iter_get_error(it, &e);
     rocksdb_iter_destroy(it);
+    /* the parts: those of the bytes as delivered, then of the raw copies
+     * (id byte 23), each from spool_low up to the next kind (a bound, so
+     * that the tombstones past it are not stepped over either) */
+    for (int raw = 0; raw < 2 && !e; raw++) {
+        uint8_t id[32], lo[MV_BLOBKEY_LEN], hi[MV_BLOBKEY_LEN];
+        spool_blob_id(s->spool_low, raw, id);
+        mv_blob_key(id, 0, lo);
+        spool_blob_id(0, raw + 1, id);
+        mv_blob_key(id, 0, hi);
+        rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+        rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, sizeof hi);
+        it = rocksdb_create_iterator_cf(s->db, ro, s->cf[CF_SPOOL]);
+        for (rocksdb_iter_seek(it, (const char *)lo, sizeof lo); rocksdb_iter_valid(it);
+             rocksdb_iter_next(it)) {
+            size_t kl;
+            const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+            if (kl != MV_BLOBKEY_LEN)
+                continue;
+            uint64_t seq = mv_be64_get(k + 24);
+            if (!n || !bsearch(&seq, seqs, n, sizeof *seqs, cmp_u64)) {
+                rocksdb_writebatch_delete_cf(b, s->cf[CF_SPOOL], (const char *)k, kl);
+                orphans++;
+            }
+        }
+        rocksdb_iter_get_error(it, &e);
+        rocksdb_iter_destroy(it);
+        rocksdb_readoptions_destroy(ro);
+    }
     free(seqs);
     mv_status st = e ? rocks_err(err, e, "reading the spool") : MV_OK;
     if (!st && orphans) {
@@ -560,8 +614,13 @@ mv_status mv_store_open(const char *dir, const mv_keysrc *src, mv_store **out, m
     if ((st = meta_get_u64(s, "serial", &s->last_serial, err)) ||
         (st = meta_get_u64(s, "change", &s->last_change, err)) ||
         (st = meta_get_u64(s, "spool", &s->next_spool, err)) ||
+        (st = meta_get_u64(s, "spool_low", &s->spool_low, err)) ||
         (st = meta_get_u64(s, "audit", &s->next_audit, err)))
         goto out;
+    /* (a mark past the sequence counter was not written by this code:
+     * read the whole spool) */
+    if (s->spool_low > s->next_spool + 1)
+        s->spool_low = 0;
     st = get(s, CF_DEFAULT, "stats", 5, &b, err);
     if (st == MV_OK && b.len == 48) {
         s->stats.messages = mv_be64_get(b.data);
@@ -577,6 +636,7 @@ mv_status mv_store_open(const char *dir, const mv_keysrc *src, mv_store **out, m
     }
     if ((st = clean_spool(s, err)) || (st = mv_ilog_load(s, err)) || (st = mv_policy_load(s, err)))
         goto out;
+    s->spool_read = 1;
     *out = s;
     s = NULL;
     st = MV_OK;
@@ -1018,7 +1078,7 @@ mv_status mv_spool_replay(mv_store *s, mv_spool_fn fn, void *ctx, mv_err *err)
     mv_buf rec = MV_BUF_INIT, data = MV_BUF_INIT, raw = MV_BUF_INIT;
     fetch_ctx fc = {s, CF_SPOOL};
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[CF_SPOOL]);
-    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it) && !st; rocksdb_iter_next(it)) {
+    for (spool_seek_records(s, it); rocksdb_iter_valid(it) && !st; rocksdb_iter_next(it)) {
         size_t kl, vl;
         const char *k = rocksdb_iter_key(it, &kl);
         if (kl != 8)
@@ -2218,8 +2278,12 @@ static mv_status commit_locked(mv_store *s, mv_prepared **items, size_t n, mv_co
         __atomic_store_n(&s->last_change, change, __ATOMIC_RELEASE);
         s->stats = stats;
         s->bulk_written = 1;
-        /* (the spool's writer adds under another lock) */
-        __atomic_sub_fetch(&s->spool_pending, n, __ATOMIC_RELAXED);
+        /* (the spool's writer adds under another lock; an arrival
+         * committed without a spool entry, sequence 0, had none to take) */
+        size_t spooled = 0;
+        for (size_t i = 0; i < n; i++)
+            spooled += items[i]->seq != 0;
+        __atomic_sub_fetch(&s->spool_pending, spooled, __ATOMIC_RELAXED);
     }
     for (size_t i = 0; i < n; i++)
         mv_prepared_free(items[i]);

@@ -66,6 +66,11 @@ struct mv_store {
     rocksdb_writebatch_t *commit_batch; /* committer thread */
     uint64_t next_spool, next_audit;
     uint64_t spool_pending; /* __atomic_* builtins only */
+    /* No spool entry (record or part) has a sequence below this: the
+     * spool's reads start here, past the tombstones of archived arrivals
+     * (0: from the first key).  Written at close when the spool is empty. */
+    uint64_t spool_low;
+    int spool_read; /* the open succeeded: spool_pending counts the spool */
     pthread_mutex_t dict_mu;
     bdict *dicts;
     size_t ndicts;
