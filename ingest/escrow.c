@@ -98,6 +98,9 @@ mv_status mv_escrow_prepare_anchors(const uint8_t *p, size_t n, char **kind, cha
 {
     mv_pgp_info pi = {0};
     mv_err perr = {0};
+    /* (without librnp an OpenPGP key would be reported as bad PEM) */
+    if (may_be_openpgp(p, n) && mv_pgp_load(err) != MV_OK)
+        return MV_ECRYPTO;
     if (may_be_openpgp(p, n) && mv_pgp_inspect(p, n, &pi, &perr) == MV_OK) {
         /* an OpenPGP public key whose signatures are to be recognised */
         mv_buf d = MV_BUF_INIT;
@@ -262,6 +265,8 @@ mv_status mv_escrow_prepare(const uint8_t *p, size_t n, const uint8_t *p2, size_
      * the X.509 importer would report any non-PEM input as malformed. */
     mv_pgp_info pi = {0};
     mv_err perr = {0};
+    if (may_be_openpgp(p, n) && mv_pgp_load(err) != MV_OK)
+        return MV_ECRYPTO;
     if (may_be_openpgp(p, n) && mv_pgp_inspect(p, n, &pi, &perr) == MV_OK) {
         if (!pi.secret) {
             mv_pgp_info_clear(&pi);

@@ -17,6 +17,7 @@
  * max_layers (decrypted entities that are walked again), both capped. */
 #include "pgp.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -33,6 +34,175 @@
 
 #define DEPTH_CAP 100 /* docs/decryption.md: max_depth above 100 counts as 100 */
 #define LAYER_CAP 16  /* whatever max_layers says */
+
+/* ---- librnp, loaded at its first use -------------------------------------- */
+
+/* librnp, with Botan, SQLite and the rest it brings, is loaded when OpenPGP
+ * keys or mail are first handled, not linked: loading it took ~5 ms at the
+ * start of every command (an empty program linked as mailvault is started
+ * in 18 ms with it, 13 without), and most commands never meet OpenPGP.
+ * Detection (mv_pgp_detect) needs none of it.  Every librnp call below
+ * goes through this table; each public function that makes any first
+ * checks need_rnp. */
+#define RNP_SONAME "librnp.so.0"
+#define RNP_FUNCS(X) \
+    X(rnp_buffer_destroy) \
+    X(rnp_dearmor) \
+    X(rnp_ffi_create) \
+    X(rnp_ffi_destroy) \
+    X(rnp_ffi_set_key_provider) \
+    X(rnp_identifier_iterator_create) \
+    X(rnp_identifier_iterator_destroy) \
+    X(rnp_identifier_iterator_next) \
+    X(rnp_import_keys) \
+    X(rnp_input_destroy) \
+    X(rnp_input_from_memory) \
+    X(rnp_key_allows_usage) \
+    X(rnp_key_export) \
+    X(rnp_key_get_alg) \
+    X(rnp_key_get_bits) \
+    X(rnp_key_get_creation) \
+    X(rnp_key_get_curve) \
+    X(rnp_key_get_expiration) \
+    X(rnp_key_get_fprint) \
+    X(rnp_key_get_grip) \
+    X(rnp_key_get_keyid) \
+    X(rnp_key_get_primary_fprint) \
+    X(rnp_key_get_primary_uid) \
+    X(rnp_key_get_protection_type) \
+    X(rnp_key_get_subkey_at) \
+    X(rnp_key_get_subkey_count) \
+    X(rnp_key_get_uid_at) \
+    X(rnp_key_get_uid_count) \
+    X(rnp_key_handle_destroy) \
+    X(rnp_key_have_secret) \
+    X(rnp_key_is_primary) \
+    X(rnp_key_is_protected) \
+    X(rnp_key_unprotect) \
+    X(rnp_locate_key) \
+    X(rnp_op_verify_create) \
+    X(rnp_op_verify_destroy) \
+    X(rnp_op_verify_detached_create) \
+    X(rnp_op_verify_execute) \
+    X(rnp_op_verify_get_protection_info) \
+    X(rnp_op_verify_get_recipient_at) \
+    X(rnp_op_verify_get_recipient_count) \
+    X(rnp_op_verify_get_signature_at) \
+    X(rnp_op_verify_get_signature_count) \
+    X(rnp_op_verify_get_symenc_count) \
+    X(rnp_op_verify_get_used_recipient) \
+    X(rnp_op_verify_set_flags) \
+    X(rnp_op_verify_signature_get_handle) \
+    X(rnp_op_verify_signature_get_key) \
+    X(rnp_op_verify_signature_get_status) \
+    X(rnp_op_verify_signature_get_times) \
+    X(rnp_output_destroy) \
+    X(rnp_output_memory_get_buf) \
+    X(rnp_output_to_callback) \
+    X(rnp_output_to_memory) \
+    X(rnp_output_to_null) \
+    X(rnp_recipient_get_keyid) \
+    X(rnp_result_to_string) \
+    X(rnp_signature_get_keyid) \
+    X(rnp_signature_handle_destroy)
+
+static struct {
+#define X(f) __typeof__(f) *f;
+    RNP_FUNCS(X)
+#undef X
+} rnp_api;
+static int rnp_ok;
+static char rnp_why[256];
+static pthread_once_t rnp_once = PTHREAD_ONCE_INIT;
+
+static void rnp_load(void)
+{
+    void *h = dlopen(RNP_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *e = dlerror();
+        snprintf(rnp_why, sizeof rnp_why, "%s", e ? e : "cannot be loaded");
+        return;
+    }
+    rnp_ok = 1;
+#define X(f)                                                                                       \
+    if (!(*(void **)&rnp_api.f = dlsym(h, #f))) {                                                  \
+        rnp_ok = 0;                                                                                \
+        snprintf(rnp_why, sizeof rnp_why, "%s has no %s", RNP_SONAME, #f);                         \
+    }
+    RNP_FUNCS(X)
+#undef X
+}
+
+/* need_rnp - MV_OK once librnp is loaded; MV_ECRYPTO naming the package
+ * when it cannot be. */
+static mv_status need_rnp(mv_err *err)
+{
+    pthread_once(&rnp_once, rnp_load);
+    if (rnp_ok)
+        return MV_OK;
+    return mv_err_set(err, MV_ECRYPTO, "OpenPGP needs %s (Debian package librnp0): %s", RNP_SONAME,
+                      rnp_why);
+}
+
+#define rnp_buffer_destroy (rnp_api.rnp_buffer_destroy)
+#define rnp_dearmor (rnp_api.rnp_dearmor)
+#define rnp_ffi_create (rnp_api.rnp_ffi_create)
+#define rnp_ffi_destroy (rnp_api.rnp_ffi_destroy)
+#define rnp_ffi_set_key_provider (rnp_api.rnp_ffi_set_key_provider)
+#define rnp_identifier_iterator_create (rnp_api.rnp_identifier_iterator_create)
+#define rnp_identifier_iterator_destroy (rnp_api.rnp_identifier_iterator_destroy)
+#define rnp_identifier_iterator_next (rnp_api.rnp_identifier_iterator_next)
+#define rnp_import_keys (rnp_api.rnp_import_keys)
+#define rnp_input_destroy (rnp_api.rnp_input_destroy)
+#define rnp_input_from_memory (rnp_api.rnp_input_from_memory)
+#define rnp_key_allows_usage (rnp_api.rnp_key_allows_usage)
+#define rnp_key_export (rnp_api.rnp_key_export)
+#define rnp_key_get_alg (rnp_api.rnp_key_get_alg)
+#define rnp_key_get_bits (rnp_api.rnp_key_get_bits)
+#define rnp_key_get_creation (rnp_api.rnp_key_get_creation)
+#define rnp_key_get_curve (rnp_api.rnp_key_get_curve)
+#define rnp_key_get_expiration (rnp_api.rnp_key_get_expiration)
+#define rnp_key_get_fprint (rnp_api.rnp_key_get_fprint)
+#define rnp_key_get_grip (rnp_api.rnp_key_get_grip)
+#define rnp_key_get_keyid (rnp_api.rnp_key_get_keyid)
+#define rnp_key_get_primary_fprint (rnp_api.rnp_key_get_primary_fprint)
+#define rnp_key_get_primary_uid (rnp_api.rnp_key_get_primary_uid)
+#define rnp_key_get_protection_type (rnp_api.rnp_key_get_protection_type)
+#define rnp_key_get_subkey_at (rnp_api.rnp_key_get_subkey_at)
+#define rnp_key_get_subkey_count (rnp_api.rnp_key_get_subkey_count)
+#define rnp_key_get_uid_at (rnp_api.rnp_key_get_uid_at)
+#define rnp_key_get_uid_count (rnp_api.rnp_key_get_uid_count)
+#define rnp_key_handle_destroy (rnp_api.rnp_key_handle_destroy)
+#define rnp_key_have_secret (rnp_api.rnp_key_have_secret)
+#define rnp_key_is_primary (rnp_api.rnp_key_is_primary)
+#define rnp_key_is_protected (rnp_api.rnp_key_is_protected)
+#define rnp_key_unprotect (rnp_api.rnp_key_unprotect)
+#define rnp_locate_key (rnp_api.rnp_locate_key)
+#define rnp_op_verify_create (rnp_api.rnp_op_verify_create)
+#define rnp_op_verify_destroy (rnp_api.rnp_op_verify_destroy)
+#define rnp_op_verify_detached_create (rnp_api.rnp_op_verify_detached_create)
+#define rnp_op_verify_execute (rnp_api.rnp_op_verify_execute)
+#define rnp_op_verify_get_protection_info (rnp_api.rnp_op_verify_get_protection_info)
+#define rnp_op_verify_get_recipient_at (rnp_api.rnp_op_verify_get_recipient_at)
+#define rnp_op_verify_get_recipient_count (rnp_api.rnp_op_verify_get_recipient_count)
+#define rnp_op_verify_get_signature_at (rnp_api.rnp_op_verify_get_signature_at)
+#define rnp_op_verify_get_signature_count (rnp_api.rnp_op_verify_get_signature_count)
+#define rnp_op_verify_get_symenc_count (rnp_api.rnp_op_verify_get_symenc_count)
+#define rnp_op_verify_get_used_recipient (rnp_api.rnp_op_verify_get_used_recipient)
+#define rnp_op_verify_set_flags (rnp_api.rnp_op_verify_set_flags)
+#define rnp_op_verify_signature_get_handle (rnp_api.rnp_op_verify_signature_get_handle)
+#define rnp_op_verify_signature_get_key (rnp_api.rnp_op_verify_signature_get_key)
+#define rnp_op_verify_signature_get_status (rnp_api.rnp_op_verify_signature_get_status)
+#define rnp_op_verify_signature_get_times (rnp_api.rnp_op_verify_signature_get_times)
+#define rnp_output_destroy (rnp_api.rnp_output_destroy)
+#define rnp_output_memory_get_buf (rnp_api.rnp_output_memory_get_buf)
+#define rnp_output_to_callback (rnp_api.rnp_output_to_callback)
+#define rnp_output_to_memory (rnp_api.rnp_output_to_memory)
+#define rnp_output_to_null (rnp_api.rnp_output_to_null)
+#define rnp_recipient_get_keyid (rnp_api.rnp_recipient_get_keyid)
+#define rnp_result_to_string (rnp_api.rnp_result_to_string)
+#define rnp_signature_get_keyid (rnp_api.rnp_signature_get_keyid)
+#define rnp_signature_handle_destroy (rnp_api.rnp_signature_handle_destroy)
 
 /* ---- transfer decodings ------------------------------------------------ */
 
@@ -558,7 +728,9 @@ mv_status mv_pgp_keyring_add(mv_pgp_keyring *kr, uint32_t id, const uint8_t *key
     if (!kr || id == 0)
         return mv_err_set(err, MV_EUSAGE, "pgp keyring add: no keyring or keyring number 0");
     loaded l;
-    mv_status st = unlocked_key(key, n, passphrase, &l, err);
+    mv_status st = need_rnp(err);
+    if (!st)
+        st = unlocked_key(key, n, passphrase, &l, err);
     if (st != MV_OK)
         return st;
     entry e;
@@ -591,7 +763,9 @@ mv_status mv_pgp_keyring_add_public(mv_pgp_keyring *kr, const uint8_t *key, size
     if (!kr)
         return mv_err_set(err, MV_EUSAGE, "pgp keyring add: no keyring");
     loaded l;
-    mv_status st = load_keys(key, n, &l, err);
+    mv_status st = need_rnp(err);
+    if (!st)
+        st = load_keys(key, n, &l, err);
     if (st != MV_OK)
         return st;
     size_t np = 0;
@@ -628,7 +802,9 @@ mv_status mv_pgp_export_secret(const uint8_t *key, size_t n, const char *passphr
     if (!out)
         return mv_err_set(err, MV_EUSAGE, "pgp export: no output buffer");
     loaded l;
-    mv_status st = unlocked_key(key, n, passphrase, &l, err);
+    mv_status st = need_rnp(err);
+    if (!st)
+        st = unlocked_key(key, n, passphrase, &l, err);
     if (st != MV_OK)
         return st;
     uint8_t *sec = NULL;
@@ -678,7 +854,9 @@ mv_status mv_pgp_inspect(const uint8_t *key, size_t n, mv_pgp_info *info, mv_err
         return mv_err_set(err, MV_EUSAGE, "pgp inspect: no output");
     memset(info, 0, sizeof *info);
     loaded l;
-    mv_status st = load_single(key, n, &l, err);
+    mv_status st = need_rnp(err);
+    if (!st)
+        st = load_single(key, n, &l, err);
     if (st != MV_OK)
         return st;
     char *s = NULL;
@@ -1817,6 +1995,11 @@ static int transform(job *j, const uint8_t *p, size_t n, unsigned layer, mv_buf 
     return 1;
 }
 
+mv_status mv_pgp_load(mv_err *err)
+{
+    return need_rnp(err);
+}
+
 int mv_pgp_detect(const uint8_t *msg, size_t n)
 {
     if (!msg || n == 0)
@@ -1839,6 +2022,9 @@ mv_status mv_pgp_decrypt(const mv_pgp_keyring *kr, const uint8_t *msg, size_t n,
     if (!kr || !r || (!msg && n > 0))
         return mv_err_set(err, MV_EUSAGE, "pgp decrypt: missing keyring, message or result");
     memset(r, 0, sizeof *r);
+    mv_status rst = need_rnp(err);
+    if (rst)
+        return rst;
     r->signing_time = INT64_MIN;
     job j;
     memset(&j, 0, sizeof j);

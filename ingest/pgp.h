@@ -133,6 +133,13 @@ MV_NODISCARD mv_status mv_pgp_export_secret(const uint8_t *key, size_t n, const 
  * Decrypts nothing; mv_pgp_decrypt decides.  Pure, thread-safe. */
 int mv_pgp_detect(const uint8_t *msg, size_t n);
 
+/* mv_pgp_load - load librnp now (every other function here but detection
+ * loads it at its first use).
+ * @retval MV_OK      librnp is usable
+ * @retval MV_ECRYPTO it cannot be loaded (the message names the Debian
+ *                    package, librnp0) */
+MV_NODISCARD mv_status mv_pgp_load(mv_err *err);
+
 /* mv_pgp_decrypt - find the OpenPGP entities of msg[0..n) (borrowed) and
  * decrypt / verify them with kr; lim NULL means the defaults.
  * The result r (zeroed by this call first; free with
