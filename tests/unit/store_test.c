@@ -472,6 +472,25 @@ static void test_spool_forget(void **state)
     free(kf);
 }
 
+/* commit_spooled - prepare and commit a spooled arrival (it->seq set) as a
+ * new message whose dedup digest starts with dedup_byte; its serial. */
+static uint64_t commit_spooled(mv_store *s, const mv_spool_item *it, int dedup_byte)
+{
+    mv_err err;
+    mv_msgmeta m;
+    memset(&m, 0, sizeof m);
+    m.date_t = INT64_MIN;
+    unsigned int l = 32;
+    assert_true(EVP_Digest(it->data, it->len, m.sha256, &l, EVP_sha256(), NULL));
+    m.dedup[0] = (uint8_t)dedup_byte;
+    mv_prepared *p = NULL;
+    mv_commit_result r;
+    assert_int_equal(mv_store_prepare(s, it, &m, NULL, 0, &p, &err), MV_OK);
+    assert_int_equal(mv_store_commit(s, &p, 1, &r, &err), MV_OK);
+    assert_int_equal(r.kind, MV_COMMIT_NEW);
+    return r.serial;
+}
+
 /* An arrival spooled by reference (imports: the file is the durable copy)
  * keeps its digest and no bytes; it survives a reopen; its commit removes
  * it; an arrival spooled with its bytes beside it is unchanged. */
@@ -499,20 +518,12 @@ static void test_spool_by_reference(void **state)
     assert_int_equal(v.len[0], strlen(m1));
     assert_memory_equal(v.sha[0], sha, 32);
     assert_true(v.has_data[1]);
-    /* The importer reads the bytes back and commits under the spool number. */
-    mv_msgmeta m;
-    memset(&m, 0, sizeof m);
-    m.date_t = INT64_MIN;
-    memcpy(m.sha256, sha, 32);
-    m.dedup[0] = 7;
+    /* The importer reads the bytes back and commits under the spool number
+     * (their digest is the one the spool kept). */
     it[0].seq = v.seq[0];
-    mv_prepared *p = NULL;
-    mv_commit_result r;
-    assert_int_equal(mv_store_prepare(s, &it[0], &m, NULL, 0, &p, &err), MV_OK);
-    assert_int_equal(mv_store_commit(s, &p, 1, &r, &err), MV_OK);
-    assert_int_equal(r.kind, MV_COMMIT_NEW);
+    uint64_t serial = commit_spooled(s, &it[0], 7);
     mv_buf b = MV_BUF_INIT;
-    assert_int_equal(mv_store_read(s, r.serial, 0, collect_bytes, &b, &err), MV_OK);
+    assert_int_equal(mv_store_read(s, serial, 0, collect_bytes, &b, &err), MV_OK);
     assert_int_equal(b.len, strlen(m1));
     assert_memory_equal(b.data, m1, b.len);
     memset(&v, 0, sizeof v);
@@ -523,23 +534,6 @@ static void test_spool_by_reference(void **state)
     mv_store_close(s);
     free(dir);
     free(kf);
-}
-
-/* commit_spooled - prepare and commit a spooled arrival (it->seq set). */
-static void commit_spooled(mv_store *s, const mv_spool_item *it, int dedup_byte)
-{
-    mv_err err;
-    mv_msgmeta m;
-    memset(&m, 0, sizeof m);
-    m.date_t = INT64_MIN;
-    unsigned int l = 32;
-    assert_true(EVP_Digest(it->data, it->len, m.sha256, &l, EVP_sha256(), NULL));
-    m.dedup[0] = (uint8_t)dedup_byte;
-    mv_prepared *p = NULL;
-    mv_commit_result r;
-    assert_int_equal(mv_store_prepare(s, it, &m, NULL, 0, &p, &err), MV_OK);
-    assert_int_equal(mv_store_commit(s, &p, 1, &r, &err), MV_OK);
-    assert_int_equal(r.kind, MV_COMMIT_NEW);
 }
 
 /* The spool is read from its low-water mark, past the tombstones of what
