@@ -18,6 +18,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -191,6 +192,40 @@ static int is_header_line(const uint8_t *l, size_t n)
     return i < n && l[i] == ':';
 }
 
+/* is_mail_field - the header line names a field of RFC 5322 or of mail
+ * transport, which a text that is not mail does not start with. */
+static int is_mail_field(const uint8_t *l, size_t n)
+{
+    static const char *const names[] = {
+        "Received",   "Return-Path", "Delivered-To", "From",       "Sender",
+        "Reply-To",   "To",          "Cc",           "Bcc",        "Subject",
+        "Date",       "Message-ID",  "In-Reply-To",  "References", "MIME-Version",
+        "Content-Type", "DKIM-Signature", "Authentication-Results", "X-Mailer"};
+    size_t k = 0;
+    while (k < n && l[k] != ':' && !is_sp(l[k]))
+        k++;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strlen(names[i]) == k && strncasecmp((const char *)l, names[i], k) == 0)
+            return 1;
+    return 0;
+}
+
+/* more_fields - a header line among the next few lines, before a blank
+ * line or a NUL. */
+static int more_fields(const uint8_t *p, size_t n)
+{
+    for (int lines = 0; lines < 8 && n > 0; lines++) {
+        size_t len = line_len(p, n), c = content_len(p, len);
+        if (c == 0 || memchr(p, '\0', c))
+            return 0;
+        if (is_header_line(p, c))
+            return 1;
+        p += len;
+        n -= len;
+    }
+    return 0;
+}
+
 mv_file_kind mv_detect_kind(const uint8_t *p, size_t n)
 {
     if (!p || n == 0)
@@ -215,6 +250,7 @@ mv_file_kind mv_detect_kind(const uint8_t *p, size_t n)
     c = content_len(p + i, len);
     if (!is_header_line(p + i, c) || memchr(p + i, '\0', c))
         return MV_FILE_OTHER;
+    int first_is_mail_field = is_mail_field(p + i, c);
     /* One "Word: text" line is also how prose starts, so the next line must
      * continue a header block: another field, a folded line, or the blank
      * line that ends it (or the end of the file or of what we can see). */
@@ -228,6 +264,13 @@ mv_file_kind mv_detect_kind(const uint8_t *p, size_t n)
     if (memchr(p + i, '\0', c))
         return MV_FILE_OTHER;
     if (c == 0 || is_sp(p[i]) || is_header_line(p + i, c))
+        return MV_FILE_EML;
+    /* A damaged header block (a stray line after the first field, as
+     * broken mailers and hand edits leave): mail all the same when the
+     * first field is one that only mail starts with and another field
+     * follows before the blank line.  Skipping it would leave a message
+     * out of the archive; prose that starts "Note: ..." still is not. */
+    if (first_is_mail_field && more_fields(p + i, n - i))
         return MV_FILE_EML;
     return MV_FILE_OTHER;
 }

@@ -91,6 +91,16 @@ static const detect_case detect_cases[] = {
     {"indented prose", "  Note: this file is\nnot an email.\n", 0, MV_FILE_OTHER},
     {"from without header after", "From here on\nwe talk\n", 0, MV_FILE_OTHER},
     {"leading blank line", "\nFrom: a@x\n", 0, MV_FILE_OTHER},
+    /* mime4j's malformedHeader-nocrlfcrlf: a stray line in the header block */
+    {"stray line after a mail field",
+     "Subject: this is a subject\r\nThis is an invalid header\r\nAnotherHeader: is this a "
+     "header?\r\n\r\nBody text\r\n",
+     0, MV_FILE_EML},
+    {"stray line, field name any case", "received: from a\nby hand\nFrom: a@x\n\n", 0, MV_FILE_EML},
+    {"prose after a mail field", "Subject: minutes\nWe met and agreed.\n\nAction: none\n", 0,
+     MV_FILE_OTHER},
+    {"prose with two colons", "Note: this file is\nnot mail.\nAction: none\n", 0, MV_FILE_OTHER},
+    {"stray line, then a blank one", "Subject: s\nstray\n\nTo: b\n", 0, MV_FILE_OTHER},
 };
 
 static void test_detect(void **state)
