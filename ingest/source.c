@@ -192,6 +192,12 @@ static int is_header_line(const uint8_t *l, size_t n)
     return i < n && l[i] == ':';
 }
 
+/* bom_len - 3 when p starts with a UTF-8 byte-order mark, else 0. */
+static size_t bom_len(const uint8_t *p, size_t n)
+{
+    return n >= 3 && p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf ? 3 : 0;
+}
+
 /* is_mail_field - the header line names a field of RFC 5322 or of mail
  * transport, which a text that is not mail does not start with. */
 static int is_mail_field(const uint8_t *l, size_t n)
@@ -230,20 +236,20 @@ mv_file_kind mv_detect_kind(const uint8_t *p, size_t n)
 {
     if (!p || n == 0)
         return MV_FILE_OTHER;
-    size_t len = line_len(p, n);
-    size_t c = content_len(p, len);
-    if (mv_mbox_is_separator(p, c))
+    /* Saved by tools that add a UTF-8 byte-order mark: still an mbox or
+     * mail (the mark goes with an mbox's first separator line; a message
+     * keeps it, archived as it is). */
+    size_t i = bom_len(p, n);
+    size_t len = line_len(p + i, n - i);
+    size_t c = content_len(p + i, len);
+    if (mv_mbox_is_separator(p + i, c))
         return MV_FILE_MBOX;
-    size_t i = 0;
     /* A single message saved with its envelope line ("From sender" without
      * the date an mbox separator needs): the line stays in the message. */
-    if (c >= 5 && memcmp(p, "From ", 5) == 0 && !is_header_line(p, c) && len < n)
-        i = len;
-    /* Saved by tools that add a UTF-8 byte-order mark, or damaged with
-     * blanks before the first field: still mail, archived as it is (the
-     * parser records what it cannot read). */
-    if (i == 0 && n >= 3 && p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf)
-        i = 3;
+    if (c >= 5 && memcmp(p + i, "From ", 5) == 0 && !is_header_line(p + i, c) && i + len < n)
+        i += len;
+    /* Damaged with blanks before the first field: still mail, archived as
+     * it is (the parser records what it cannot read). */
     while (i < n && i < 16 && (p[i] == ' ' || p[i] == '\t'))
         i++;
     len = line_len(p + i, n - i);
@@ -397,9 +403,11 @@ static int split_feed(mbox_split *s, const uint8_t *l, size_t n, int cont, uint6
     size_t c = content_len(l, n);
     int first = !s->seen_line;
     s->seen_line = 1;
-    if ((first || s->prev_blank) && mv_mbox_is_separator(l, c)) {
+    /* a byte-order mark before the first separator is part of that line */
+    size_t bom = first ? bom_len(l, c) : 0;
+    if ((first || s->prev_blank) && mv_mbox_is_separator(l + bom, c - bom)) {
         mv_buf_reset(&s->next_from);
-        mv_buf_append(&s->next_from, l + 5, c - 5);
+        mv_buf_append(&s->next_from, l + bom + 5, c - bom - 5);
         if (s->in_msg) {
             split_end(s);
             s->pending = 1;

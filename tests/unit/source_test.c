@@ -87,6 +87,11 @@ static const detect_case detect_cases[] = {
     {"binary", "\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16, MV_FILE_OTHER},
     {"nul in header", "Subject: a\0b\nTo: x\n", 19, MV_FILE_OTHER},
     {"utf-8 bom", "\xef\xbb\xbf" "From: a@x\nTo: b@x\n\n", 0, MV_FILE_EML},
+    {"utf-8 bom, mbox", "\xef\xbb\xbf" "From a@x Tue Jan  2 09:00:00 2024\nSubject: s\n\nx\n", 0,
+     MV_FILE_MBOX},
+    /* MimeKit's unmunged.mbox.txt: separators without a date */
+    {"utf-8 bom, envelope line", "\xef\xbb\xbf" "From -\nFrom: a@x\nSubject: s\n\nx\n", 0,
+     MV_FILE_EML},
     {"blanks before the first field", " From: a@x\nSubject: s\n\nbody\n", 0, MV_FILE_EML},
     {"indented prose", "  Note: this file is\nnot an email.\n", 0, MV_FILE_OTHER},
     {"from without header after", "From here on\nwe talk\n", 0, MV_FILE_OTHER},
@@ -161,6 +166,14 @@ static const split_case split_cases[] = {
      "From a@x Mon Jan  1 00:00:00 2024\nSubject: 1\n\none\n\n"
      "From b@x Mon Jan  1 00:00:00 2024\nSubject: 2\n\ntwo\n\n",
      2, {"Subject: 1\n\none\n", "Subject: 2\n\ntwo\n"}, NULL},
+    {"byte-order mark before the first separator",
+     "\xef\xbb\xbf" "From a@x Mon Jan  1 00:00:00 2024\nSubject: 1\n\none\n\n"
+     "From b@x Mon Jan  1 00:00:00 2024\nSubject: 2\n\ntwo\n",
+     2, {"Subject: 1\n\none\n", "Subject: 2\n\ntwo\n"}, NULL},
+    {"byte-order mark before a later separator is text",
+     "From a@x Mon Jan  1 00:00:00 2024\nSubject: 1\n\none\n\n"
+     "\xef\xbb\xbf" "From b@x Mon Jan  1 00:00:00 2024\n",
+     1, {"Subject: 1\n\none\n\n\xef\xbb\xbf" "From b@x Mon Jan  1 00:00:00 2024\n"}, NULL},
     {"from in body after text line",
      "From a@x Mon Jan  1 00:00:00 2024\n\nline\nFrom b@x Mon Jan  1 00:00:00 2024\nmore\n",
      1, {"\nline\nFrom b@x Mon Jan  1 00:00:00 2024\nmore\n"}, NULL},
@@ -211,6 +224,11 @@ static void test_split(void **state)
     mv_mbox_split((const uint8_t *)split_cases[0].mbox, strlen(split_cases[0].mbox), collect, &got);
     assert_string_equal(got.from[0], "a@x Mon Jan  1 00:00:00 2024");
     assert_string_equal(got.from[1], "b@x Mon Jan  1 00:00:00 2024");
+    collected_free(&got);
+    /* the byte-order mark is not part of the envelope sender */
+    assert_string_equal(split_cases[1].name, "byte-order mark before the first separator");
+    mv_mbox_split((const uint8_t *)split_cases[1].mbox, strlen(split_cases[1].mbox), collect, &got);
+    assert_string_equal(got.from[0], "a@x Mon Jan  1 00:00:00 2024");
     collected_free(&got);
     assert_int_equal(mv_mbox_split(NULL, 0, NULL, NULL), 0);
 }
