@@ -39,5 +39,14 @@ if [ -n "${MAILVAULT_CORPUS:-}" ] && [ -d "$MAILVAULT_CORPUS/spamassassin" ]; th
     for d in spamassassin enron; do
         check "real mail round trip: $d" python3 "$ROOT/tests/e2e/roundtrip.py" --sample 100 "$R" "$R.key" --files "$MAILVAULT_CORPUS/$d"
     done
+    # The MIME test suites of other parsers: broken and odd mail, and the
+    # files beside it (expected outputs, READMEs) that are not mail.
+    if [ -d "$MAILVAULT_CORPUS/mime-tests" ]; then
+        M=$WORK/mime
+        new_archive "$M"
+        mvk "$M" import --quiet "$MAILVAULT_CORPUS/mime-tests" >/dev/null
+        check "MIME test suites import" [ $? -eq 0 ]
+        check "MIME test suites round trip" python3 "$ROOT/tests/e2e/roundtrip.py" --sample 200 "$M" "$M.key" --files "$MAILVAULT_CORPUS/mime-tests"
+    fi
 fi
 finish
