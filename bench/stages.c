@@ -18,6 +18,7 @@
  * first 300 messages (as the store does per bucket), and AES-256-GCM over
  * the message.  Exit 0, or 2 on bad arguments. */
 #define ZDICT_STATIC_LINKING_ONLY
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_createCDict_advanced, as the store */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,7 @@
 #define MAX_FILE_BYTES (64u << 20)
 #define DICT_SAMPLES 300u
 #define DICT_SAMPLE_BYTES 16384u
-#define DICT_BYTES 65536u
+#define DICT_BYTES 112640u /* as store/store.c */
 
 static uint8_t **msg;
 static size_t *len, nmsg;
@@ -161,7 +162,12 @@ int main(int argc, char **argv)
     }
     size_t dl = ZDICT_trainFromBuffer(dict, DICT_BYTES, samples, sizes, (unsigned)ns);
     if (!ZDICT_isError(dl)) {
-        ZSTD_CDict *cd = ZSTD_createCDict(dict, dl, 3);
+        /* prepared as store/store.c's make_cdict prepares a bucket's */
+        ZSTD_compressionParameters cp = ZSTD_getCParams(3, 16384, dl);
+        if (cp.hashLog > 15)
+            cp.hashLog = 15;
+        ZSTD_CDict *cd =
+            ZSTD_createCDict_advanced(dict, dl, ZSTD_dlm_byCopy, ZSTD_dct_auto, cp, ZSTD_defaultCMem);
         t0 = now();
         for (size_t i = 0; i < nmsg; i++)
             ZSTD_compress_usingCDict(cc, out, cap, msg[i], len[i], cd);

@@ -54,7 +54,7 @@ static const char *const cf_names[CF_COUNT] = {"default", "msg",   "copy",   "at
  * holds fragments of mail, and is shredded with the bucket). */
 #define DICT_SAMPLES 300u /* measured: more samples did not compress better */
 #define DICT_SAMPLE_BYTES 16384u
-#define DICT_BYTES 65536u
+#define DICT_BYTES 112640u /* zstd's own default: 110 KiB */
 
 enum { CHANGE_MESSAGE = MV_CHANGE_MESSAGE, CHANGE_COPY = MV_CHANGE_COPY };
 enum { ATTR_COPY_MERGED = 1, ATTR_DECRYPTION = 2 };
@@ -1243,28 +1243,25 @@ static const void *ddict_get(void *ctx, uint32_t no, mv_err *err)
     return dd;
 }
 
-/* make_cdict - a bucket's dictionary prepared for compression, with
- * match tables of 64 + 32 KiB rather than the 768 KiB zstd sizes for input
- * of unknown size.  Every position of every message probes them: in the
- * pipeline, beside GMime and the other worker, the large tables missed
- * the cache on nearly every probe (zstd took about 80 us a message,
- * against 30 alone).  Measured on mail: 0.6 points of ratio lost (35.6%
- * -> 36.2% on SpamAssassin + Enron), compression a quarter faster alone.
+/* make_cdict - a bucket's dictionary prepared for compression with level
+ * 3's parameters for a 16 KiB message and this dictionary (double-fast
+ * search), its hash table capped at 2^15: match tables of 128 + 128 KiB
+ * rather than the 768 KiB zstd sizes for input of unknown size.  Every
+ * position of every message probes them: in the pipeline, beside GMime
+ * and the other worker, the largest tables missed the cache on nearly
+ * every probe (zstd took about 80 us a message, against 30 alone).
  *
- * The search is zstd's fast one (one hash probe a position, matches of 5
- * bytes or more) rather than level 3's double-fast: with a dictionary,
- * mail's repeats are mostly long ones (header names, boilerplate), which
- * a single probe finds.  Measured on SpamAssassin + Enron: the import's
- * wall time 0.76 -> 0.70 s, CPU 1.26 -> 1.19 s, stored bytes 1.3% more;
- * on generated mail 3% more bytes.  A hash table of 2^13 or 2^12, or
- * matches of 6, lost more ratio than they won time (bench/import). */
-#define DICT_HASH_LOG 14
-#define DICT_MIN_MATCH 5
+ * Measured against zstd's fast search with a 2^14 table and a 64 KiB
+ * dictionary, which an earlier, slower machine chose for speed
+ * (alternated runs of the import, 12 on SpamAssassin + Enron, 6 on 20,000
+ * generated messages): stored/raw 38.7% -> 37.5% and 33.2% -> 30.8%, for
+ * 4.4% and 3% more CPU.  The uncapped 2^16 table gave 37.3% for 9.6% more
+ * CPU; the fast search gains only 0.2 points from the larger dictionary; a
+ * 160 KiB dictionary gave 37.9%. */
+#define DICT_HASH_LOG 15
 static ZSTD_CDict *make_cdict(const void *dict, size_t n)
 {
     ZSTD_compressionParameters cp = ZSTD_getCParams(ZSTD_LEVEL, 16384, n);
-    cp.strategy = ZSTD_fast;
-    cp.minMatch = DICT_MIN_MATCH;
     if (cp.hashLog > DICT_HASH_LOG)
         cp.hashLog = DICT_HASH_LOG;
     return ZSTD_createCDict_advanced(dict, n, ZSTD_dlm_byCopy, ZSTD_dct_auto, cp, ZSTD_defaultCMem);
