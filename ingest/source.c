@@ -244,6 +244,18 @@ mv_file_kind mv_detect_kind(const uint8_t *p, size_t n)
     size_t c = content_len(p + i, len);
     if (mv_mbox_is_separator(p + i, c))
         return MV_FILE_MBOX;
+    /* An mbox that a tool began with a blank line or a few: the splitter
+     * takes the separator after them (they belong to no message). */
+    if (i == 0 && c == 0) {
+        size_t j = len;
+        for (int k = 1; k < 4 && j < n; k++) {
+            size_t l2 = line_len(p + j, n - j), c2 = content_len(p + j, l2);
+            if (c2)
+                return mv_mbox_is_separator(p + j, c2) ? MV_FILE_MBOX : MV_FILE_OTHER;
+            j += l2;
+        }
+        return MV_FILE_OTHER;
+    }
     /* A single message saved with its envelope line ("From sender" without
      * the date an mbox separator needs): the line stays in the message. */
     if (c >= 5 && memcmp(p + i, "From ", 5) == 0 && !is_header_line(p + i, c) && i + len < n)

@@ -96,6 +96,11 @@ static const detect_case detect_cases[] = {
     {"indented prose", "  Note: this file is\nnot an email.\n", 0, MV_FILE_OTHER},
     {"from without header after", "From here on\nwe talk\n", 0, MV_FILE_OTHER},
     {"leading blank line", "\nFrom: a@x\n", 0, MV_FILE_OTHER},
+    {"mbox after blank lines", "\r\n\nFrom a@x Tue Jan  2 09:00:00 2024\nSubject: s\n\nx\n", 0,
+     MV_FILE_MBOX},
+    {"mbox after too many blank lines", "\n\n\n\nFrom a@x Tue Jan  2 09:00:00 2024\nSubject: s\n", 0,
+     MV_FILE_OTHER},
+    {"blank lines only", "\n\n", 0, MV_FILE_OTHER},
     /* mime4j's malformedHeader-nocrlfcrlf: a stray line in the header block */
     {"stray line after a mail field",
      "Subject: this is a subject\r\nThis is an invalid header\r\nAnotherHeader: is this a "
@@ -174,6 +179,9 @@ static const split_case split_cases[] = {
      "From a@x Mon Jan  1 00:00:00 2024\nSubject: 1\n\none\n\n"
      "\xef\xbb\xbf" "From b@x Mon Jan  1 00:00:00 2024\n",
      1, {"Subject: 1\n\none\n\n\xef\xbb\xbf" "From b@x Mon Jan  1 00:00:00 2024\n"}, NULL},
+    {"blank lines before the first separator",
+     "\n\r\nFrom a@x Mon Jan  1 00:00:00 2024\nSubject: 1\n\none\n",
+     1, {"Subject: 1\n\none\n"}, NULL},
     {"from in body after text line",
      "From a@x Mon Jan  1 00:00:00 2024\n\nline\nFrom b@x Mon Jan  1 00:00:00 2024\nmore\n",
      1, {"\nline\nFrom b@x Mon Jan  1 00:00:00 2024\nmore\n"}, NULL},
