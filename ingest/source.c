@@ -232,10 +232,43 @@ static int more_fields(const uint8_t *p, size_t n)
     return 0;
 }
 
+size_t mv_emlx_prefix(const uint8_t *p, size_t n, uint64_t *count)
+{
+    size_t i = 0;
+    uint64_t v = 0;
+    if (!p)
+        return 0;
+    while (i < n && i < 15 && p[i] >= '0' && p[i] <= '9')
+        v = v * 10 + (uint64_t)(p[i++] - '0');
+    if (i == 0 || v == 0 || (i < n && p[i] >= '0' && p[i] <= '9'))
+        return 0;
+    while (i < n && (p[i] == ' ' || p[i] == '\t'))
+        i++;
+    if (i < n && p[i] == '\r')
+        i++;
+    if (i >= n || p[i] != '\n')
+        return 0;
+    *count = v;
+    return i + 1;
+}
+
+static mv_file_kind detect(const uint8_t *p, size_t n, int emlx_ok);
+
 mv_file_kind mv_detect_kind(const uint8_t *p, size_t n)
+{
+    return detect(p, n, 1);
+}
+
+static mv_file_kind detect(const uint8_t *p, size_t n, int emlx_ok)
 {
     if (!p || n == 0)
         return MV_FILE_OTHER;
+    /* Apple Mail's .emlx: the message's length on a line of its own, then
+     * the message (then a property list, not message bytes). */
+    uint64_t count;
+    size_t pre = emlx_ok ? mv_emlx_prefix(p, n, &count) : 0;
+    if (pre)
+        return detect(p + pre, n - pre, 0) == MV_FILE_EML ? MV_FILE_EMLX : MV_FILE_OTHER;
     /* Saved by tools that add a UTF-8 byte-order mark: still an mbox or
      * mail (the mark goes with an mbox's first separator line; a message
      * keeps it, archived as it is). */
@@ -922,7 +955,7 @@ static int read_whole(int fd, uint64_t size, mv_buf *out)
     return 0;
 }
 
-static void fill_whole(mv_source *s, mv_source_msg *m, const entry *e)
+static void fill_whole(mv_source *s, mv_source_msg *m, const entry *e, const char *kind)
 {
     free(s->origin);
     if (e->maildir) {
@@ -938,8 +971,37 @@ static void fill_whole(mv_source *s, mv_source_msg *m, const entry *e)
     m->data = m->raw = s->msg.data;
     m->len = m->raw_len = s->msg.len;
     m->origin = s->origin;
-    m->kind = e->maildir ? "maildir" : "eml";
+    m->kind = e->maildir ? "maildir" : kind;
     m->mtime = e->mtime;
+}
+
+/* emlx_message - cut the message out of an .emlx file read whole into
+ * s->msg: after its length line, that many bytes (the property list after
+ * them is Apple Mail's, not the message's).  A length beyond the end of
+ * the file keeps the rest of the file, with a warning.  0, or -1 when
+ * nothing is left (counted as failed). */
+static int emlx_message(mv_source *s, const entry *e)
+{
+    uint64_t count = 0;
+    size_t pre = mv_emlx_prefix(s->msg.data, s->msg.len, &count);
+    size_t avail = s->msg.len - pre, take = avail;
+    if (count <= avail)
+        take = (size_t)count;
+    else {
+        char *why = mv_xasprintf("emlx: message length %llu beyond the end of the file: its "
+                                 "%zu bytes kept", (unsigned long long)count, avail);
+        warn(s, e->path, why);
+        free(why);
+    }
+    if (!pre || !take) {
+        warn(s, e->path, "emlx: no message after the length line");
+        s->failed++;
+        return -1;
+    }
+    memmove(s->msg.data, s->msg.data + pre, take);
+    s->msg.len = take;
+    s->msg.data[take] = '\0';
+    return 0;
 }
 
 /* open_mbox - first pass: the variant; then rewind for the messages.
@@ -1136,7 +1198,9 @@ mv_status mv_source_next(mv_source *s, mv_source_msg *m, mv_err *err)
             s->failed++;
             continue;
         }
-        fill_whole(s, m, e);
+        if (k == MV_FILE_EMLX && emlx_message(s, e) != 0)
+            continue;
+        fill_whole(s, m, e, k == MV_FILE_EMLX ? "emlx" : "eml");
         return MV_OK;
     }
 }

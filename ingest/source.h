@@ -7,9 +7,16 @@
  * non-empty file in cur/ and new/ is a message); any other regular file
  * whose first line is a header field ("Name: value", blanks allowed before
  * the colon) and whose second line is another field, a folded line or the
- * blank line is one message.  A first line "From sender" without the mbox
- * date (a single saved message) is allowed before those two lines and kept
- * in the message.  A UTF-8 BOM is not skipped: such a file is not mail.
+ * blank line is one message; so is one whose first field is one that only
+ * mail starts with (Received, From, Subject ...) when another field follows
+ * within 8 lines, before a blank one (a header block a stray line damaged).
+ * A first line "From sender" without the mbox date (a single saved
+ * message) is allowed before those two lines and kept in the message.  A
+ * UTF-8 byte-order mark is allowed first (with an mbox's first separator
+ * line it is not message bytes; a message keeps it), and so are up to
+ * three blank lines before an mbox's first separator.  Apple Mail's .emlx
+ * (a line with the message's length, the message, a property list) is one
+ * message: the counted bytes.
  * Anything else is skipped with a reason through warn (README files,
  * binaries, empty files).  Directories are walked recursively in a stable
  * (sorted, bytewise) order; symlinks found in the walk are not followed (a
@@ -84,9 +91,13 @@ uint64_t mv_source_failed(const mv_source *s);      /* files or messages that co
 void mv_source_free(mv_source *s);
 
 /* Pure parsers, exposed for tests and fuzzing. */
-typedef enum { MV_FILE_OTHER = 0, MV_FILE_EML, MV_FILE_MBOX } mv_file_kind;
+typedef enum { MV_FILE_OTHER = 0, MV_FILE_EML, MV_FILE_MBOX, MV_FILE_EMLX } mv_file_kind;
 /* mv_detect_kind - classify a file by its first bytes (up to 4 KiB is enough). */
 mv_file_kind mv_detect_kind(const uint8_t *p, size_t n);
+/* mv_emlx_prefix - the length of an .emlx file's first line (the message's
+ * length in decimal, blanks allowed before the line end) with the length
+ * in *count, or 0 when p does not start with such a line. */
+size_t mv_emlx_prefix(const uint8_t *p, size_t n, uint64_t *count);
 /* mv_mbox_is_separator - is this line (without its line end) an mbox
  * separator: "From " SP addr SP asctime-date (optionally with a zone)? */
 int mv_mbox_is_separator(const uint8_t *line, size_t n);

@@ -24,6 +24,33 @@ after=$(mvk "$A" stats --format json)
 check "second import: nothing new" python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["imported"]==0 and d["duplicates"]==0 and d["already_imported"]==d["found"], d' "$out"
 check "counts unchanged" python3 -c 'import json,sys; a,b=(json.loads(x) for x in sys.argv[1:]); assert (a["messages"],a["copies"])==(b["messages"],b["copies"]),(a,b)' "$before" "$after"
 
+begin_subtest "Apple Mail .emlx files: the counted bytes, without the property list"
+E=$WORK/emlx
+$GEN --out "$E/eml" --count 30 --seed 11 --layout eml --dup-ratio 0 2>/dev/null
+mkdir -p "$E/Messages"
+python3 - "$E/eml" "$E/Messages" > "$E/sha" <<'PY'
+import hashlib, os, sys
+n = 0
+for dp, dn, fn in sorted(os.walk(sys.argv[1])):
+    for f in sorted(fn):
+        d = open(os.path.join(dp, f), "rb").read()
+        plist = b'<?xml version="1.0" encoding="UTF-8"?>\n<plist version="1.0"><dict><key>flags</key><integer>1</integer></dict></plist>\n'
+        open(os.path.join(sys.argv[2], "%d.emlx" % (100 + n)), "wb").write(b"%d        \n" % len(d) + d + plist)
+        print(hashlib.sha256(d).hexdigest())
+        n += 1
+PY
+X=$WORK/x
+new_archive "$X"
+out=$(mvk "$X" import --format json "$E/Messages")
+check "emlx: every file imported" python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["imported"]+d["duplicates"]==30 and d["skipped_files"]==0 and d["failed"]==0, d' "$out"
+check "emlx: each message is its counted bytes" python3 -c '
+import json, subprocess, sys
+want = set(open(sys.argv[1]).read().split())
+got = {m["sha256"] for m in json.loads(subprocess.run(sys.argv[2:] + ["list", "--format", "json"], capture_output=True, check=True).stdout)}
+assert got == want, (len(got), len(want), len(got & want))' "$E/sha" "$MV" --archive "$X" --key-file "$X.key"
+check "emlx: show --raw gives the message bytes" bash -c "\"$MV\" --archive \"$X\" --key-file \"$X.key\" show 1 --raw | sha256sum | cut -d' ' -f1 | grep -qxFf \"$E/sha\""
+check "emlx: the copy says so" bash -c "\"$MV\" --archive \"$X\" --key-file \"$X.key\" show 1 | grep -q 'kind=emlx'"
+
 begin_subtest "show and stats"
 check "show 1 prints a summary" bash -c "mvk() { \"$MV\" --archive \"$A\" --key-file \"$A.key\" \"\$@\"; }; mvk show 1 | grep -q '^sha256:'"
 check "show --copy beyond the last copy fails cleanly" bash -c "\"$MV\" --archive \"$A\" --key-file \"$A.key\" show 1 --raw --copy 999 >/dev/null 2>&1; [ \$? -eq 66 ]"

@@ -101,6 +101,13 @@ static const detect_case detect_cases[] = {
     {"mbox after too many blank lines", "\n\n\n\nFrom a@x Tue Jan  2 09:00:00 2024\nSubject: s\n", 0,
      MV_FILE_OTHER},
     {"blank lines only", "\n\n", 0, MV_FILE_OTHER},
+    {"emlx", "33        \nFrom: a@x\nSubject: s\n\nbody\n<?xml version=\"1.0\"?>\n", 0,
+     MV_FILE_EMLX},
+    {"emlx with CRLF", "12\r\nSubject: s\r\n\r\nb", 0, MV_FILE_EMLX},
+    {"number then prose", "42\nthe answer\n", 0, MV_FILE_OTHER},
+    {"zero length", "0\nFrom: a@x\n\n", 0, MV_FILE_OTHER},
+    {"emlx of emlx", "9\n9\nFrom: a@x\n\n", 0, MV_FILE_OTHER},
+    {"number and text", "12 apples\nFrom: a@x\n\n", 0, MV_FILE_OTHER},
     /* mime4j's malformedHeader-nocrlfcrlf: a stray line in the header block */
     {"stray line after a mail field",
      "Subject: this is a subject\r\nThis is an invalid header\r\nAnotherHeader: is this a "
@@ -514,6 +521,52 @@ static void test_single_file(void **state)
     mv_source_free(s);
 }
 
+/* Apple Mail's .emlx: the message is the counted bytes after the first
+ * line; the property list after them is not kept. */
+static void test_emlx(void **state)
+{
+    (void)state;
+    const char *msg = "From: a@x\nSubject: apple\n\nbody\n";
+    char file[512], path[8192];
+    snprintf(file, sizeof file, "%zu\n%s<?xml version=\"1.0\"?>\n<plist version=\"1.0\"><dict/></plist>\n",
+             strlen(msg), msg);
+    put_str("1.emlx", file);
+    put_str("2.emlx", "400\nFrom: b@x\n\ncut short\n"); /* length past the end: kept */
+    put_str("3.emlx", "7\n");                              /* nothing after it: not mail */
+    snprintf(path, sizeof path, "%s", tmpdir);
+    char *paths[] = {path};
+    mv_source *s;
+    mv_err err;
+    warns w = {0};
+    assert_int_equal(mv_source_open(paths, 1, NULL, on_warn, &w, &s, &err), MV_OK);
+    mv_source_msg m;
+    assert_int_equal(mv_source_next(s, &m, &err), MV_OK);
+    assert_string_equal(m.kind, "emlx");
+    assert_int_equal(m.len, strlen(msg));
+    assert_memory_equal(m.data, msg, m.len);
+    assert_true(m.raw == m.data && m.raw_len == m.len);
+    assert_true(strncmp(m.origin, "file:/", 6) == 0);
+    size_t took = 0;
+    uint8_t *p = mv_source_take(s, &took);
+    assert_int_equal(took, strlen(msg));
+    assert_memory_equal(p, msg, took);
+    free(p);
+    assert_int_equal(mv_source_next(s, &m, &err), MV_OK);
+    assert_int_equal(m.len, strlen("From: b@x\n\ncut short\n"));
+    assert_int_equal(mv_source_next(s, &m, &err), MV_ENOTFOUND);
+    assert_int_equal(mv_source_skipped(s), 1);
+    assert_int_equal(mv_source_failed(s), 0);
+    assert_true(has_warn(&w, "beyond the end of the file"));
+    assert_true(has_warn(&w, "3.emlx: not mail"));
+    mv_source_free(s);
+    uint64_t count = 0;
+    assert_int_equal(mv_emlx_prefix((const uint8_t *)"123 \r\nX", 7, &count), 6);
+    assert_int_equal(count, 123);
+    assert_int_equal(mv_emlx_prefix((const uint8_t *)"1234567890123456\n", 17, &count), 0);
+    assert_int_equal(mv_emlx_prefix((const uint8_t *)"12", 2, &count), 0);
+    assert_int_equal(mv_emlx_prefix(NULL, 0, &count), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -525,6 +578,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mbox_limit_and_long_lines, setup_tree, teardown_tree),
         cmocka_unit_test_setup_teardown(test_single_file, setup_tree, teardown_tree),
         cmocka_unit_test_setup_teardown(test_sizes_at_read, setup_tree, teardown_tree),
+        cmocka_unit_test_setup_teardown(test_emlx, setup_tree, teardown_tree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
