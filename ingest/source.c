@@ -254,6 +254,22 @@ size_t mv_emlx_prefix(const uint8_t *p, size_t n, uint64_t *count)
 
 static mv_file_kind detect(const uint8_t *p, size_t n, int emlx_ok);
 
+/* mail_block - within what we see, does the header block at p end (a
+ * blank line) or hold a field only mail has? */
+static int mail_block(const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        size_t len = line_len(p, n), c = content_len(p, len);
+        if (c == 0)
+            return 1;
+        if (!is_sp(p[0]) && is_header_line(p, c) && is_mail_field(p, c))
+            return 1;
+        p += len;
+        n -= len;
+    }
+    return 0;
+}
+
 mv_file_kind mv_detect_kind(const uint8_t *p, size_t n)
 {
     return detect(p, n, 1);
@@ -291,8 +307,11 @@ static mv_file_kind detect(const uint8_t *p, size_t n, int emlx_ok)
     }
     /* A single message saved with its envelope line ("From sender" without
      * the date an mbox separator needs): the line stays in the message. */
-    if (c >= 5 && memcmp(p + i, "From ", 5) == 0 && !is_header_line(p + i, c) && i + len < n)
+    int envelope = 0;
+    if (c >= 5 && memcmp(p + i, "From ", 5) == 0 && !is_header_line(p + i, c) && i + len < n) {
         i += len;
+        envelope = 1;
+    }
     /* Damaged with blanks before the first field: still mail, archived as
      * it is (the parser records what it cannot read). */
     while (i < n && i < 16 && (p[i] == ' ' || p[i] == '\t'))
@@ -302,6 +321,11 @@ static mv_file_kind detect(const uint8_t *p, size_t n, int emlx_ok)
     if (!is_header_line(p + i, c) || memchr(p + i, '\0', c))
         return MV_FILE_OTHER;
     int first_is_mail_field = is_mail_field(p + i, c);
+    /* Fields without a body and without one field of mail are a key file,
+     * a settings file or a list (GnuPG's "Created: ... Key: (...)", MH's
+     * .mh_sequences, YAML), not a message. */
+    if (!envelope && !first_is_mail_field && !mail_block(p + i, n - i))
+        return MV_FILE_OTHER;
     /* One "Word: text" line is also how prose starts, so the next line must
      * continue a header block: another field, a folded line, or the blank
      * line that ends it (or the end of the file or of what we can see). */

@@ -9,7 +9,9 @@
  * the colon) and whose second line is another field, a folded line or the
  * blank line is one message; so is one whose first field is one that only
  * mail starts with (Received, From, Subject ...) when another field follows
- * within 8 lines, before a blank one (a header block a stray line damaged).
+ * within 8 lines, before a blank one (a header block a stray line damaged);
+ * fields that end in no blank line and hold no field of mail are not a
+ * message (key, settings and list files).
  * A first line "From sender" without the mbox date (a single saved
  * message) is allowed before those two lines and kept in the message.  A
  * UTF-8 byte-order mark is allowed first (with an mbox's first separator

@@ -21,6 +21,25 @@ import subprocess
 import sys
 
 
+# Fields only mail has (docs/import.md): a header block that neither ends
+# in a blank line nor holds one of them is a key or settings file.
+MAIL_FIELDS = {b"received", b"return-path", b"delivered-to", b"from", b"sender", b"reply-to",
+               b"to", b"cc", b"bcc", b"subject", b"date", b"message-id", b"in-reply-to",
+               b"references", b"mime-version", b"content-type", b"dkim-signature",
+               b"authentication-results", b"x-mailer"}
+
+
+def has_body_or_mail_field(data):
+    for line in data[:4096].splitlines(keepends=True):
+        if line in (b"\n", b"\r\n"):
+            return True
+        line = line.rstrip(b"\r\n")
+        name = line.split(b":", 1)[0] if b":" in line else b""
+        if line[:1] not in b" \t" and name.strip().lower() in MAIL_FIELDS:
+            return True
+    return False
+
+
 def mv(archive, key, *args, binary=False):
     cmd = [os.environ["MV_BIN"], "--archive", archive, "--key-file", key, *args]
     r = subprocess.run(cmd, capture_output=True)
@@ -85,7 +104,7 @@ def main():
                 data = open(os.path.join(dp, f), "rb").read()
                 if separator.match(data):
                     msgs = list(mvgen.mbox_messages(data[3:] if data.startswith(b"\xef\xbb\xbf") else data))
-                elif header.match(data):
+                elif header.match(data) and has_body_or_mail_field(data):
                     msgs = [data]
                 else:
                     continue
