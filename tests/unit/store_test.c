@@ -20,25 +20,8 @@
 #include "../../store/store.h"
 #include "../../store/store_int.h" /* the spool family, to plant orphan parts */
 
-static char tmpdir[256];
-
-static int setup_dir(void **state)
-{
-    (void)state;
-    const char *t = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/mvstore.XXXXXX", t && *t ? t : "/tmp");
-    assert_non_null(mkdtemp(tmpdir));
-    return 0;
-}
-
-static int teardown_dir(void **state)
-{
-    (void)state;
-    char *cmd = mv_xasprintf("rm -rf '%s'", tmpdir);
-    assert_int_equal(system(cmd), 0);
-    free(cmd);
-    return 0;
-}
+#define TMPDIR_NAME "mvstore"
+#include "tmpdir.h"
 
 static char *path(const char *name)
 {

@@ -18,25 +18,8 @@
 #include "../../lib/util.h"
 #include "../../store/store.h"
 
-static char tmpdir[256];
-
-static int setup_dir(void **state)
-{
-    (void)state;
-    const char *t = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/mvusers.XXXXXX", t && *t ? t : "/tmp");
-    assert_non_null(mkdtemp(tmpdir));
-    return 0;
-}
-
-static int teardown_dir(void **state)
-{
-    (void)state;
-    char *cmd = mv_xasprintf("rm -rf '%s'", tmpdir);
-    assert_int_equal(system(cmd), 0);
-    free(cmd);
-    return 0;
-}
+#define TMPDIR_NAME "mvusers"
+#include "tmpdir.h"
 
 /* new_store - an archive in tmpdir/a made by creator (NULL: this uid). */
 static mv_store *new_store(const char *creator)
