@@ -326,6 +326,8 @@ static mv_status add(imp *im, mv_source *src, const mv_source_msg *m, mv_err *er
     if (m->mbox_from)
         p->facts = mv_xasprintf("kind=%s; variant=%s; separator=From %s", m->kind,
                                 m->mbox_variant ? m->mbox_variant : "", m->mbox_from);
+    else if (m->anomaly)
+        p->facts = mv_xasprintf("kind=%s; anomaly=%s", m->kind, m->anomaly);
     else
         p->facts = mv_xasprintf("kind=%s", m->kind);
     mv_arrival *a = &p->it.arr;

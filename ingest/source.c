@@ -677,6 +677,7 @@ struct mv_source {
     mv_buf msg;
     mv_buf *last; /* the buffer behind the last message's data, for mv_source_take */
     char *origin;
+    char *anomaly; /* of the last message, for its copy's facts */
 };
 
 static void warn(mv_source *s, const char *path, const char *reason)
@@ -997,6 +998,7 @@ static void fill_whole(mv_source *s, mv_source_msg *m, const entry *e, const cha
     m->origin = s->origin;
     m->kind = e->maildir ? "maildir" : kind;
     m->mtime = e->mtime;
+    m->anomaly = strcmp(m->kind, "emlx") == 0 ? s->anomaly : NULL; /* set by emlx_message */
 }
 
 /* emlx_message - cut the message out of an .emlx file read whole into
@@ -1009,9 +1011,14 @@ static int emlx_message(mv_source *s, const entry *e)
     uint64_t count = 0;
     size_t pre = mv_emlx_prefix(s->msg.data, s->msg.len, &count);
     size_t avail = s->msg.len - pre, take = avail;
+    free(s->anomaly);
+    s->anomaly = NULL;
     if (count <= avail)
         take = (size_t)count;
     else {
+        /* told now, and kept with the copy (sealed) as evidence */
+        s->anomaly = mv_xasprintf("emlx length %llu beyond the end of the file, %zu bytes kept",
+                                  (unsigned long long)count, avail);
         char *why = mv_xasprintf("emlx: message length %llu beyond the end of the file: its "
                                  "%zu bytes kept", (unsigned long long)count, avail);
         warn(s, e->path, why);
@@ -1283,5 +1290,6 @@ void mv_source_free(mv_source *s)
     free(s->e);
     mv_buf_free(&s->msg);
     free(s->origin);
+    free(s->anomaly);
     free(s);
 }

@@ -52,6 +52,8 @@ typedef struct mv_source_msg {
     const char *mbox_variant; /* "mboxo" or "mboxrd" for mbox, else NULL */
     const char *mbox_from;    /* separator line after "From " without line end, else NULL */
     int64_t mtime;            /* the file's modification time (seconds) */
+    const char *anomaly;      /* what was odd about how the file held it (an .emlx
+                               * length past its end), else NULL */
 } mv_source_msg;
 
 typedef struct mv_source mv_source;

@@ -541,6 +541,7 @@ static void test_emlx(void **state)
     put_str("1.emlx", file);
     put_str("2.emlx", "400\nFrom: b@x\n\ncut short\n"); /* length past the end: kept */
     put_str("3.emlx", "7\n");                              /* nothing after it: not mail */
+    put_str("4.eml", "From: c@x\n\nafter the short one\n"); /* no anomaly carried over */
     snprintf(path, sizeof path, "%s", tmpdir);
     char *paths[] = {path};
     mv_source *s;
@@ -559,8 +560,14 @@ static void test_emlx(void **state)
     assert_int_equal(took, strlen(msg));
     assert_memory_equal(p, msg, took);
     free(p);
+    assert_null(m.anomaly);
     assert_int_equal(mv_source_next(s, &m, &err), MV_OK);
     assert_int_equal(m.len, strlen("From: b@x\n\ncut short\n"));
+    assert_non_null(m.anomaly);
+    assert_non_null(strstr(m.anomaly, "emlx length 400 beyond the end of the file"));
+    assert_int_equal(mv_source_next(s, &m, &err), MV_OK);
+    assert_string_equal(m.kind, "eml");
+    assert_null(m.anomaly);
     assert_int_equal(mv_source_next(s, &m, &err), MV_ENOTFOUND);
     assert_int_equal(mv_source_skipped(s), 1);
     assert_int_equal(mv_source_failed(s), 0);
